@@ -930,20 +930,61 @@ class ApacheServer:
                 out += chunk
             return bytes(out)
 
+    def keepalive(self, timeout: float = 10) -> "KeepAliveConnection":
+        """A persistent connection: all its requests reach the same Apache
+        child process (useful for per-process state such as interpreters).
+
+        with srv.keepalive() as conn:
+            r1 = conn.get("/a"); r2 = conn.post("/b", b"x")
+        """
+        return KeepAliveConnection(self, timeout)
+
     def requests_keepalive(self, reqs: Iterable, timeout: float = 10) -> "list[Response]":
         """Several (method, path[, kwargs]) requests on one keep-alive connection."""
         out = []
-        with self.connect(timeout) as s:
-            reader = _Reader(s, time.monotonic() + timeout)
+        with self.keepalive(timeout) as conn:
             for item in reqs:
-                method, path = item[0], item[1]
                 kw = item[2] if len(item) > 2 else {}
-                s.sendall(self.build_request(method, path, keepalive=True, **kw))
-                reader.raw = bytearray()
-                resp = _read_response(reader, method)
-                resp.raw = bytes(reader.raw)
-                out.append(resp)
+                out.append(conn.request(item[0], item[1], **kw))
         return out
 
     def __repr__(self):
         return f"<ApacheServer {self.name} mpm={self.mpm} port={self.port} root={self.root}>"
+
+
+class KeepAliveConnection:
+    """Sequential requests over one HTTP/1.1 keep-alive connection."""
+
+    def __init__(self, server: ApacheServer, timeout: float = 10):
+        self.server = server
+        self.timeout = timeout
+        self.sock = server.connect(timeout)
+        self.reader = _Reader(self.sock, time.monotonic() + timeout)
+
+    def request(self, method: str, path: str, headers=None, body=None, chunked: bool = False,
+                timeout: "float | None" = None) -> Response:
+        self.sock.sendall(self.server.build_request(method, path, headers, body, chunked, keepalive=True))
+        self.reader.deadline = time.monotonic() + (timeout or self.timeout)
+        self.reader.raw = bytearray()
+        resp = _read_response(self.reader, method)
+        resp.raw = bytes(self.reader.raw)
+        return resp
+
+    def get(self, path: str, **kw) -> Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body=b"", **kw) -> Response:
+        return self.request("POST", path, body=body, **kw)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

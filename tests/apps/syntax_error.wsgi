@@ -1,0 +1,3 @@
+# Does not compile.
+def application(environ, start_response)
+    return [b"never"]

@@ -1,0 +1,163 @@
+"""Script loading errors, callable lookup, script reloading and configuration
+errors."""
+import os
+import re
+import time
+
+import pytest
+
+from harness import ApacheServer, ConfigError, start_server
+
+CONFIG = """
+WSGIScriptAlias /imp {apps}/import_error.wsgi
+WSGIScriptAlias /syn {apps}/syntax_error.wsgi
+WSGIScriptAlias /nocall {apps}/no_callable.wsgi
+WSGIScriptAlias /other {apps}/callable_other.wsgi
+WSGIScriptAlias /otheropt {apps}/callable_other.wsgi callable-object=app
+WSGIScriptAlias /otherdir {apps}/callable_other.wsgi
+<Location /otherdir>
+    WSGICallableObject app
+</Location>
+WSGIScriptAlias /reload {apps}/reload.wsgi
+WSGIScriptAlias /hello {apps}/hello.wsgi
+"""
+
+
+@pytest.fixture(scope="module")
+def srv(rwsgi_path):
+    s = start_server(rwsgi_path, CONFIG, name="errors")
+    yield s
+    s.stop(wait=False)
+
+
+def test_import_error_500_with_traceback(srv):
+    mark = srv.log_mark()
+    r = srv.get("/imp")
+    assert r.status == 500
+    srv.wait_for_log("import failed on purpose: rwsgi-import-error-marker", since=mark)
+    log = srv.error_log_since(mark)
+    assert "Traceback (most recent call last)" in log
+    assert "RuntimeError" in log
+    # the script file is named (mod_wsgi: "Failed to exec Python script file '<file>'."
+    # and a traceback frame 'File "<file>", line 11, in <module>')
+    assert str(srv.apps / "import_error.wsgi") in log
+    assert re.search(r'File ".*import_error\.wsgi", line 11', log), log
+
+
+def test_import_error_is_not_cached(srv):
+    # every request retries the import and fails the same way
+    for _ in range(2):
+        mark = srv.log_mark()
+        assert srv.get("/imp").status == 500
+        srv.wait_for_log("rwsgi-import-error-marker", since=mark)
+
+
+def test_server_keeps_serving_after_import_error(srv):
+    children = set(srv.child_pids())
+    for _ in range(4):
+        assert srv.get("/imp").status == 500  # (a 500 also closes the connection)
+        r = srv.get("/hello")
+        assert (r.status, r.body) == (200, b"Hello, World!")
+    # no child crashed or was replaced
+    assert set(srv.child_pids()) == children
+
+
+def test_syntax_error_500(srv):
+    mark = srv.log_mark()
+    r = srv.get("/syn")
+    assert r.status == 500
+    srv.wait_for_log("SyntaxError", since=mark)
+    log = srv.error_log_since(mark)
+    assert str(srv.apps / "syntax_error.wsgi") in log
+    assert srv.get("/hello").status == 200
+
+
+def test_missing_callable_404_and_logged(srv):
+    # NB: mod_wsgi answers 404 Not Found (not 500) when the script has no
+    # callable, and logs: Target WSGI script '<file>' does not contain WSGI
+    # application 'application'.
+    mark = srv.log_mark()
+    r = srv.get("/nocall")
+    assert r.status == 404
+    srv.wait_for_log(str(srv.apps / "no_callable.wsgi"), since=mark)
+    log = srv.error_log_since(mark)
+    assert "'application'" in log or '"application"' in log or " application" in log
+    assert srv.get("/hello").status == 200
+
+
+def test_other_callable_not_found_by_default(srv):
+    mark = srv.log_mark()
+    assert srv.get("/other").status == 404
+    srv.wait_for_log(str(srv.apps / "callable_other.wsgi"), since=mark)
+
+
+def test_callable_object_option(srv):
+    r = srv.get("/otheropt")
+    assert r.status == 200
+    assert r.body == b"callable=app callable_object=app"
+
+
+def test_wsgi_callable_object_directive(srv):
+    r = srv.get("/otherdir")
+    assert r.status == 200
+    assert r.body == b"callable=app callable_object=app"
+
+
+def test_script_reloading_on_mtime_change(srv):
+    path = srv.apps / "reload.wsgi"
+    original = path.read_text()
+    try:
+        with srv.keepalive() as conn:  # one process, so the reload is observable
+            r1 = conn.get("/reload")
+            assert r1.body.startswith(b"version=v1 ")
+            pid = r1.body.split(b"pid=")[1]
+            path.write_text(original.replace('VERSION = "v1"', 'VERSION = "v2"'))
+            st = os.stat(path)
+            os.utime(path, (st.st_atime, st.st_mtime + 5))
+            r2 = conn.get("/reload")
+            assert r2.body == b"version=v2 pid=" + pid  # same process, re-imported
+    finally:
+        path.write_text(original)
+
+
+# --------------------------------------------------------------------------
+# configuration errors (apache2 -t)
+
+BAD_CONFIGS = [
+    # mod_wsgi: "WSGIScriptAlias requires at least two arguments, ..."
+    ("WSGIScriptAlias /x", "WSGIScriptAlias"),
+    # mod_wsgi: "WSGIChunkedRequest must be one of: Off | On"
+    ("WSGIChunkedRequest maybe", "WSGIChunkedRequest"),
+    # mod_wsgi: "WSGIApplicationGroup takes one argument, Application interpreter group."
+    ("WSGIApplicationGroup", "WSGIApplicationGroup"),
+    # mod_wsgi: "Invalid option to WSGI daemon process definition."
+    ("WSGIDaemonProcess grp bogus-option=1", r"(?i)option"),
+    # Apache itself: "Invalid command 'WSGIBogusDirective', perhaps misspelled ..."
+    ("WSGIBogusDirective 1", "WSGIBogusDirective"),
+]
+
+
+@pytest.mark.parametrize("config,expect", BAD_CONFIGS, ids=[c[0].split()[0] + str(i) for i, c in enumerate(BAD_CONFIGS)])
+def test_configtest_rejects(rwsgi_path, config, expect):
+    s = ApacheServer(rwsgi_path, config=config, name="badconf")
+    try:
+        ok, out = s.configtest()
+        assert not ok, out
+        assert re.search(expect, out), out
+        # Apache names the file and line of the bad directive
+        assert f"of {s.conf_path}" in out and "Syntax error on line" in out, out
+        with pytest.raises(ConfigError):
+            s.start()
+        assert not s.running
+    finally:
+        s.stop()
+
+
+def test_configtest_ok(rwsgi_path):
+    s = ApacheServer(rwsgi_path, config=CONFIG, name="goodconf")
+    try:
+        ok, out = s.configtest()
+        assert ok, out
+        assert "Syntax OK" in out
+    finally:
+        s.stop()
