@@ -1,0 +1,20 @@
+//! Every `extern "C"` function Apache calls goes through [`guard`]: a Rust panic must never
+//! unwind into Apache (since Rust 1.81 that aborts the whole child, with every request in it).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Runs `f`; if it panics, logs the panic message and returns `fallback`.
+pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            super::log::server(super::log::Level::Crit, &format!("rwsgi: internal error in {what}: {msg}"));
+            fallback
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The hooks Apache calls: configuration done (post_config), a child starts (child_init), a
+//! URL is mapped (translate_name) and a request is served (handler).
+
+use super::bindings as b;
+use super::conf::{ServerConf, server_conf};
+use super::guard::guard;
+use super::request::Request;
+use crate::config::{AliasPattern, ServerConfig, alias};
+use std::ffi::{CStr, CString, c_void};
+
+const OK: i32 = b::OK as i32;
+const DECLINED: i32 = b::DECLINED as i32;
+const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR as i32;
+
+/// The handler names mod_wsgi serves.
+pub const HANDLER: &CStr = c"wsgi-script";
+const HANDLER_ALT: &str = "application/x-httpd-wsgi";
+
+pub unsafe extern "C" fn post_config(
+    pconf: *mut b::apr_pool_t,
+    _plog: *mut b::apr_pool_t,
+    _ptemp: *mut b::apr_pool_t,
+    s: *mut b::server_rec,
+) -> i32 {
+    guard("post_config", SERVER_ERROR, || {
+        let mut servers: Vec<&ServerConfig> = Vec::new();
+        let mut cur = s;
+        while !cur.is_null() {
+            // SAFETY: Apache's server list is fully built by now; each has our config record.
+            servers.push(unsafe { &server_conf(cur).config });
+            cur = unsafe { (*cur).next };
+        }
+        crate::embedded::configure(&servers);
+        let banner = CString::new(crate::embedded::version_component()).unwrap_or_default();
+        // SAFETY: the component string is copied by Apache into pconf.
+        unsafe { b::ap_add_version_component(pconf, banner.as_ptr()) };
+        OK
+    })
+}
+
+pub unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {
+    guard("child_init", (), || {
+        crate::embedded::child_init();
+        // SAFETY: the cleanup runs once when the child's pool is destroyed at child exit.
+        unsafe {
+            b::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(b::apr_pool_cleanup_null))
+        };
+    })
+}
+
+unsafe extern "C" fn child_exit(_data: *mut c_void) -> b::apr_status_t {
+    guard("child_exit", 0, || {
+        crate::embedded::child_exit();
+        0
+    })
+}
+
+/// WSGIScriptAlias / WSGIScriptAliasMatch: first match in declaration order wins (the virtual
+/// host's aliases before the main server's), exactly as mod_wsgi.
+pub unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
+    guard("translate_name", DECLINED, || {
+        // SAFETY: called by Apache with the live request.
+        let req = unsafe { Request::from_raw(r) };
+        let uri = req.uri();
+        if !uri.starts_with('/') {
+            return DECLINED;
+        }
+        // SAFETY: r->server is live.
+        let conf: &ServerConf = unsafe { server_conf((*r).server) };
+        for (i, a) in conf.config.aliases.iter().enumerate() {
+            let filename = match (&a.pattern, conf.regexes.get(i).and_then(|x| x.as_ref())) {
+                (AliasPattern::Prefix(p), _) => match alias::prefix_match(&uri, p) {
+                    Some(_) if p == "/" => format!("{}{}", a.target, uri),
+                    Some(n) => format!("{}{}", a.target, &uri[n..]),
+                    None => continue,
+                },
+                (AliasPattern::Regex(_), Some(re)) => match re.matches(&uri) {
+                    Some((end, groups)) => format!("{}{}", substitute(&a.target, &groups), &uri[end..]),
+                    None => continue,
+                },
+                (AliasPattern::Regex(_), None) => continue,
+            };
+            req.set_filename(&filename);
+            req.set_handler(HANDLER);
+            req.set_note("alias-forced-type", "wsgi-script");
+            let o = &a.options;
+            for (key, val) in [
+                ("mod_wsgi.process_group", &o.process_group),
+                ("mod_wsgi.application_group", &o.application_group),
+                ("mod_wsgi.callable_object", &o.callable_object),
+            ] {
+                if let Some(v) = val {
+                    req.set_note(key, v);
+                }
+            }
+            if let Some(p) = o.pass_authorization {
+                req.set_note("mod_wsgi.pass_authorization", if p { "1" } else { "0" });
+            }
+            return OK;
+        }
+        DECLINED
+    })
+}
+
+/// `$0`..`$9` substitution as ap_pregsub does (`\$` escapes a dollar).
+fn substitute(target: &str, groups: &[Option<String>]) -> String {
+    let mut out = String::new();
+    let mut it = target.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '\\' if matches!(it.peek(), Some('$') | Some('\\')) => out.push(it.next().unwrap_or('\\')),
+            '$' if it.peek().is_some_and(|d| d.is_ascii_digit()) => {
+                let d = it.next().and_then(|d| d.to_digit(10)).unwrap_or(0) as usize;
+                if let Some(Some(g)) = groups.get(d) {
+                    out.push_str(g);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
+    guard("handler", SERVER_ERROR, || {
+        // SAFETY: called by Apache with the live request.
+        let req = unsafe { Request::from_raw(r) };
+        match req.handler() {
+            Some(h) if h == HANDLER.to_str().unwrap_or_default() || h == HANDLER_ALT => {}
+            _ => return DECLINED,
+        }
+        crate::embedded::handle(req)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::substitute;
+
+    #[test]
+    fn dollar_substitution() {
+        let g = vec![Some("/match/env".to_string()), Some("env".to_string())];
+        assert_eq!(substitute("/app/$1.wsgi", &g), "/app/env.wsgi");
+        assert_eq!(substitute("/app/\\$1", &g), "/app/$1");
+        assert_eq!(substitute("/app/$5", &g), "/app/");
+    }
+}

@@ -1,0 +1,109 @@
+//! Response body output: buckets into Apache's output filter chain.
+
+use super::bindings as b;
+use super::request::Request;
+
+/// Why output stopped.
+#[derive(Debug)]
+pub enum OutputError {
+    /// The client went away (or a filter failed); nothing more can be sent.
+    ClientGone,
+}
+
+/// One brigade reused for the whole response.
+pub struct Output {
+    r: *mut b::request_rec,
+    bb: *mut b::apr_bucket_brigade,
+}
+
+// SAFETY: like Request: used under the exchange mutex while the request is live.
+unsafe impl Send for Output {}
+
+impl Output {
+    pub fn new(req: &Request) -> Output {
+        let r = req.raw();
+        // SAFETY: the brigade lives in the request pool and uses the connection's allocator.
+        let bb = unsafe { b::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
+        Output { r, bb }
+    }
+
+    fn alloc(&self) -> *mut b::apr_bucket_alloc_t {
+        // SAFETY: the connection outlives the request.
+        unsafe { (*(*self.r).connection).bucket_alloc }
+    }
+
+    fn push(&mut self, bucket: *mut b::apr_bucket) {
+        // SAFETY: a fresh bucket from our allocator appended to our brigade.
+        unsafe { b::rwsgi_brigade_insert_tail(self.bb, bucket) }
+    }
+
+    fn pass(&mut self) -> Result<(), OutputError> {
+        // SAFETY: passes our brigade down the request's filter chain, then empties it.
+        let rv = unsafe {
+            let rv = b::ap_pass_brigade((*self.r).output_filters, self.bb);
+            b::apr_brigade_cleanup(self.bb.cast());
+            rv
+        };
+        // SAFETY: reading the aborted flag of the live connection.
+        let aborted = unsafe { (*(*self.r).connection).aborted != 0 };
+        if rv != b::APR_SUCCESS as i32 || aborted { Err(OutputError::ClientGone) } else { Ok(()) }
+    }
+
+    /// Sends `data`. The bytes are not copied here: a transient bucket refers to them, and
+    /// Apache's filters copy (set aside) whatever they keep beyond this call.
+    pub fn write(&mut self, data: &[u8], flush: bool, eos: bool) -> Result<(), OutputError> {
+        if !data.is_empty() {
+            // SAFETY: `data` stays valid for the duration of pass(), which is all a transient
+            // bucket requires.
+            let bk = unsafe { b::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc()) };
+            self.push(bk);
+        }
+        if flush {
+            // SAFETY: plain bucket constructor.
+            let f = unsafe { b::apr_bucket_flush_create(self.alloc()) };
+            self.push(f);
+        }
+        if eos {
+            // SAFETY: plain bucket constructor.
+            let e = unsafe { b::apr_bucket_eos_create(self.alloc()) };
+            self.push(e);
+        }
+        self.pass()
+    }
+
+    /// Sends `len` bytes of the open regular file `fd` from `offset` as a FILE bucket, so the
+    /// core output filter can use sendfile. The fd stays owned by the caller; a FLUSH makes sure
+    /// Apache is done with it before we return.
+    pub fn send_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
+        // SAFETY: apr_os_file_put wraps the caller's fd without taking ownership (no cleanup is
+        // registered); the bucket is consumed before this function returns (FLUSH).
+        unsafe {
+            let mut file: *mut b::apr_file_t = std::ptr::null_mut();
+            let mut osfd = fd;
+            let rv = b::apr_os_file_put(&mut file, &mut osfd, (b::APR_FOPEN_READ | b::APR_FOPEN_SENDFILE_ENABLED) as i32, (*self.r).pool);
+            if rv != b::APR_SUCCESS as i32 {
+                return Err(OutputError::ClientGone);
+            }
+            b::apr_brigade_insert_file(self.bb, file, offset, len, (*self.r).pool);
+        }
+        self.write(&[], true, false)
+    }
+
+    /// Ends the response normally.
+    pub fn finish(&mut self) -> Result<(), OutputError> {
+        self.write(&[], false, true)
+    }
+
+    /// Ends a response that failed after its headers were sent, so that the client sees it is
+    /// broken: an error bucket makes the chunking filter withhold the last-chunk marker, and the
+    /// connection is closed.
+    pub fn abort(&mut self) {
+        // SAFETY: plain bucket constructors on the live request.
+        unsafe {
+            (*(*self.r).connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE;
+            let e = b::ap_bucket_error_create(b::HTTP_BAD_GATEWAY as i32, std::ptr::null(), (*self.r).pool, self.alloc());
+            self.push(e);
+        }
+        let _ = self.write(&[], false, true);
+    }
+}

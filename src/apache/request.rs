@@ -1,0 +1,294 @@
+//! A safe view of one `request_rec` for the code that serves it (src/embedded): what the URL
+//! mapped to, the CGI variables Apache computes, the request body and the response output.
+
+use super::bindings as b;
+use super::log::{self, Level};
+use std::borrow::Cow;
+use std::ffi::{CStr, CString, c_char};
+
+/// The handle src/embedded uses. It is only created by the handler hook for the request being
+/// served and must not outlive it.
+#[derive(Clone, Copy)]
+pub struct Request {
+    r: *mut b::request_rec,
+}
+
+// SAFETY: a Request is moved into the WSGI exchange, which Python threads may touch; every use
+// is serialised by the exchange's mutex and ends before the handler hook returns.
+unsafe impl Send for Request {}
+// SAFETY: shared use is limited to logging, which only reads the request (as mod_wsgi does
+// from application threads).
+unsafe impl Sync for Request {}
+
+fn cstr<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
+    // SAFETY: Apache strings are NUL-terminated and live at least as long as the request.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy())
+}
+
+/// What `r->finfo` says about the mapped file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Missing,
+    Regular,
+    Directory,
+    Other,
+}
+
+impl Request {
+    /// # Safety
+    /// `r` must be the live request of the current hook invocation.
+    pub unsafe fn from_raw(r: *mut b::request_rec) -> Request {
+        Request { r }
+    }
+
+    fn rec(&self) -> &b::request_rec {
+        // SAFETY: see from_raw.
+        unsafe { &*self.r }
+    }
+
+    pub(crate) fn raw(&self) -> *mut b::request_rec {
+        self.r
+    }
+
+    fn pool(&self) -> *mut b::apr_pool_t {
+        self.rec().pool
+    }
+
+    fn pstr(&self, s: &str) -> *const c_char {
+        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        // SAFETY: apr_pstrdup copies into the request pool, which outlives every use.
+        unsafe { b::apr_pstrdup(self.pool(), c.as_ptr()) }
+    }
+
+    pub fn uri(&self) -> Cow<'_, str> {
+        cstr(self.rec().uri).unwrap_or_default()
+    }
+    pub fn unparsed_uri(&self) -> Cow<'_, str> {
+        cstr(self.rec().unparsed_uri).unwrap_or_default()
+    }
+    pub fn filename(&self) -> Cow<'_, str> {
+        cstr(self.rec().filename).unwrap_or_default()
+    }
+    pub fn path_info(&self) -> Cow<'_, str> {
+        cstr(self.rec().path_info).unwrap_or_default()
+    }
+    pub fn handler(&self) -> Option<Cow<'_, str>> {
+        cstr(self.rec().handler)
+    }
+    pub fn method(&self) -> Cow<'_, str> {
+        cstr(self.rec().method).unwrap_or_default()
+    }
+    pub fn header_only(&self) -> bool {
+        self.rec().header_only != 0
+    }
+    pub fn rejects_path_info(&self) -> bool {
+        self.rec().used_path_info == 1 // AP_REQ_REJECT_PATH_INFO
+    }
+
+    pub fn set_filename(&self, f: &str) {
+        let p = self.pstr(f);
+        // SAFETY: the request is live and the string is pool-allocated.
+        unsafe { (*self.r).filename = p.cast_mut() };
+    }
+    pub fn set_handler(&self, h: &'static CStr) {
+        // SAFETY: as above; a static string outlives the request.
+        unsafe { (*self.r).handler = h.as_ptr() };
+    }
+
+    pub fn file_type(&self) -> FileType {
+        match self.rec().finfo.filetype {
+            b::apr_filetype_e_APR_NOFILE => FileType::Missing,
+            b::apr_filetype_e_APR_REG => FileType::Regular,
+            b::apr_filetype_e_APR_DIR => FileType::Directory,
+            _ => FileType::Other,
+        }
+    }
+    /// Modification time of the mapped file, microseconds since the epoch.
+    pub fn file_mtime(&self) -> i64 {
+        self.rec().finfo.mtime
+    }
+
+    /// `Options ExecCGI` in force for this request.
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: reads the request's merged core configuration.
+        unsafe { b::ap_allow_options(self.r) & b::OPT_EXECCGI != 0 }
+    }
+
+    fn table_get(t: *mut b::apr_table_t, key: &str) -> Option<String> {
+        let k = CString::new(key).ok()?;
+        // SAFETY: `t` is one of the request's tables; apr_table_get returns a borrowed value.
+        cstr(unsafe { b::apr_table_get(t, k.as_ptr()) }).map(|v| v.into_owned())
+    }
+    fn table_set(&self, t: *mut b::apr_table_t, key: &str, val: &str) {
+        let (k, v) = (self.pstr(key), self.pstr(val));
+        // SAFETY: both strings live in the request pool.
+        unsafe { b::apr_table_setn(t, k, v) }
+    }
+
+    pub fn note(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().notes, key)
+    }
+    pub fn set_note(&self, key: &str, val: &str) {
+        self.table_set(self.rec().notes, key, val)
+    }
+    pub fn header_in(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().headers_in, key)
+    }
+    pub fn subprocess_env(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().subprocess_env, key)
+    }
+
+    /// Drops request headers whose names contain anything but letters, digits and '-': they
+    /// would become ambiguous HTTP_* variables (X_Foo vs X-Foo spoofing), as mod_wsgi does.
+    pub fn drop_invalid_headers(&self) {
+        let t = self.rec().headers_in;
+        let bad: Vec<CString> = Self::entries(t)
+            .into_iter()
+            .filter(|(k, _)| !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+            .filter_map(|(k, _)| CString::new(k).ok())
+            .collect();
+        for k in bad {
+            // SAFETY: removes an entry from the request's own table.
+            unsafe { b::apr_table_unset(t, k.as_ptr()) };
+        }
+    }
+
+    fn entries(t: *const b::apr_table_t) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with a
+        // NULL key are deleted slots.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            (0..(*arr).nelts as usize)
+                .filter_map(|i| {
+                    let e = &*elts.add(i);
+                    let k = cstr(e.key)?;
+                    let v = if e.val.is_null() { Vec::new() } else { CStr::from_ptr(e.val).to_bytes().to_vec() };
+                    Some((k.into_owned(), v))
+                })
+                .collect()
+        }
+    }
+
+    /// The CGI/1.1 variables Apache computes (ap_add_common_vars + ap_add_cgi_vars), plus
+    /// anything SetEnv / mod_rewrite / mod_ssl put into subprocess_env, in table order.
+    pub fn cgi_variables(&self) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: both functions fill r->subprocess_env from the live request.
+        unsafe {
+            b::ap_add_common_vars(self.r);
+            b::ap_add_cgi_vars(self.r);
+        }
+        Self::entries(self.rec().subprocess_env)
+    }
+
+    pub fn is_https(&self) -> bool {
+        // SAFETY: mod_ssl's optional function (if loaded) only reads the connection.
+        unsafe { b::rwsgi_is_https(self.rec().connection) != 0 }
+    }
+
+    /// ap_mpm_query results for wsgi.multithread / wsgi.multiprocess.
+    pub fn mpm_threads_and_daemons() -> (bool, i32, bool, i32) {
+        let q = |what: i32| {
+            let mut v = 0i32;
+            // SAFETY: ap_mpm_query writes one int.
+            unsafe { b::ap_mpm_query(what, &mut v) };
+            v
+        };
+        (
+            q(b::AP_MPMQ_IS_THREADED) != b::AP_MPMQ_NOT_SUPPORTED,
+            q(b::AP_MPMQ_MAX_THREADS),
+            q(b::AP_MPMQ_IS_FORKED) != b::AP_MPMQ_NOT_SUPPORTED,
+            q(b::AP_MPMQ_MAX_DAEMONS),
+        )
+    }
+
+    pub fn request_time(&self) -> i64 {
+        self.rec().request_time
+    }
+    pub fn log_id(&self) -> Option<String> {
+        cstr(self.rec().log_id).map(|s| s.into_owned())
+    }
+
+    // ---- request body -------------------------------------------------------------------
+
+    /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
+    pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
+        let policy = if allow_chunked { b::REQUEST_CHUNKED_DECHUNK } else { b::REQUEST_CHUNKED_ERROR };
+        // SAFETY: standard call on the live request before reading the body.
+        let rc = unsafe { b::ap_setup_client_block(self.r, policy as i32) };
+        if rc == b::OK as i32 { Ok(()) } else { Err(rc) }
+    }
+
+    /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
+    pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
+        let n = unsafe { b::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len() as _) };
+        if n < 0 {
+            Err(std::io::Error::other("request body read error (client disconnected, timed out or sent a malformed body)"))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    // ---- response -----------------------------------------------------------------------
+
+    pub fn set_status(&self, code: u16, line: &str) {
+        let l = self.pstr(line);
+        // SAFETY: the status line lives in the request pool.
+        unsafe {
+            (*self.r).status = code as i32;
+            (*self.r).status_line = l;
+        }
+    }
+
+    /// Adds a response header; Content-Type and Content-Length go through Apache's setters so
+    /// output filters see them.
+    pub fn add_header(&self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("content-type") {
+            let v = self.pstr(value);
+            // SAFETY: pool-allocated value.
+            unsafe { b::ap_set_content_type(self.r, v) };
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if let Ok(n) = value.parse::<i64>() {
+                // SAFETY: plain setter.
+                unsafe { b::ap_set_content_length(self.r, n) };
+            }
+        } else {
+            let t = if name.eq_ignore_ascii_case("www-authenticate") {
+                self.rec().err_headers_out
+            } else {
+                self.rec().headers_out
+            };
+            let (k, v) = (self.pstr(name), self.pstr(value));
+            // SAFETY: pool-allocated strings.
+            unsafe { b::apr_table_addn(t, k, v) };
+        }
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        log::request(level, self.r, msg)
+    }
+
+    pub fn connection_aborted(&self) -> bool {
+        // SAFETY: the connection outlives the request.
+        unsafe { (*self.rec().connection).aborted != 0 }
+    }
+
+    /// Forces the connection closed after this response (the client cannot trust the framing).
+    pub fn close_connection(&self) {
+        // SAFETY: as above.
+        unsafe { (*self.rec().connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE };
+    }
+
+    /// Server name (as configured) and port for %{SERVER} and friends.
+    pub fn server_identity(&self) -> (String, u16) {
+        // SAFETY: r->server is live for the request.
+        let s = unsafe { &*self.rec().server };
+        // SAFETY: ap_get_server_port only reads the request.
+        let port = unsafe { b::ap_get_server_port(self.r) };
+        (cstr(s.server_hostname).unwrap_or_default().into_owned(), port)
+    }
+    pub fn hostname(&self) -> String {
+        cstr(self.rec().hostname).unwrap_or_default().into_owned()
+    }
+}

@@ -1,0 +1,150 @@
+//! Process-wide embedded-mode settings, computed in the Apache parent after configuration
+//! (post_config) and inherited by the children, which start Python from them (child_init).
+
+use crate::apache::{Request, conf, log};
+use crate::config::{DirConfig, HashSeed, ServerConfig};
+use crate::wsgi::{self, InitConfig, ProcessInfo};
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub python: crate::config::PythonSettings,
+    pub restrict_embedded: bool,
+    pub case_insensitive: bool,
+    /// The only script any WSGIScriptAlias can run embedded, when there is exactly one.
+    pub sole_script: Option<String>,
+    python_ready: bool,
+}
+
+impl Settings {
+    pub fn python_ready(&self) -> bool {
+        self.python_ready
+    }
+}
+
+static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
+
+pub fn current() -> Arc<Settings> {
+    SETTINGS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+}
+
+fn store(s: Settings) {
+    *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(s));
+}
+
+/// The single script all embedded WSGIScriptAlias mappings of this configuration lead to, if
+/// that is decidable: every alias names a fixed file and they all name the same one.
+pub fn sole_embedded_script(servers: &[&ServerConfig]) -> Option<String> {
+    let mut scripts = BTreeSet::new();
+    for a in servers.iter().flat_map(|s| s.aliases.iter()).filter(|a| a.is_embedded()) {
+        scripts.insert(a.fixed_script()?.to_string());
+    }
+    if scripts.len() == 1 { scripts.pop_first() } else { None }
+}
+
+/// post_config: `servers[0]` is the main server.
+pub fn configure(servers: &[&ServerConfig]) {
+    let python = servers.first().map(|s| s.python.clone()).unwrap_or_default();
+    store(Settings {
+        restrict_embedded: python.restrict_embedded.unwrap_or(false),
+        case_insensitive: python.case_sensitivity == Some(false),
+        sole_script: sole_embedded_script(servers),
+        python,
+        python_ready: false,
+    });
+}
+
+pub fn version_component() -> String {
+    format!("rwsgi/{} Python/3.11", env!("CARGO_PKG_VERSION"))
+}
+
+/// child_init: start Python in this Apache child, unless embedded mode is off.
+pub fn child_init() {
+    let s = current();
+    if s.restrict_embedded {
+        return;
+    }
+    wsgi::transport::set_server_logger(super::server_log);
+    let p = &s.python;
+    let init = InitConfig {
+        home: p.home.clone(),
+        optimize: p.optimize.unwrap_or(0),
+        warnings: p.warnings.clone(),
+        hash_seed: match p.hash_seed {
+            Some(HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
+    };
+    let (threaded, threads, forked, daemons) = Request::mpm_threads_and_daemons();
+    let process = ProcessInfo {
+        multithread: threaded && threads != 1,
+        multiprocess: forked && daemons != 1,
+        process_group: String::new(),
+        apache_version: apache_version(),
+        restrict_stdin: p.restrict_stdin.unwrap_or(false),
+        restrict_stdout: p.restrict_stdout.unwrap_or(false),
+        restrict_signal: p.restrict_signal.unwrap_or(true),
+        python_path: p.path.clone(),
+        switch_interval: p.switch_interval,
+        eggs: p.eggs.clone(),
+    };
+    match wsgi::interpreters::start(&init, process) {
+        Ok(()) => {
+            let mut next = Settings { python: s.python.clone(), sole_script: s.sole_script.clone(), ..Default::default() };
+            next.restrict_embedded = s.restrict_embedded;
+            next.case_insensitive = s.case_insensitive;
+            next.python_ready = true;
+            store(next);
+            log::server(crate::apache::Level::Info, &format!("rwsgi (pid={}): Python initialised.", std::process::id()));
+        }
+        Err(e) => log::server(
+            crate::apache::Level::Crit,
+            &format!("rwsgi (pid={}): cannot initialise Python: {e} (check WSGIPythonHome)", std::process::id()),
+        ),
+    }
+}
+
+/// Child exit: run `atexit` callbacks in every interpreter. Python is not finalised (the
+/// process is exiting; finalisation is where Python >= 3.9 shutdown hangs come from).
+pub fn child_exit() {
+    wsgi::interpreters::run_atexit();
+}
+
+fn apache_version() -> (u32, u32, u32) {
+    let v = crate::apache::server_version();
+    let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (it.next().unwrap_or(2), it.next().unwrap_or(4), it.next().unwrap_or(0))
+}
+
+pub fn dir_config(req: &Request) -> DirConfig {
+    conf::request_dir_config(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AliasOptions, AliasPattern, ScriptAlias};
+
+    fn alias(url: &str, target: &str, pg: Option<&str>) -> ScriptAlias {
+        ScriptAlias {
+            pattern: AliasPattern::Prefix(url.into()),
+            target: target.into(),
+            options: AliasOptions { process_group: pg.map(String::from), ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn sole_script_rule() {
+        let one = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/x", "/a.wsgi", None)], ..Default::default() };
+        assert_eq!(sole_embedded_script(&[&one]).as_deref(), Some("/a.wsgi"));
+        let two = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", None)], ..Default::default() };
+        assert_eq!(sole_embedded_script(&[&two]), None);
+        let daemon = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", Some("d"))], ..Default::default() };
+        assert_eq!(sole_embedded_script(&[&daemon]).as_deref(), Some("/a.wsgi"));
+        let dir = ServerConfig { aliases: vec![alias("/", "/srv/apps/", None)], ..Default::default() };
+        assert_eq!(sole_embedded_script(&[&dir]), None);
+        assert_eq!(sole_embedded_script(&[]), None);
+    }
+}

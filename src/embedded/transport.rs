@@ -1,0 +1,74 @@
+//! The embedded transport: the WSGI layer reads the body from and writes the response into
+//! the Apache request it runs in.
+
+use crate::apache::{Level, Output, OutputError, Request};
+use crate::wsgi::{LogLevel, Logger, ResponseHead, Transport, TransportError};
+
+pub struct ApacheTransport {
+    req: Request,
+    out: Output,
+    finished: bool,
+}
+
+impl ApacheTransport {
+    pub fn new(req: Request) -> ApacheTransport {
+        ApacheTransport { req, out: Output::new(&req), finished: false }
+    }
+}
+
+pub fn level(l: LogLevel) -> Level {
+    match l {
+        LogLevel::Error => Level::Error,
+        LogLevel::Warning => Level::Warning,
+        LogLevel::Info => Level::Info,
+        LogLevel::Debug => Level::Debug,
+    }
+}
+
+fn gone(_: OutputError) -> TransportError {
+    TransportError::ClientGone
+}
+
+impl Transport for ApacheTransport {
+    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.req.read_body(buf)
+    }
+
+    fn start(&mut self, head: &ResponseHead) {
+        self.req.set_status(head.status, &head.status_line);
+        for (k, v) in &head.headers {
+            self.req.add_header(k, v);
+        }
+    }
+
+    fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        self.finished |= last;
+        self.out.write(data, !last, last).map_err(gone)
+    }
+
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+        self.out.send_file(fd, offset as i64, len as i64).map_err(gone)
+    }
+
+    fn finish(&mut self) -> Result<(), TransportError> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(());
+        }
+        self.out.finish().map_err(gone)
+    }
+
+    fn abort(&mut self) {
+        if !std::mem::replace(&mut self.finished, true) {
+            self.out.abort();
+        }
+    }
+
+    fn is_head_request(&self) -> bool {
+        self.req.header_only()
+    }
+
+    fn logger(&self) -> Logger {
+        let req = self.req;
+        Box::new(move |l, m| req.log(level(l), m))
+    }
+}

@@ -1,0 +1,21 @@
+//! rwsgi: an Apache httpd 2.4 module that runs Python WSGI applications, a drop-in successor
+//! to mod_wsgi (it loads as `wsgi_module` and reads mod_wsgi's directives).
+//!
+//! The life cycle at a glance (hooks in `apache::hooks`):
+//!
+//! | Apache calls          | rwsgi does                                                           |
+//! |-----------------------|----------------------------------------------------------------------|
+//! | directive parsing     | `apache::commands` -> `config::directives` (pure Rust parsing)        |
+//! | `post_config`         | `embedded::configure`: global Python settings, default-group rule    |
+//! | `child_init`          | `embedded::child_init`: start Python in this child                   |
+//! | `translate_name`      | `apache::hooks::translate_name`: WSGIScriptAlias(Match) mapping      |
+//! | `handler`             | `embedded::handle` -> `wsgi::run` (environ, app call, response)      |
+//! | child pool cleanup    | `embedded::child_exit`: atexit callbacks                             |
+//!
+//! Layering: `apache` is the only code touching Apache/APR types; `wsgi` knows nothing about
+//! Apache (its `ffi` submodule is the only code touching the Python C API); `config` is pure.
+
+pub mod apache;
+pub mod config;
+pub mod embedded;
+pub mod wsgi;

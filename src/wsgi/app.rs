@@ -1,0 +1,55 @@
+//! Loading WSGI scripts: any file path (not only `.py`) is compiled and run as a module named
+//! `_mod_wsgi_<md5 of the path>`, cached in `sys.modules`, and re-loaded when its modification
+//! time changes (WSGIScriptReloading), as mod_wsgi does in embedded mode.
+
+use super::ffi::interp::{Interpreter, without_gil};
+use super::ffi::object::{Obj, PyResult, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules};
+use super::interpreters::compile_bytes;
+use md5::{Digest, Md5};
+
+pub fn module_name(path: &str) -> String {
+    let digest = Md5::digest(path.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("_mod_wsgi_{hex}")
+}
+
+fn loaded_mtime(module: &Obj) -> Option<i64> {
+    module_dict(module).dict_get_str("__mtime__").and_then(|m| m.to_i64().ok())
+}
+
+/// Returns the script's module, loading (or re-loading) it if needed. Called attached.
+pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyResult<Obj> {
+    let name = module_name(path);
+    let modules = sys_modules();
+    let fresh = |m: &Obj| !reload || loaded_mtime(m) == Some(mtime);
+    if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {
+        return Ok(m);
+    }
+    // One thread loads while the others wait (detached, so the loader can run).
+    let _guard = without_gil(|| interp.load_lock.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {
+        return Ok(m);
+    }
+    let source = without_gil(|| std::fs::read(path))
+        .map_err(|e| raise(exc::os_error(), &format!("cannot read WSGI script '{path}': {e}")))?;
+    let code = compile_bytes(&source, path)?;
+    let module = new_module(&name)?;
+    let dict = module_dict(&module);
+    dict.dict_set_str(c"__file__", &Obj::str(path)?)?;
+    dict.dict_set_str(c"__builtins__", &builtins())?;
+    dict.dict_set_str(c"__mtime__", &Obj::int(mtime)?)?;
+    modules.dict_set(&Obj::str(&name)?, &module)?;
+    if let Err(e) = eval_code(&code, &dict) {
+        modules.dict_del_str(&name);
+        return Err(e);
+    }
+    Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn module_names_are_md5_of_path() {
+        assert_eq!(super::module_name("/srv/app.wsgi"), "_mod_wsgi_295f8766fc4bd953ab4cd252da58a6a3");
+    }
+}

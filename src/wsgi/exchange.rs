@@ -1,0 +1,267 @@
+//! One request/response exchange as Python sees it: `start_response`, `write`, `wsgi.input`
+//! and `wsgi.errors` all act on an [`Exchange`]. It owns the transport (embedded Apache request
+//! or daemon connection) for the duration of the request; Python objects that outlive the
+//! request find it closed and raise instead of touching freed memory.
+
+use super::ffi::interp::without_gil;
+use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
+use super::transport::{LogLevel, ResponseHead, Transport, TransportError};
+use super::validate;
+use std::sync::Mutex;
+
+pub struct Exchange {
+    state: Mutex<State>,
+    logger: Box<dyn Fn(LogLevel, &str) + Send + Sync>,
+}
+
+#[derive(Default)]
+struct Body {
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+    failed: Option<String>,
+}
+
+struct State {
+    transport: Option<Box<dyn Transport>>,
+    head: Option<ResponseHead>,
+    head_sent: bool,
+    body_bytes: u64,
+    body: Body,
+    client_gone: bool,
+}
+
+/// What the response loop needs to know when the application returns.
+pub struct Progress {
+    pub started: bool,
+    pub head_sent: bool,
+    pub client_gone: bool,
+}
+
+impl Exchange {
+    pub fn new(transport: Box<dyn Transport>) -> Exchange {
+        let logger = transport.logger();
+        Exchange {
+            state: Mutex::new(State {
+                transport: Some(transport),
+                head: None,
+                head_sent: false,
+                body_bytes: 0,
+                body: Body::default(),
+                client_gone: false,
+            }),
+            logger,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        (self.logger)(level, msg)
+    }
+
+    /// Ends the request: Python objects that still refer to the exchange will see it closed.
+    pub fn close(&self) -> Option<Box<dyn Transport>> {
+        self.lock().transport.take()
+    }
+
+    pub fn progress(&self) -> Progress {
+        let s = self.lock();
+        Progress { started: s.head.is_some(), head_sent: s.head_sent, client_gone: s.client_gone }
+    }
+
+    /// The validated head (for the file_wrapper fast path, which may add Content-Length).
+    pub fn with_head<T>(&self, f: impl FnOnce(Option<&mut ResponseHead>) -> T) -> T {
+        f(self.lock().head.as_mut())
+    }
+
+    /// Sends body bytes (and the head first, if not sent yet). Called attached; blocks with
+    /// the GIL released. `last` lets the transport finish the response in the same write.
+    pub fn send(&self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        without_gil(|| {
+            let mut s = self.lock();
+            s.send(data, last)
+        })
+    }
+
+    pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+        without_gil(|| {
+            let mut s = self.lock();
+            s.send(&[], false)?;
+            let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
+            let r = t.send_file(fd, offset, len);
+            if r.is_ok() {
+                s.body_bytes += len;
+            }
+            r
+        })
+    }
+
+    /// Ends the response. `Err` when the body was shorter than the Content-Length promised.
+    pub fn finish(&self) -> Result<(), TransportError> {
+        without_gil(|| {
+            let mut s = self.lock();
+            s.send(&[], false)?;
+            let short = match s.head.as_ref().and_then(|h| h.content_length) {
+                Some(cl) if s.body_bytes < cl => Some(cl),
+                _ => None,
+            };
+            let header_only = s.transport.as_ref().is_some_and(|t| t.is_head_request());
+            let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
+            match short {
+                Some(cl) if !header_only => {
+                    let sent = s.body_bytes;
+                    let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
+                    t.abort();
+                    Err(TransportError::Truncated { promised: cl, sent })
+                }
+                _ => t.finish(),
+            }
+        })
+    }
+
+    /// Aborts a response whose head was already sent, so the client sees it is incomplete.
+    pub fn abort(&self) {
+        without_gil(|| {
+            if let Some(t) = self.lock().transport.as_mut() {
+                t.abort();
+            }
+        })
+    }
+}
+
+impl State {
+    fn send(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        if self.client_gone {
+            return Err(TransportError::ClientGone);
+        }
+        let Some(t) = self.transport.as_mut() else { return Err(TransportError::Closed) };
+        if !self.head_sent {
+            let head = self.head.as_ref().ok_or(TransportError::NotStarted)?;
+            t.start(head);
+            self.head_sent = true;
+        }
+        // Never send more than the application's own Content-Length.
+        let data = match self.head.as_ref().and_then(|h| h.content_length) {
+            Some(cl) => {
+                let room = cl.saturating_sub(self.body_bytes) as usize;
+                &data[..data.len().min(room)]
+            }
+            None => data,
+        };
+        self.body_bytes += data.len() as u64;
+        if data.is_empty() && !last {
+            return Ok(());
+        }
+        let r = t.write(data, last);
+        if matches!(r, Err(TransportError::ClientGone)) {
+            self.client_gone = true;
+        }
+        r
+    }
+}
+
+/// `start_response(status, headers, exc_info=None)`.
+pub fn start_response(ex: &Exchange, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
+    if let Some(info) = exc_info {
+        if ex.lock().head_sent {
+            // PEP 3333: after the head went out, the only thing left is to re-raise.
+            return Err(pending_from_exc_info(&info)
+                .map(Pending::restore)
+                .unwrap_or_else(|| raise(exc::type_error(), "exc_info must be a 3-tuple")));
+        }
+    }
+    let head = validate::response_head(status, headers)?;
+    ex.lock().head = Some(head);
+    Ok(())
+}
+
+/// The `write(data)` callable returned by start_response.
+pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
+    let Some(bytes) = data.as_bytes() else {
+        return Err(raise(
+            exc::type_error(),
+            &format!("byte string value expected, value of type {} found", data.type_name()),
+        ));
+    };
+    if !ex.progress().started {
+        return Err(raise(exc::runtime_error(), "response has not been started"));
+    }
+    match ex.send(bytes, false) {
+        Ok(()) => Ok(()),
+        Err(TransportError::ClientGone) => Err(raise(exc::os_error(), "rwsgi: client connection closed")),
+        Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+    }
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// `wsgi.input.read(size)` (`line = false`) or `readline(size)` (`line = true`); a negative
+/// size means "no limit". read(n) returns n bytes unless the body ends first.
+pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
+    let limit = if size < 0 { usize::MAX } else { size as usize };
+    let result = without_gil(|| {
+        let mut s = ex.lock();
+        let State { transport, body, .. } = &mut *s;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            // Serve from what is buffered.
+            let avail = &body.buf[body.pos..];
+            if !avail.is_empty() {
+                let want = limit - out.len();
+                let mut take = avail.len().min(want);
+                let mut done = false;
+                if line {
+                    if let Some(nl) = avail[..take].iter().position(|&c| c == b'\n') {
+                        take = nl + 1;
+                        done = true;
+                    }
+                }
+                out.extend_from_slice(&avail[..take]);
+                body.pos += take;
+                if done || out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            if body.eof || limit == 0 {
+                return Ok(out);
+            }
+            if let Some(e) = &body.failed {
+                return Err(e.clone());
+            }
+            // Refill.
+            let t = transport.as_mut().ok_or_else(|| "request has already completed".to_string())?;
+            body.buf.clear();
+            body.pos = 0;
+            let want = if line || limit == usize::MAX { READ_CHUNK } else { (limit - out.len()).clamp(1, 1 << 20) };
+            body.buf.resize(want, 0);
+            match t.read_body(&mut body.buf) {
+                Ok(0) => {
+                    body.buf.clear();
+                    body.eof = true;
+                }
+                Ok(n) => body.buf.truncate(n),
+                Err(e) => {
+                    body.buf.clear();
+                    let msg = format!("rwsgi request data read error: {e}");
+                    body.failed = Some(msg.clone());
+                    return Err(msg);
+                }
+            }
+        }
+    });
+    match result {
+        Ok(v) => Obj::bytes(&v),
+        Err(msg) => Err(raise(exc::os_error(), &msg)),
+    }
+}
+
+/// One line written to `wsgi.errors`, `sys.stdout` or `sys.stderr`.
+pub fn log_line(ex: Option<&Exchange>, text: &str) {
+    match ex.or(super::current::exchange().as_deref()) {
+        Some(ex) => ex.log(LogLevel::Error, text),
+        None => super::transport::server_log(LogLevel::Error, text),
+    }
+}

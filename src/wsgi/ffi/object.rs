@@ -1,0 +1,464 @@
+//! Owned Python object references and the handful of C-API operations the WSGI code needs.
+//! These are plain C-API calls: no process-wide caches, so they work the same in the main
+//! interpreter and in sub-interpreters (pyo3's high-level API does not). Every function here
+//! must be called with the current thread attached to an interpreter (see `interp`).
+
+use pyo3_ffi as ffi;
+use std::ffi::{CStr, CString, c_char};
+use std::ptr::NonNull;
+
+/// A Python exception is set in the current thread state.
+#[derive(Debug)]
+pub struct Raised;
+
+pub type PyResult<T> = Result<T, Raised>;
+
+/// An owned (strong) reference. Dropping it decrements the reference count, so it must be
+/// dropped while attached; it is deliberately neither Send nor Sync.
+pub struct Obj(NonNull<ffi::PyObject>);
+
+impl Drop for Obj {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; callers keep Obj values on attached threads only.
+        unsafe { ffi::Py_DECREF(self.0.as_ptr()) }
+    }
+}
+
+impl Clone for Obj {
+    fn clone(&self) -> Obj {
+        // SAFETY: adds a reference to a live object.
+        unsafe { ffi::Py_INCREF(self.0.as_ptr()) };
+        Obj(self.0)
+    }
+}
+
+impl Obj {
+    /// Takes ownership of a new reference; NULL means an exception is set.
+    pub fn owned(p: *mut ffi::PyObject) -> PyResult<Obj> {
+        NonNull::new(p).map(Obj).ok_or(Raised)
+    }
+
+    /// Adds a reference to a borrowed pointer.
+    pub fn borrowed(p: *mut ffi::PyObject) -> Option<Obj> {
+        let nn = NonNull::new(p)?;
+        // SAFETY: the caller guarantees `p` is a live object.
+        unsafe { ffi::Py_INCREF(p) };
+        Some(Obj(nn))
+    }
+
+    pub fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.0.as_ptr()
+    }
+
+    /// Gives up ownership (for returning a new reference to Python).
+    pub fn into_ptr(self) -> *mut ffi::PyObject {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+
+    pub fn none() -> Obj {
+        // SAFETY: Py_None is immortal in practice; we take a real reference anyway.
+        Obj::borrowed(unsafe { ffi::Py_None() }).expect("None")
+    }
+
+    pub fn is_none(&self) -> bool {
+        // SAFETY: pointer comparison only.
+        self.as_ptr() == unsafe { ffi::Py_None() }
+    }
+
+    pub fn bool(v: bool) -> Obj {
+        // SAFETY: PyBool_FromLong cannot fail.
+        Obj::owned(unsafe { ffi::PyBool_FromLong(v as _) }).expect("bool")
+    }
+
+    pub fn int(v: i64) -> PyResult<Obj> {
+        // SAFETY: plain constructor.
+        Obj::owned(unsafe { ffi::PyLong_FromLongLong(v) })
+    }
+
+    pub fn float(v: f64) -> PyResult<Obj> {
+        // SAFETY: plain constructor.
+        Obj::owned(unsafe { ffi::PyFloat_FromDouble(v) })
+    }
+
+    pub fn str(s: &str) -> PyResult<Obj> {
+        // SAFETY: the buffer is valid UTF-8 of the given length.
+        Obj::owned(unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as _) })
+    }
+
+    /// A str whose code points are the bytes of `s` (PEP 3333 "native strings").
+    pub fn latin1(s: &[u8]) -> PyResult<Obj> {
+        if s.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8.
+            return Obj::str(unsafe { std::str::from_utf8_unchecked(s) });
+        }
+        // SAFETY: decoding a byte buffer of the given length.
+        Obj::owned(unsafe { ffi::PyUnicode_DecodeLatin1(s.as_ptr().cast(), s.len() as _, std::ptr::null()) })
+    }
+
+    pub fn bytes(b: &[u8]) -> PyResult<Obj> {
+        // SAFETY: copies the buffer.
+        Obj::owned(unsafe { ffi::PyBytes_FromStringAndSize(b.as_ptr().cast(), b.len() as _) })
+    }
+
+    pub fn tuple(items: Vec<Obj>) -> PyResult<Obj> {
+        // SAFETY: PyTuple_SetItem steals each reference into the new tuple.
+        unsafe {
+            let t = Obj::owned(ffi::PyTuple_New(items.len() as _))?;
+            for (i, it) in items.into_iter().enumerate() {
+                ffi::PyTuple_SetItem(t.as_ptr(), i as _, it.into_ptr());
+            }
+            Ok(t)
+        }
+    }
+
+    pub fn new_dict() -> PyResult<Obj> {
+        // SAFETY: plain constructor.
+        Obj::owned(unsafe { ffi::PyDict_New() })
+    }
+
+    // ---- type checks ----------------------------------------------------------------------
+
+    pub fn is_bytes(&self) -> bool {
+        // SAFETY: type check on a live object.
+        unsafe { ffi::PyBytes_Check(self.as_ptr()) != 0 }
+    }
+    pub fn is_str(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { ffi::PyUnicode_Check(self.as_ptr()) != 0 }
+    }
+    pub fn is_list(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { ffi::PyList_Check(self.as_ptr()) != 0 }
+    }
+    pub fn is_tuple(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { ffi::PyTuple_Check(self.as_ptr()) != 0 }
+    }
+    pub fn is_exact_type(&self, t: *mut ffi::PyObject) -> bool {
+        // SAFETY: reads the object's type pointer.
+        unsafe { ffi::Py_TYPE(self.as_ptr()).cast::<ffi::PyObject>() == t }
+    }
+    pub fn type_name(&self) -> String {
+        // SAFETY: tp_name is a NUL-terminated string owned by the type.
+        unsafe { CStr::from_ptr((*ffi::Py_TYPE(self.as_ptr())).tp_name) }.to_string_lossy().into_owned()
+    }
+
+    // ---- content access -------------------------------------------------------------------
+
+    /// The bytes of a `bytes` object, borrowed for as long as `self` lives.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        if !self.is_bytes() {
+            return None;
+        }
+        // SAFETY: bytes objects are immutable; the buffer lives as long as the object, which
+        // `self` keeps alive.
+        unsafe {
+            let p = ffi::PyBytes_AsString(self.as_ptr());
+            let n = ffi::PyBytes_Size(self.as_ptr());
+            Some(std::slice::from_raw_parts(p.cast::<u8>(), n as usize))
+        }
+    }
+
+    /// A `str` as UTF-8 (fails on lone surrogates).
+    pub fn to_str(&self) -> PyResult<String> {
+        let mut n: ffi::Py_ssize_t = 0;
+        // SAFETY: returns a buffer owned by the str object, copied at once.
+        unsafe {
+            let p = ffi::PyUnicode_AsUTF8AndSize(self.as_ptr(), &mut n);
+            if p.is_null() {
+                return Err(Raised);
+            }
+            Ok(String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), n as usize)).into_owned())
+        }
+    }
+
+    /// A `str` encoded as Latin-1 (raises UnicodeEncodeError otherwise).
+    pub fn to_latin1(&self) -> PyResult<Vec<u8>> {
+        // SAFETY: encodes into a new bytes object.
+        let b = Obj::owned(unsafe { ffi::PyUnicode_AsLatin1String(self.as_ptr()) })?;
+        Ok(b.as_bytes().unwrap_or_default().to_vec())
+    }
+
+    pub fn to_i64(&self) -> PyResult<i64> {
+        // SAFETY: conversion with error reporting through the exception state.
+        let v = unsafe { ffi::PyLong_AsLongLong(self.as_ptr()) };
+        if v == -1 && err_occurred() { Err(Raised) } else { Ok(v) }
+    }
+
+    pub fn len(&self) -> PyResult<usize> {
+        // SAFETY: generic length protocol.
+        let n = unsafe { ffi::PyObject_Size(self.as_ptr()) };
+        if n < 0 { Err(Raised) } else { Ok(n as usize) }
+    }
+
+    /// Item `i` of a list or tuple (checked by the caller).
+    pub fn seq_item(&self, i: usize) -> Option<Obj> {
+        // SAFETY: borrowed item of a list/tuple, bounds checked by the C API.
+        unsafe {
+            let p = if self.is_list() {
+                ffi::PyList_GetItem(self.as_ptr(), i as _)
+            } else {
+                ffi::PyTuple_GetItem(self.as_ptr(), i as _)
+            };
+            if p.is_null() {
+                ffi::PyErr_Clear();
+            }
+            Obj::borrowed(p)
+        }
+    }
+
+    // ---- attributes, calls, iteration -----------------------------------------------------
+
+    pub fn getattr(&self, name: &CStr) -> PyResult<Obj> {
+        // SAFETY: attribute lookup by C string.
+        Obj::owned(unsafe { ffi::PyObject_GetAttrString(self.as_ptr(), name.as_ptr()) })
+    }
+
+    /// Like getattr, but a missing attribute is `None` (other errors propagate).
+    pub fn getattr_opt(&self, name: &CStr) -> PyResult<Option<Obj>> {
+        // SAFETY: as getattr; AttributeError is cleared.
+        unsafe {
+            let p = ffi::PyObject_GetAttrString(self.as_ptr(), name.as_ptr());
+            if p.is_null() {
+                if ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) != 0 {
+                    ffi::PyErr_Clear();
+                    return Ok(None);
+                }
+                return Err(Raised);
+            }
+            Ok(Some(Obj(NonNull::new_unchecked(p))))
+        }
+    }
+
+    pub fn setattr(&self, name: &CStr, v: &Obj) -> PyResult<()> {
+        // SAFETY: attribute assignment by C string.
+        check(unsafe { ffi::PyObject_SetAttrString(self.as_ptr(), name.as_ptr(), v.as_ptr()) })
+    }
+
+    pub fn call(&self, args: &[&Obj]) -> PyResult<Obj> {
+        let ptrs: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
+        // SAFETY: vectorcall with a borrowed argument array that outlives the call.
+        Obj::owned(unsafe { ffi::PyObject_Vectorcall(self.as_ptr(), ptrs.as_ptr(), ptrs.len(), std::ptr::null_mut()) })
+    }
+
+    pub fn call_method(&self, name: &CStr, args: &[&Obj]) -> PyResult<Obj> {
+        self.getattr(name)?.call(args)
+    }
+
+    pub fn iter(&self) -> PyResult<Obj> {
+        // SAFETY: iterator protocol.
+        Obj::owned(unsafe { ffi::PyObject_GetIter(self.as_ptr()) })
+    }
+
+    /// Next item of an iterator; `Ok(None)` at the end.
+    pub fn next(&self) -> PyResult<Option<Obj>> {
+        // SAFETY: iterator protocol; NULL without an exception means exhausted.
+        let p = unsafe { ffi::PyIter_Next(self.as_ptr()) };
+        if p.is_null() {
+            if err_occurred() { Err(Raised) } else { Ok(None) }
+        } else {
+            Ok(Some(Obj(NonNull::new(p).expect("non-null"))))
+        }
+    }
+
+    // ---- dicts ----------------------------------------------------------------------------
+
+    pub fn dict_set(&self, key: &Obj, v: &Obj) -> PyResult<()> {
+        // SAFETY: the dict does not steal references.
+        check(unsafe { ffi::PyDict_SetItem(self.as_ptr(), key.as_ptr(), v.as_ptr()) })
+    }
+
+    pub fn dict_set_str(&self, key: &CStr, v: &Obj) -> PyResult<()> {
+        // SAFETY: as above with a C-string key.
+        check(unsafe { ffi::PyDict_SetItemString(self.as_ptr(), key.as_ptr(), v.as_ptr()) })
+    }
+
+    pub fn dict_get(&self, key: &Obj) -> Option<Obj> {
+        // SAFETY: borrowed lookup; errors (unhashable keys) cannot happen for str keys.
+        Obj::borrowed(unsafe { ffi::PyDict_GetItem(self.as_ptr(), key.as_ptr()) })
+    }
+
+    pub fn dict_get_str(&self, key: &str) -> Option<Obj> {
+        let k = CString::new(key).ok()?;
+        // SAFETY: borrowed lookup.
+        Obj::borrowed(unsafe { ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr()) })
+    }
+
+    pub fn dict_del_str(&self, key: &str) {
+        let Ok(k) = CString::new(key) else { return };
+        // SAFETY: deletes if present; a missing key only sets KeyError, which we clear.
+        unsafe {
+            if ffi::PyDict_DelItemString(self.as_ptr(), k.as_ptr()) != 0 {
+                ffi::PyErr_Clear();
+            }
+        }
+    }
+
+    pub fn dict_copy(&self) -> PyResult<Obj> {
+        // SAFETY: shallow copy of a dict.
+        Obj::owned(unsafe { ffi::PyDict_Copy(self.as_ptr()) })
+    }
+}
+
+fn check(rc: i32) -> PyResult<()> {
+    if rc < 0 { Err(Raised) } else { Ok(()) }
+}
+
+pub fn err_occurred() -> bool {
+    // SAFETY: reads the current thread's exception state.
+    unsafe { !ffi::PyErr_Occurred().is_null() }
+}
+
+/// Raises `exc(msg)` in the current thread state.
+pub fn raise(exc: *mut ffi::PyObject, msg: &str) -> Raised {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: sets the exception; `c` is copied by Python.
+    unsafe { ffi::PyErr_SetString(exc, c.as_ptr()) };
+    Raised
+}
+
+/// The standard exception types used by the WSGI layer.
+pub mod exc {
+    use super::ffi;
+    // SAFETY (all): reading the addresses of static built-in exception types.
+    pub fn type_error() -> *mut ffi::PyObject {
+        unsafe { ffi::PyExc_TypeError }
+    }
+    pub fn value_error() -> *mut ffi::PyObject {
+        unsafe { ffi::PyExc_ValueError }
+    }
+    pub fn runtime_error() -> *mut ffi::PyObject {
+        unsafe { ffi::PyExc_RuntimeError }
+    }
+    pub fn os_error() -> *mut ffi::PyObject {
+        unsafe { ffi::PyExc_OSError }
+    }
+    pub fn assertion_error() -> *mut ffi::PyObject {
+        unsafe { ffi::PyExc_AssertionError }
+    }
+}
+
+/// The pending exception, taken out of the thread state (so it can be re-raised later).
+pub struct Pending {
+    ty: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    tb: *mut ffi::PyObject,
+}
+
+impl Pending {
+    pub fn fetch() -> Option<Pending> {
+        let (mut ty, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: moves the exception triple (new references) out of the thread state.
+        unsafe {
+            ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
+            if ty.is_null() {
+                return None;
+            }
+            ffi::PyErr_NormalizeException(&mut ty, &mut value, &mut tb);
+        }
+        Some(Pending { ty, value, tb })
+    }
+
+    /// Puts the exception back (ownership moves to the thread state).
+    pub fn restore(self) -> Raised {
+        let p = std::mem::ManuallyDrop::new(self);
+        // SAFETY: PyErr_Restore steals the three references.
+        unsafe { ffi::PyErr_Restore(p.ty, p.value, p.tb) };
+        Raised
+    }
+
+    /// The exception's class name, e.g. `ValueError`.
+    pub fn is_instance_of(&self, t: *mut ffi::PyObject) -> bool {
+        // SAFETY: class check on live objects.
+        unsafe { ffi::PyErr_GivenExceptionMatches(self.ty, t) != 0 }
+    }
+
+    /// `traceback.format_exception(...)` lines, or a fallback description.
+    pub fn format(&self) -> Vec<String> {
+        let lines = (|| -> PyResult<Vec<String>> {
+            let tb_mod = import(c"traceback")?;
+            let f = tb_mod.getattr(c"format_exception")?;
+            let args: Vec<Obj> = [self.ty, self.value, self.tb]
+                .iter()
+                .map(|p| Obj::borrowed(*p).unwrap_or_else(Obj::none))
+                .collect();
+            let list = f.call(&[&args[0], &args[1], &args[2]])?;
+            let mut out = Vec::new();
+            let it = list.iter()?;
+            while let Some(s) = it.next()? {
+                out.extend(s.to_str()?.lines().map(String::from));
+            }
+            Ok(out)
+        })();
+        match lines {
+            Ok(l) => l,
+            Err(_) => {
+                // SAFETY: discard the secondary error raised while formatting.
+                unsafe { ffi::PyErr_Clear() };
+                vec!["<exception could not be formatted>".into()]
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // SAFETY: we own these references (they may be NULL).
+        unsafe {
+            ffi::Py_XDECREF(self.ty);
+            ffi::Py_XDECREF(self.value);
+            ffi::Py_XDECREF(self.tb);
+        }
+    }
+}
+
+/// Builds a Pending from an `exc_info` tuple (for start_response's re-raise rule).
+pub fn pending_from_exc_info(info: &Obj) -> Option<Pending> {
+    if !info.is_tuple() || info.len().ok()? != 3 {
+        return None;
+    }
+    let get = |i| info.seq_item(i).map(Obj::into_ptr).unwrap_or(std::ptr::null_mut());
+    Some(Pending { ty: get(0), value: get(1), tb: get(2) })
+}
+
+pub fn import(name: &CStr) -> PyResult<Obj> {
+    // SAFETY: standard import.
+    Obj::owned(unsafe { ffi::PyImport_ImportModule(name.as_ptr()) })
+}
+
+/// `sys.modules` of the current interpreter (borrowed as owned).
+pub fn sys_modules() -> Obj {
+    // SAFETY: the module dict of the current interpreter always exists.
+    Obj::borrowed(unsafe { ffi::PyImport_GetModuleDict() }).expect("sys.modules")
+}
+
+pub fn builtins() -> Obj {
+    // SAFETY: the builtins dict of the current frame/interpreter.
+    Obj::borrowed(unsafe { ffi::PyEval_GetBuiltins() }).expect("builtins")
+}
+
+/// Runs `code` (already compiled) with `globals` as globals and locals.
+pub fn eval_code(code: &Obj, globals: &Obj) -> PyResult<Obj> {
+    // SAFETY: evaluates a code object in the given namespace.
+    Obj::owned(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
+}
+
+pub fn new_module(name: &str) -> PyResult<Obj> {
+    let c = CString::new(name).map_err(|_| raise(exc::value_error(), "module name contains NUL"))?;
+    // SAFETY: creates a fresh module object.
+    Obj::owned(unsafe { ffi::PyModule_New(c.as_ptr()) })
+}
+
+pub fn module_dict(m: &Obj) -> Obj {
+    // SAFETY: a module's __dict__ (borrowed).
+    Obj::borrowed(unsafe { ffi::PyModule_GetDict(m.as_ptr()) }).expect("module dict")
+}
+
+/// C string helper for dynamic attribute names.
+pub fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).unwrap_or_default()
+}
+
+pub type CChar = c_char;

@@ -1,0 +1,141 @@
+//! What rwsgi sets up in each interpreter: the `mod_wsgi` module (bootstrap.py plus native
+//! functions), stdout/stderr redirection, WSGIPythonPath, and the environ template every
+//! request's environ is copied from.
+
+use super::ffi::interp::{self, Interpreter, Keep, describe};
+use super::ffi::native;
+use super::ffi::object::{Obj, PyResult, builtins, eval_code, module_dict, new_module};
+use std::sync::{Arc, OnceLock};
+
+const BOOTSTRAP: &str = include_str!("bootstrap.py");
+
+/// Per-process facts that go into every environ and into the `mod_wsgi` module.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub process_group: String,
+    pub apache_version: (u32, u32, u32),
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
+    pub restrict_signal: bool,
+    pub python_path: Vec<String>,
+    pub switch_interval: Option<f64>,
+    pub eggs: Option<String>,
+}
+
+static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
+
+/// Objects rwsgi keeps in one interpreter.
+pub struct InterpData {
+    pub input_class: Keep,
+    pub log_class: Keep,
+    pub file_wrapper_class: Keep,
+    pub template: Keep,
+}
+
+pub fn data(i: &Interpreter) -> &InterpData {
+    i.data.get().and_then(|d| d.downcast_ref::<InterpData>()).expect("interpreter set up by rwsgi")
+}
+
+/// Starts Python and sets up the main interpreter.
+pub fn start(init: &interp::InitConfig, process: ProcessInfo) -> Result<(), String> {
+    if let Some(eggs) = &process.eggs {
+        // SAFETY-free: setting the environment before Python (and any thread of ours) reads it.
+        // SAFETY: called during child initialisation, before request threads run Python.
+        unsafe { std::env::set_var("PYTHON_EGG_CACHE", eggs) };
+    }
+    let _ = PROCESS.set(process);
+    interp::initialize(init, setup)
+}
+
+/// The interpreter for an application group ("" = main). Must be called detached.
+pub fn get(group: &str) -> Result<Arc<Interpreter>, String> {
+    interp::interpreter(group, &setup)
+}
+
+fn setup(i: &Interpreter) -> Result<(), String> {
+    let p = PROCESS.get().cloned().unwrap_or_default();
+    let data = describe(build(i, &p).map(|d| {
+        let _ = i.data.set(Box::new(d));
+    }))?;
+    Ok(data)
+}
+
+fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
+    let module = new_module("mod_wsgi")?;
+    let dict = module_dict(&module);
+    dict.dict_set_str(c"__builtins__", &builtins())?;
+    for (name, f) in native::module_functions()? {
+        dict.dict_set_str(name, &f)?;
+    }
+    let code = compile(BOOTSTRAP, "<rwsgi bootstrap>")?;
+    eval_code(&code, &dict)?;
+    dict.dict_set_str(c"process_group", &Obj::str(&p.process_group)?)?;
+    dict.dict_set_str(c"application_group", &Obj::str(&i.name)?)?;
+    dict.dict_set_str(c"rwsgi_version", &Obj::str(env!("CARGO_PKG_VERSION"))?)?;
+    let path: Vec<Obj> = p.python_path.iter().map(|s| Obj::str(s)).collect::<PyResult<_>>()?;
+    let setup = dict.dict_get_str("_setup").expect("bootstrap defines _setup");
+    setup.call(&[
+        &Obj::bool(p.restrict_stdin),
+        &Obj::bool(p.restrict_stdout),
+        &Obj::bool(p.restrict_signal),
+        &Obj::tuple(path)?,
+    ])?;
+    if let Some(si) = p.switch_interval {
+        super::ffi::object::import(c"sys")?.call_method(c"setswitchinterval", &[&Obj::float(si)?])?;
+    }
+    let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
+    let file_wrapper = get("FileWrapper");
+    let template = Obj::new_dict()?;
+    let (a, b, c) = p.apache_version;
+    let version = Obj::tuple(vec![Obj::int(4)?, Obj::int(9)?, Obj::int(4)?])?;
+    template.dict_set_str(c"wsgi.version", &Obj::tuple(vec![Obj::int(1)?, Obj::int(0)?])?)?;
+    template.dict_set_str(c"wsgi.multithread", &Obj::bool(p.multithread))?;
+    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(p.multiprocess))?;
+    template.dict_set_str(c"wsgi.run_once", &Obj::bool(false))?;
+    template.dict_set_str(c"wsgi.file_wrapper", &file_wrapper)?;
+    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(true))?;
+    template.dict_set_str(c"apache.version", &Obj::tuple(vec![Obj::int(a as i64)?, Obj::int(b as i64)?, Obj::int(c as i64)?])?)?;
+    template.dict_set_str(c"mod_wsgi.version", &version)?;
+    Ok(InterpData {
+        input_class: Keep::new(get("Input")),
+        log_class: Keep::new(get("Log")),
+        file_wrapper_class: Keep::new(file_wrapper),
+        template: Keep::new(template),
+    })
+}
+
+/// `compile(source, filename, "exec")` through the builtin, so coding cookies and flags work
+/// exactly as for imported modules.
+pub fn compile(source: &str, filename: &str) -> PyResult<Obj> {
+    compile_bytes(source.as_bytes(), filename)
+}
+
+pub fn compile_bytes(source: &[u8], filename: &str) -> PyResult<Obj> {
+    let compile = builtins().dict_get_str("compile").expect("builtins.compile");
+    compile.call(&[&Obj::bytes(source)?, &Obj::str(filename)?, &Obj::str("exec")?])
+}
+
+/// Runs `atexit` callbacks and flushes output in every interpreter (process exit).
+pub fn run_atexit() {
+    if !interp::is_initialized() {
+        return;
+    }
+    for i in interp::all() {
+        let _a = interp::Attached::enter(&i);
+        let r = (|| -> PyResult<()> {
+            super::ffi::object::import(c"atexit")?.call_method(c"_run_exitfuncs", &[])?;
+            let sys = super::ffi::object::import(c"sys")?;
+            for s in [c"stdout", c"stderr"] {
+                if let Ok(f) = sys.getattr(s) {
+                    let _ = f.call_method(c"flush", &[]);
+                }
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            drop(super::ffi::object::Pending::fetch());
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Runs one request through an application: builds the environ, calls the application,
+//! streams what it returns, and always calls the iterable's `close()`.
+
+use super::app;
+use super::current;
+use super::exchange::Exchange;
+use super::ffi::interp::{Attached, Interpreter};
+use super::ffi::native;
+use super::ffi::object::{Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise};
+use super::interpreters::{self, InterpData};
+use super::transport::{LogLevel, Transport, TransportError};
+use std::sync::Arc;
+
+/// What the transport-specific caller knows about the request.
+pub struct AppRequest {
+    /// The WSGI script file.
+    pub script: String,
+    /// Its modification time (microseconds), for reloading.
+    pub script_mtime: i64,
+    pub callable: String,
+    /// Application group ("" = main interpreter).
+    pub application_group: String,
+    pub process_group: String,
+    pub reload: bool,
+    /// CGI and mod_wsgi.* variables, values as the raw bytes Apache has.
+    pub environ: Vec<(String, Vec<u8>)>,
+    pub https: bool,
+}
+
+/// How the request ended, for the caller's HTTP status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response went out (completely, or broken off visibly for the client).
+    Sent,
+    /// Nothing was sent: answer 500 (the error is in the log).
+    ServerError,
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Logs the pending Python exception with the script's context.
+fn log_exception(log: &dyn Fn(LogLevel, &str), script: &str, what: &str) {
+    log(LogLevel::Error, &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script));
+    if let Some(p) = Pending::fetch() {
+        for line in p.format() {
+            log(LogLevel::Error, &line);
+        }
+    }
+}
+
+pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
+    let log = transport.logger();
+    let interp = match interpreters::get(&req.application_group) {
+        Ok(i) => i,
+        Err(e) => {
+            log(LogLevel::Error, &format!("rwsgi (pid={}): {e}", pid()));
+            return Outcome::ServerError;
+        }
+    };
+    let _attached = Attached::enter(&interp);
+    let callable = match load_callable(&interp, &req) {
+        Ok(c) => c,
+        Err(msg) => {
+            match msg {
+                Some(m) => log(LogLevel::Error, &m),
+                None => {
+                    log(
+                        LogLevel::Error,
+                        &format!(
+                            "rwsgi (pid={}, process='{}', application='{}'): Failed to exec Python script file '{}'.",
+                            pid(),
+                            req.process_group,
+                            req.application_group,
+                            req.script
+                        ),
+                    );
+                    log_exception(&*log, &req.script, "Exception occurred processing WSGI script");
+                }
+            }
+            return Outcome::ServerError;
+        }
+    };
+    let ex = Arc::new(Exchange::new(transport));
+    let outcome = {
+        let _scope = current::Scope::enter(&ex);
+        serve(&interp, &req, &ex, &callable)
+    };
+    drop(ex.close());
+    outcome
+}
+
+/// The application callable; `Err(None)` means a Python exception is pending.
+fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, Option<String>> {
+    let module = app::load(interp, &req.script, req.script_mtime, req.reload).map_err(|Raised| None)?;
+    module_dict(&module).dict_get_str(&req.callable).ok_or_else(|| {
+        Some(format!(
+            "rwsgi (pid={}): Target WSGI script '{}' does not contain WSGI application '{}'.",
+            pid(),
+            req.script,
+            req.callable
+        ))
+    })
+}
+
+fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &Obj) -> Outcome {
+    let data = interpreters::data(interp);
+    let logger = |l: LogLevel, m: &str| ex.log(l, m);
+    let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
+        let cap = native::capsule(ex)?;
+        let errors = data.log_class.get().call(&[&cap])?;
+        let environ = build_environ(data, req, &cap, &errors)?;
+        Ok((environ, native::start_response_callable(&cap)?, errors))
+    })();
+    let (environ, start_response, errors) = match prepared {
+        Ok(v) => v,
+        Err(Raised) => {
+            log_exception(&logger, &req.script, "Exception occurred processing WSGI script");
+            return Outcome::ServerError;
+        }
+    };
+    let result = callable.call(&[&environ, &start_response]);
+    let outcome = match result {
+        Ok(iterable) => {
+            let sent = send(data, ex, &iterable);
+            let closed = call_close(&iterable);
+            match (sent, closed) {
+                (Ok(()), Ok(())) => finish(ex, &logger, &req.script),
+                (Err(e), _) | (Ok(()), Err(e)) => failed(ex, &logger, &req.script, e),
+            }
+        }
+        Err(Raised) => failed(ex, &logger, &req.script, Failure::Python),
+    };
+    let _ = errors.call_method(c"flush", &[]);
+    outcome
+}
+
+enum Failure {
+    Python,
+    Client,
+}
+
+fn finish(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str) -> Outcome {
+    match ex.finish() {
+        Ok(()) | Err(TransportError::ClientGone) => Outcome::Sent,
+        Err(TransportError::NotStarted) => {
+            let _ = raise(exc::runtime_error(), "response has not been started");
+            failed(ex, log, script, Failure::Python)
+        }
+        Err(e) => {
+            log(LogLevel::Error, &format!("rwsgi (pid={}): {} in WSGI script '{}'; connection closed.", pid(), e, script));
+            Outcome::Sent
+        }
+    }
+}
+
+fn failed(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str, f: Failure) -> Outcome {
+    match f {
+        Failure::Client => {
+            log(LogLevel::Info, &format!("rwsgi (pid={}): client closed connection while serving '{}'.", pid(), script));
+            Outcome::Sent
+        }
+        Failure::Python => {
+            log_exception(log, script, "Exception occurred processing WSGI script");
+            if ex.progress().head_sent {
+                ex.abort();
+                Outcome::Sent
+            } else {
+                Outcome::ServerError
+            }
+        }
+    }
+}
+
+fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -> PyResult<Obj> {
+    let env = data.template.get().dict_copy()?;
+    for (k, v) in &req.environ {
+        env.dict_set(&Obj::str(k)?, &Obj::latin1(v)?)?;
+    }
+    env.dict_set_str(c"wsgi.url_scheme", &Obj::str(if req.https { "https" } else { "http" })?)?;
+    env.dict_set_str(c"wsgi.input", &data.input_class.get().call(&[cap])?)?;
+    env.dict_set_str(c"wsgi.errors", errors)?;
+    Ok(env)
+}
+
+fn call_close(iterable: &Obj) -> Result<(), Failure> {
+    match iterable.getattr_opt(c"close") {
+        Ok(Some(close)) => close.call(&[]).map(|_| ()).map_err(|Raised| Failure::Python),
+        Ok(None) => Ok(()),
+        Err(Raised) => Err(Failure::Python),
+    }
+}
+
+fn transport_failure(e: TransportError) -> Failure {
+    match e {
+        TransportError::NotStarted => {
+            raise(exc::runtime_error(), "response has not been started");
+            Failure::Python
+        }
+        _ => Failure::Client,
+    }
+}
+
+fn item_bytes(item: &Obj) -> Result<&[u8], Failure> {
+    item.as_bytes().ok_or_else(|| {
+        raise(
+            exc::type_error(),
+            &format!("sequence of byte string values expected, value of type {} found", item.type_name()),
+        );
+        Failure::Python
+    })
+}
+
+/// Streams the application's return value. Each yielded chunk is passed on at once
+/// (PEP 3333: no buffering); a list or tuple is sent in one go, letting Apache add a
+/// Content-Length.
+fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure> {
+    if iterable.is_exact_type(data.file_wrapper_class.ptr()) && try_sendfile(ex, iterable)? {
+        return Ok(());
+    }
+    if iterable.is_list() || iterable.is_tuple() {
+        let n = iterable.len().map_err(|Raised| Failure::Python)?;
+        let mut total = 0u64;
+        for i in 0..n {
+            if let Some(item) = iterable.seq_item(i) {
+                total += item_bytes(&item)?.len() as u64;
+            }
+        }
+        let length_ok = ex.with_head(|h| h.is_none_or(|h| h.content_length.is_none_or(|cl| cl == total)));
+        for i in 0..n {
+            let Some(item) = iterable.seq_item(i) else { continue };
+            let bytes = item_bytes(&item)?;
+            let last = i + 1 == n && length_ok;
+            if bytes.is_empty() && !last {
+                continue;
+            }
+            if !ex.progress().started {
+                return Err(transport_failure(TransportError::NotStarted));
+            }
+            ex.send(bytes, last).map_err(transport_failure)?;
+        }
+        return Ok(());
+    }
+    let it = iterable.iter().map_err(|Raised| Failure::Python)?;
+    while let Some(item) = it.next().map_err(|Raised| Failure::Python)? {
+        let bytes = item_bytes(&item)?;
+        if bytes.is_empty() {
+            continue;
+        }
+        if !ex.progress().started {
+            return Err(transport_failure(TransportError::NotStarted));
+        }
+        ex.send(bytes, false).map_err(transport_failure)?;
+    }
+    Ok(())
+}
+
+/// The wsgi.file_wrapper fast path: a real regular file goes out with sendfile. Returns
+/// false to fall back to iteration.
+fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
+    if ex.progress().head_sent {
+        return Ok(false);
+    }
+    let probe = (|| -> PyResult<Option<(Obj, i32, u64, u64)>> {
+        let filelike = wrapper.getattr(c"filelike")?;
+        let Some(fileno) = filelike.getattr_opt(c"fileno")? else { return Ok(None) };
+        let fd = match fileno.call(&[]) {
+            Ok(fd) => fd.to_i64()? as i32,
+            Err(Raised) => {
+                drop(Pending::fetch());
+                return Ok(None);
+            }
+        };
+        let os = import(c"os")?;
+        let st = os.call_method(c"fstat", &[&Obj::int(fd as i64)?])?;
+        let mode = st.getattr(c"st_mode")?;
+        let is_reg = import(c"stat")?.call_method(c"S_ISREG", &[&mode])?;
+        // SAFETY-free truthiness: S_ISREG returns a bool.
+        if is_reg.as_ptr() != Obj::bool(true).as_ptr() {
+            return Ok(None);
+        }
+        let size = st.getattr(c"st_size")?.to_i64()?.max(0) as u64;
+        let offset = match filelike.getattr_opt(c"tell")? {
+            Some(tell) => tell.call(&[])?.to_i64()?.max(0) as u64,
+            None => 0,
+        };
+        Ok(Some((filelike, fd, offset, size.saturating_sub(offset))))
+    })();
+    let (filelike, fd, offset, remaining) = match probe {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(false),
+        Err(Raised) => return Err(Failure::Python),
+    };
+    let len = ex.with_head(|h| {
+        h.map(|h| match h.content_length {
+            Some(cl) => cl.min(remaining),
+            None => {
+                h.content_length = Some(remaining);
+                h.headers.push(("Content-Length".into(), remaining.to_string()));
+                remaining
+            }
+        })
+    });
+    let Some(len) = len else { return Err(transport_failure(TransportError::NotStarted)) };
+    ex.send_file(fd, offset, len).map_err(transport_failure)?;
+    // Leave the file where a reader that consumed the data would have left it.
+    let seek = cstring("seek");
+    let _ = Obj::int((offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
+    drop(Pending::fetch());
+    Ok(true)
+}

@@ -1,0 +1,71 @@
+//! The contract between the WSGI layer and whatever carries the request: the embedded Apache
+//! request today, a daemon connection tomorrow. PEP 3333 logic exists once, above this trait.
+
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+/// A validated response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The whole status line as the application gave it ("200 OK").
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+    /// The application's Content-Length, if it set one.
+    pub content_length: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("client connection closed")]
+    ClientGone,
+    #[error("request has already completed")]
+    Closed,
+    #[error("response has not been started")]
+    NotStarted,
+    #[error("response body shorter than its Content-Length ({sent} of {promised} bytes)")]
+    Truncated { promised: u64, sent: u64 },
+}
+
+pub type Logger = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+pub trait Transport: Send {
+    /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body. Called with the
+    /// GIL released.
+    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Sets the response status and headers (before the first body bytes).
+    fn start(&mut self, head: &ResponseHead);
+    /// Sends body bytes; `last` means nothing follows and the response can be completed now.
+    fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError>;
+    /// Sends `len` bytes of an open regular file from `offset` (sendfile where possible).
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError>;
+    /// Completes the response (no-op if `write(.., last = true)` already did).
+    fn finish(&mut self) -> Result<(), TransportError>;
+    /// Marks a response that failed after its head was sent as broken for the client.
+    fn abort(&mut self);
+    /// HEAD request: the body is discarded downstream.
+    fn is_head_request(&self) -> bool;
+    /// Logs with this request's context (callable from any thread while the request runs).
+    fn logger(&self) -> Logger;
+}
+
+static SERVER_LOGGER: OnceLock<fn(LogLevel, &str)> = OnceLock::new();
+
+/// Where messages without a request go (set once by the process embedding Python).
+pub fn set_server_logger(f: fn(LogLevel, &str)) {
+    let _ = SERVER_LOGGER.set(f);
+}
+
+pub fn server_log(level: LogLevel, msg: &str) {
+    match SERVER_LOGGER.get() {
+        Some(f) => f(level, msg),
+        None => eprintln!("{msg}"),
+    }
+}
