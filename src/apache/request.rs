@@ -55,7 +55,11 @@ impl Request {
     }
 
     fn pstr(&self, s: &str) -> *const c_char {
-        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        self.pbytes(s.as_bytes())
+    }
+
+    fn pbytes(&self, s: &[u8]) -> *const c_char {
+        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
         // SAFETY: apr_pstrdup copies into the request pool, which outlives every use.
         unsafe { b::apr_pstrdup(self.pool(), c.as_ptr()) }
     }
@@ -205,7 +209,12 @@ impl Request {
     pub fn request_time(&self) -> i64 {
         self.rec().request_time
     }
+    /// Apache's request log id (`%L`), generated now if no module did yet (as mod_wsgi).
     pub fn log_id(&self) -> Option<String> {
+        if self.rec().log_id.is_null() {
+            // SAFETY: the generate_log_id hook writes a pool-allocated id into r->log_id.
+            unsafe { b::ap_run_generate_log_id((*self.r).connection, self.r, &raw mut (*self.r).log_id) };
+        }
         cstr(self.rec().log_id).map(|s| s.into_owned())
     }
 
@@ -232,8 +241,9 @@ impl Request {
 
     // ---- response -----------------------------------------------------------------------
 
-    pub fn set_status(&self, code: u16, line: &str) {
-        let l = self.pstr(line);
+    /// `line` and header values are byte strings (PEP 3333 latin-1).
+    pub fn set_status(&self, code: u16, line: &[u8]) {
+        let l = self.pbytes(line);
         // SAFETY: the status line lives in the request pool.
         unsafe {
             (*self.r).status = code as i32;
@@ -243,13 +253,13 @@ impl Request {
 
     /// Adds a response header; Content-Type and Content-Length go through Apache's setters so
     /// output filters see them.
-    pub fn add_header(&self, name: &str, value: &str) {
+    pub fn add_header(&self, name: &str, value: &[u8]) {
         if name.eq_ignore_ascii_case("content-type") {
-            let v = self.pstr(value);
+            let v = self.pbytes(value);
             // SAFETY: pool-allocated value.
             unsafe { b::ap_set_content_type(self.r, v) };
         } else if name.eq_ignore_ascii_case("content-length") {
-            if let Ok(n) = value.parse::<i64>() {
+            if let Some(n) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<i64>().ok()) {
                 // SAFETY: plain setter.
                 unsafe { b::ap_set_content_length(self.r, n) };
             }
@@ -259,7 +269,7 @@ impl Request {
             } else {
                 self.rec().headers_out
             };
-            let (k, v) = (self.pstr(name), self.pstr(value));
+            let (k, v) = (self.pstr(name), self.pbytes(value));
             // SAFETY: pool-allocated strings.
             unsafe { b::apr_table_addn(t, k, v) };
         }

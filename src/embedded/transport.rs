@@ -25,6 +25,11 @@ pub fn level(l: LogLevel) -> Level {
     }
 }
 
+/// Response strings hold one char per byte (validated latin-1): back to bytes.
+fn latin1(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}
+
 fn gone(_: OutputError) -> TransportError {
     TransportError::ClientGone
 }
@@ -35,9 +40,9 @@ impl Transport for ApacheTransport {
     }
 
     fn start(&mut self, head: &ResponseHead) {
-        self.req.set_status(head.status, &head.status_line);
+        self.req.set_status(head.status, &latin1(&head.status_line));
         for (k, v) in &head.headers {
-            self.req.add_header(k, v);
+            self.req.add_header(k, &latin1(v));
         }
     }
 

@@ -9,7 +9,9 @@ use super::ffi::native;
 use super::ffi::object::{Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise};
 use super::interpreters::{self, InterpData};
 use super::transport::{LogLevel, Transport, TransportError};
+use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the transport-specific caller knows about the request.
 pub struct AppRequest {
@@ -123,8 +125,10 @@ fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &
     let result = callable.call(&[&environ, &start_response]);
     let outcome = match result {
         Ok(iterable) => {
-            let sent = send(data, ex, &iterable);
-            let closed = call_close(&iterable);
+            // The exception (if any) is taken out of the thread state before close() runs:
+            // Python code must not run with an exception pending.
+            let sent = send(data, ex, &iterable).map_err(Failure::take);
+            let closed = call_close(&iterable).map_err(Failure::take);
             match (sent, closed) {
                 (Ok(()), Ok(())) => finish(ex, &logger, &req.script),
                 (Err(e), _) | (Ok(()), Err(e)) => failed(ex, &logger, &req.script, e),
@@ -137,8 +141,20 @@ fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &
 }
 
 enum Failure {
+    /// A Python exception is pending in the thread state.
     Python,
+    /// The exception, taken out of the thread state.
+    Taken(Option<Pending>),
     Client,
+}
+
+impl Failure {
+    fn take(self) -> Failure {
+        match self {
+            Failure::Python => Failure::Taken(Pending::fetch()),
+            other => other,
+        }
+    }
 }
 
 fn finish(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str) -> Outcome {
@@ -156,12 +172,20 @@ fn finish(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str) -> Outcome 
 }
 
 fn failed(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str, f: Failure) -> Outcome {
+    let f = match f {
+        Failure::Taken(Some(p)) => {
+            p.restore();
+            Failure::Python
+        }
+        Failure::Taken(None) => Failure::Python,
+        other => other,
+    };
     match f {
         Failure::Client => {
             log(LogLevel::Info, &format!("rwsgi (pid={}): client closed connection while serving '{}'.", pid(), script));
             Outcome::Sent
         }
-        Failure::Python => {
+        Failure::Python | Failure::Taken(_) => {
             log_exception(log, script, "Exception occurred processing WSGI script");
             if ex.progress().head_sent {
                 ex.abort();
@@ -173,11 +197,36 @@ fn failed(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str, f: Failure)
     }
 }
 
+static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (mod_wsgi.thread_id, requests this thread served before).
+    static THREAD: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// mod_wsgi's per-process counters: thread id, requests by this thread and by the process.
+fn counters() -> (u64, u64, u64) {
+    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    THREAD.with(|t| {
+        let (mut id, n) = t.get();
+        if id == 0 {
+            id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        t.set((id, n + 1));
+        (id, n, total)
+    })
+}
+
 fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -> PyResult<Obj> {
     let env = data.template.get().dict_copy()?;
     for (k, v) in &req.environ {
         env.dict_set(&Obj::str(k)?, &Obj::latin1(v)?)?;
     }
+    let (thread_id, thread_requests, total) = counters();
+    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(thread_id as i64)?)?;
+    env.dict_set_str(c"mod_wsgi.thread_requests", &Obj::int(thread_requests as i64)?)?;
+    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(total as i64)?)?;
     env.dict_set_str(c"wsgi.url_scheme", &Obj::str(if req.https { "https" } else { "http" })?)?;
     env.dict_set_str(c"wsgi.input", &data.input_class.get().call(&[cap])?)?;
     env.dict_set_str(c"wsgi.errors", errors)?;
@@ -221,13 +270,14 @@ fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure>
     }
     if iterable.is_list() || iterable.is_tuple() {
         let n = iterable.len().map_err(|Raised| Failure::Python)?;
-        let mut total = 0u64;
-        for i in 0..n {
-            if let Some(item) = iterable.seq_item(i) {
-                total += item_bytes(&item)?.len() as u64;
-            }
-        }
-        let length_ok = ex.with_head(|h| h.is_none_or(|h| h.content_length.is_none_or(|cl| cl == total)));
+        // The total is known only when every item is bytes; a bad item fails when reached,
+        // after the items before it went out (as mod_wsgi).
+        let total: Option<u64> = (0..n)
+            .map(|i| iterable.seq_item(i).and_then(|it| it.as_bytes().map(|b| b.len() as u64)))
+            .sum();
+        let length_ok = total.is_some_and(|total| {
+            ex.with_head(|h| h.is_none_or(|h| h.content_length.is_none_or(|cl| cl == total)))
+        });
         for i in 0..n {
             let Some(item) = iterable.seq_item(i) else { continue };
             let bytes = item_bytes(&item)?;

@@ -237,7 +237,16 @@ impl Attached {
                 return Attached { ts };
             }
             let ts = TSTATES.with(|t| {
-                *t.borrow_mut().entry(interp.id).or_insert_with(|| ffi::PyThreadState_New(interp.state))
+                *t.borrow_mut().entry(interp.id).or_insert_with(|| {
+                    // The first thread state a thread creates becomes its PyGILState one;
+                    // that must be the main interpreter's, or C extensions (and PyO3
+                    // modules) would later find themselves in this sub-interpreter.
+                    if ffi::PyGILState_GetThisThreadState().is_null() {
+                        ffi::PyGILState_Ensure();
+                        ffi::PyEval_SaveThread();
+                    }
+                    ffi::PyThreadState_New(interp.state)
+                })
             });
             ffi::PyEval_RestoreThread(ts);
             Attached { ts }
