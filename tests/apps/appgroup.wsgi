@@ -56,6 +56,11 @@ def application(environ, start_response):
         "sys_id": id(sys),
         "sys_path": list(sys.path),
         "module_name": __name__,
+        # the script module is registered in sys.modules under its __name__
+        # (mod_wsgi: "_mod_wsgi_" + md5(path)); Flask(__name__), pickle rely on it
+        "in_sys_modules": sys.modules.get(__name__) is not None
+        and getattr(sys.modules[__name__], "application", None) is application,
+        "file": globals().get("__file__"),
     }
     body = json.dumps(out).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

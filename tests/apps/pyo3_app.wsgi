@@ -5,6 +5,8 @@ yet support subinterpreters"), so this only works in the main interpreter
 (WSGIApplicationGroup %{GLOBAL}, or rwsgi's automatic main-interpreter choice).
 """
 import json
+import os
+import sys
 
 
 def application(environ, start_response):
@@ -39,7 +41,12 @@ def application(environ, start_response):
         }
         status = "200 OK"
     except Exception as e:  # report instead of a bare 500 so tests can show why
+        import traceback
+
         out = {"ok": False, "error": "%s: %s" % (type(e).__name__, e),
+               "traceback": traceback.format_exc().splitlines()[-8:],
+               "pid": os.getpid(),
+               "loaded": sorted(m for m in sys.modules if "pydantic" in m or "cryptography" in m),
                "application_group": environ.get("mod_wsgi.application_group")}
         status = "500 Internal Server Error"
     body = json.dumps(out).encode()

@@ -11,6 +11,8 @@ MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 APPEND_SLASH = False
 DATABASES = {}
 USE_TZ = True
+# Django exports TZ into the (shared, embedded) process: keep Apache log times in UTC
+TIME_ZONE = "UTC"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
