@@ -30,7 +30,10 @@ pub unsafe extern "C" fn post_config(
             servers.push(unsafe { &server_conf(cur).config });
             cur = unsafe { (*cur).next };
         }
-        crate::embedded::configure(&servers);
+        if let Err(e) = crate::embedded::configure(&servers) {
+            super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
+            return SERVER_ERROR;
+        }
         let banner = CString::new(crate::embedded::version_component()).unwrap_or_default();
         // SAFETY: the component string is copied by Apache into pconf.
         unsafe { b::ap_add_version_component(pconf, banner.as_ptr()) };

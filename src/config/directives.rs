@@ -91,7 +91,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(c"WSGICallableObject", FileInfo, Implemented, c"name"),
     d!(c"WSGIPassAuthorization", FileInfo, Implemented, c"On|Off"),
     d!(c"WSGIScriptReloading", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGIErrorOverride", FileInfo, Implemented, c"On|Off"),
+    d!(c"WSGIErrorOverride", FileInfo, NoEffect, c"On|Off"),
     d!(c"WSGIChunkedRequest", FileInfo, Implemented, c"On|Off"),
     d!(c"WSGIMapHEADToGET", FileInfo, Implemented, c"On|Off|Auto"),
     d!(c"WSGIIgnoreActivity", FileInfo, NoEffect, c"On|Off"),

@@ -78,6 +78,15 @@ pub fn handle(req: Request) -> i32 {
     let reload = dir.script_reloading.unwrap_or(true);
 
     let (mut environ, script_name) = cgi_environ(&req, pass_auth);
+    // WSGIMapHEADToGET On: the application sees GET for HEAD (Apache drops the body). Auto
+    // behaves as Off, which is what mod_wsgi 4.9 effectively does.
+    if dir.map_head_to_get == Some(crate::config::MapHeadToGet::On) && req.header_only() {
+        for (k, v) in environ.iter_mut() {
+            if k == "REQUEST_METHOD" && v.as_slice() == b"HEAD" {
+                *v = b"GET".to_vec();
+            }
+        }
+    }
     let application_group = expand(&req, &application_group, &script_name);
     let https = req.is_https() || matches!(req.subprocess_env("HTTPS").as_deref().map(str::to_ascii_lowercase).as_deref(), Some("on") | Some("1"));
     add_mod_wsgi_keys(&req, &mut environ, &process_group, &application_group, &callable, reload, dir.enable_sendfile.unwrap_or(false), dir.ignore_activity.unwrap_or(false));

@@ -14,6 +14,8 @@ pub struct Settings {
     pub case_insensitive: bool,
     /// The only script any WSGIScriptAlias can run embedded, when there is exactly one.
     pub sole_script: Option<String>,
+    /// WSGIImportScript entries for embedded mode: (application group, script).
+    pub preload: Vec<(String, String)>,
     python_ready: bool,
 }
 
@@ -43,16 +45,47 @@ pub fn sole_embedded_script(servers: &[&ServerConfig]) -> Option<String> {
     if scripts.len() == 1 { scripts.pop_first() } else { None }
 }
 
+/// WSGIImportScript entries to run in Apache children, deduplicated (virtual hosts inherit
+/// the main server's), or an error naming the first one rwsgi cannot honour.
+pub fn embedded_preloads(servers: &[&ServerConfig]) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for i in servers.iter().flat_map(|s| s.import_scripts.iter()) {
+        if !(i.process_group.is_empty() || i.process_group == "%{GLOBAL}") {
+            return Err(format!(
+                "WSGIImportScript {}: WSGI process group '{}' is not configured",
+                i.path, i.process_group
+            ));
+        }
+        let group = match i.application_group.as_str() {
+            "%{GLOBAL}" => String::new(),
+            g if g.starts_with("%{") => {
+                return Err(format!(
+                    "WSGIImportScript {}: application-group must be %{{GLOBAL}} or a name, not {g}",
+                    i.path
+                ));
+            }
+            g => g.to_string(),
+        };
+        let entry = (group, i.path.clone());
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
 /// post_config: `servers[0]` is the main server.
-pub fn configure(servers: &[&ServerConfig]) {
+pub fn configure(servers: &[&ServerConfig]) -> Result<(), String> {
     let python = servers.first().map(|s| s.python.clone()).unwrap_or_default();
     store(Settings {
         restrict_embedded: python.restrict_embedded.unwrap_or(false),
         case_insensitive: python.case_sensitivity == Some(false),
         sole_script: sole_embedded_script(servers),
+        preload: embedded_preloads(servers)?,
         python,
         python_ready: false,
     });
+    Ok(())
 }
 
 pub fn version_component() -> String {
@@ -92,12 +125,24 @@ pub fn child_init() {
     };
     match wsgi::interpreters::start(&init, process) {
         Ok(()) => {
-            let mut next = Settings { python: s.python.clone(), sole_script: s.sole_script.clone(), ..Default::default() };
-            next.restrict_embedded = s.restrict_embedded;
-            next.case_insensitive = s.case_insensitive;
-            next.python_ready = true;
-            store(next);
+            store(Settings {
+                python: s.python.clone(),
+                restrict_embedded: s.restrict_embedded,
+                case_insensitive: s.case_insensitive,
+                sole_script: s.sole_script.clone(),
+                preload: s.preload.clone(),
+                python_ready: true,
+            });
             log::server(crate::apache::Level::Info, &format!("rwsgi (pid={}): Python initialised.", std::process::id()));
+            for (group, script) in &s.preload {
+                if let Err(e) = wsgi::interpreters::preload(group, script) {
+                    let pid = std::process::id();
+                    log::server(crate::apache::Level::Error, &format!("rwsgi (pid={pid}): WSGIImportScript '{script}' failed:"));
+                    for line in e.lines() {
+                        log::server(crate::apache::Level::Error, line);
+                    }
+                }
+            }
         }
         Err(e) => log::server(
             crate::apache::Level::Crit,

@@ -139,3 +139,17 @@ pub fn run_atexit() {
         }
     }
 }
+
+/// WSGIImportScript: loads `script` into the interpreter of `group` at process start, under the
+/// same module name a request for that script uses (so requests reuse it).
+pub fn preload(group: &str, script: &str) -> Result<(), String> {
+    let i = get(group)?;
+    let mtime = std::fs::metadata(script)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("cannot stat '{script}': {e}"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let _a = interp::Attached::enter(&i);
+    describe(super::app::load(&i, script, mtime, false).map(|_| ()))
+}
