@@ -7,7 +7,8 @@ use super::bindings as b;
 use super::conf::{dir_conf_mut, server_conf_mut};
 use super::guard::guard;
 use crate::config::directives::{
-    DIRECTIVE_COUNT, DIRECTIVE_TABLE, DIRECTIVES, DirectiveSpec, Scope, Support, Target, apply_dir, apply_server,
+    DIRECTIVE_COUNT, DIRECTIVE_TABLE, DIRECTIVES, DirectiveSpec, Scope, Support, Target, apply_dir,
+    apply_server,
 };
 use std::ffi::{CStr, CString, c_char, c_void};
 
@@ -34,7 +35,9 @@ const fn build() -> [b::command_rec; DIRECTIVE_COUNT + 1] {
         let d = &DIRECTIVE_TABLE[i];
         t[i] = b::command_rec {
             name: d.cname.as_ptr(),
-            func: b::cmd_func { raw_args: Some(directive) },
+            func: b::cmd_func {
+                raw_args: Some(directive),
+            },
             cmd_data: std::ptr::null_mut(),
             req_override: override_for(d.scope),
             args_how: b::cmd_how_RAW_ARGS,
@@ -46,46 +49,64 @@ const fn build() -> [b::command_rec; DIRECTIVE_COUNT + 1] {
 }
 
 const fn override_for(scope: Scope) -> i32 {
-    (match scope {
+    match scope {
         Scope::Global | Scope::Server => b::RSRC_CONF,
         Scope::ServerDir => b::RSRC_CONF | b::ACCESS_CONF,
         Scope::FileInfo => b::OR_FILEINFO,
         Scope::AuthConfig => b::OR_AUTHCFG,
-    }) as i32
+    }
 }
 
-unsafe extern "C" fn directive(cmd: *mut b::cmd_parms, mconfig: *mut c_void, args: *const c_char) -> *const c_char {
-    guard("directive", c"rwsgi: internal error while parsing a directive".as_ptr(), || {
-        // SAFETY: Apache passes a valid cmd_parms whose `info` is the cmd_data we stored (an
-        // index into DIRECTIVES), and a NUL-terminated argument string.
-        let (spec, raw) = unsafe {
-            let name = CStr::from_ptr((*(*cmd).cmd).name);
-            let Some(spec) = DIRECTIVES.iter().find(|d| d.cname == name) else {
-                return c"rwsgi: unknown directive".as_ptr();
+unsafe extern "C" fn directive(
+    cmd: *mut b::cmd_parms,
+    mconfig: *mut c_void,
+    args: *const c_char,
+) -> *const c_char {
+    guard(
+        "directive",
+        c"rwsgi: internal error while parsing a directive".as_ptr(),
+        || {
+            // SAFETY: Apache passes a valid cmd_parms whose `info` is the cmd_data we stored (an
+            // index into DIRECTIVES), and a NUL-terminated argument string.
+            let (spec, raw) = unsafe {
+                let name = CStr::from_ptr((*(*cmd).cmd).name);
+                let Some(spec) = DIRECTIVES.iter().find(|d| d.cname == name) else {
+                    return c"rwsgi: unknown directive".as_ptr();
+                };
+                (spec, CStr::from_ptr(args).to_string_lossy().into_owned())
             };
-            (spec, CStr::from_ptr(args).to_string_lossy().into_owned())
-        };
-        match run(cmd, mconfig, spec, &raw) {
-            Ok(()) => std::ptr::null(),
-            // SAFETY: cmd->pool outlives configuration parsing, where Apache prints the error.
-            Err(msg) => unsafe { pool_str((*cmd).pool, &msg) },
-        }
-    })
+            match run(cmd, mconfig, spec, &raw) {
+                Ok(()) => std::ptr::null(),
+                // SAFETY: cmd->pool outlives configuration parsing, where Apache prints the error.
+                Err(msg) => unsafe { pool_str((*cmd).pool, &msg) },
+            }
+        },
+    )
 }
 
-fn run(cmd: *mut b::cmd_parms, mconfig: *mut c_void, spec: &DirectiveSpec, raw: &str) -> Result<(), String> {
+fn run(
+    cmd: *mut b::cmd_parms,
+    mconfig: *mut c_void,
+    spec: &DirectiveSpec,
+    raw: &str,
+) -> Result<(), String> {
     if spec.scope == Scope::Global {
         // SAFETY: ap_check_cmd_context only reads cmd.
         let err = unsafe { b::ap_check_cmd_context(cmd, b::GLOBAL_ONLY as u32) };
         if !err.is_null() {
             // SAFETY: Apache returns a NUL-terminated message from cmd->pool.
-            return Err(unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned());
+            return Err(unsafe { CStr::from_ptr(err) }
+                .to_string_lossy()
+                .into_owned());
         }
     }
     if spec.support == Support::NoEffect {
         super::log::server(
             super::log::Level::Debug,
-            &format!("rwsgi: {} is accepted for compatibility and has no effect", spec.name()),
+            &format!(
+                "rwsgi: {} is accepted for compatibility and has no effect",
+                spec.name()
+            ),
         );
     }
     match spec.target() {
@@ -104,11 +125,17 @@ fn run(cmd: *mut b::cmd_parms, mconfig: *mut c_void, spec: &DirectiveSpec, raw: 
 }
 
 fn server_root_relative(pool: *mut b::apr_pool_t, path: &str) -> String {
-    let Ok(c) = CString::new(path) else { return path.to_string() };
+    let Ok(c) = CString::new(path) else {
+        return path.to_string();
+    };
     // SAFETY: ap_server_root_relative allocates the result in `pool`; we copy it out at once.
     unsafe {
         let r = b::ap_server_root_relative(pool, c.as_ptr());
-        if r.is_null() { path.to_string() } else { CStr::from_ptr(r).to_string_lossy().into_owned() }
+        if r.is_null() {
+            path.to_string()
+        } else {
+            CStr::from_ptr(r).to_string_lossy().into_owned()
+        }
     }
 }
 

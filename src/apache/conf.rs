@@ -25,7 +25,9 @@ impl Regex {
             let re: *mut b::ap_regex_t = Box::into_raw(Box::new(std::mem::zeroed()));
             if b::ap_regcomp(re, c.as_ptr(), 0) != 0 {
                 drop(Box::from_raw(re));
-                return Err(format!("Regular expression could not be compiled: {pattern}"));
+                return Err(format!(
+                    "Regular expression could not be compiled: {pattern}"
+                ));
             }
             Ok(Regex(re))
         }
@@ -35,7 +37,10 @@ impl Regex {
     pub fn matches(&self, subject: &str) -> Option<(usize, Vec<Option<String>>)> {
         const N: usize = 10;
         let c = CString::new(subject).ok()?;
-        let mut m = [b::ap_regmatch_t { rm_so: -1, rm_eo: -1 }; N];
+        let mut m = [b::ap_regmatch_t {
+            rm_so: -1,
+            rm_eo: -1,
+        }; N];
         // SAFETY: the regex is compiled; `m` has room for N matches.
         let rc = unsafe { b::ap_regexec(self.0, c.as_ptr(), N, m.as_mut_ptr(), 0) };
         if rc != 0 {
@@ -43,7 +48,9 @@ impl Regex {
         }
         let groups = m
             .iter()
-            .map(|g| (g.rm_so >= 0).then(|| subject[g.rm_so as usize..g.rm_eo as usize].to_string()))
+            .map(|g| {
+                (g.rm_so >= 0).then(|| subject[g.rm_so as usize..g.rm_eo as usize].to_string())
+            })
             .collect();
         Some((m[0].rm_eo as usize, groups))
     }
@@ -97,29 +104,60 @@ unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> b::apr_status_t {
 fn pool_box<T>(pool: *mut b::apr_pool_t, value: T) -> *mut c_void {
     let ptr = Box::into_raw(Box::new(value)).cast::<c_void>();
     // SAFETY: the cleanup frees the box exactly once when `pool` is cleared or destroyed.
-    unsafe { b::apr_pool_cleanup_register(pool, ptr, Some(drop_box::<T>), Some(b::apr_pool_cleanup_null)) };
+    unsafe {
+        b::apr_pool_cleanup_register(
+            pool,
+            ptr,
+            Some(drop_box::<T>),
+            Some(b::apr_pool_cleanup_null),
+        )
+    };
     ptr
 }
 
-pub unsafe extern "C" fn create_server_config(p: *mut b::apr_pool_t, _s: *mut b::server_rec) -> *mut c_void {
-    guard("create_server_config", std::ptr::null_mut(), || pool_box(p, ServerConf::default()))
+pub(crate) unsafe extern "C" fn create_server_config(
+    p: *mut b::apr_pool_t,
+    _s: *mut b::server_rec,
+) -> *mut c_void {
+    guard("create_server_config", std::ptr::null_mut(), || {
+        pool_box(p, ServerConf::default())
+    })
 }
 
-pub unsafe extern "C" fn merge_server_config(p: *mut b::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+pub(crate) unsafe extern "C" fn merge_server_config(
+    p: *mut b::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
     guard("merge_server_config", std::ptr::null_mut(), || {
         // SAFETY: both pointers were produced by create/merge_server_config.
         let (base, add) = unsafe { (&*base.cast::<ServerConf>(), &*add.cast::<ServerConf>()) };
         let mut regexes = add.regexes.clone();
         regexes.extend(base.regexes.iter().cloned());
-        pool_box(p, ServerConf { config: ServerConfig::merge(&base.config, &add.config), regexes })
+        pool_box(
+            p,
+            ServerConf {
+                config: ServerConfig::merge(&base.config, &add.config),
+                regexes,
+            },
+        )
     })
 }
 
-pub unsafe extern "C" fn create_dir_config(p: *mut b::apr_pool_t, _dir: *mut std::ffi::c_char) -> *mut c_void {
-    guard("create_dir_config", std::ptr::null_mut(), || pool_box(p, DirConfig::default()))
+pub(crate) unsafe extern "C" fn create_dir_config(
+    p: *mut b::apr_pool_t,
+    _dir: *mut std::ffi::c_char,
+) -> *mut c_void {
+    guard("create_dir_config", std::ptr::null_mut(), || {
+        pool_box(p, DirConfig::default())
+    })
 }
 
-pub unsafe extern "C" fn merge_dir_config(p: *mut b::apr_pool_t, base: *mut c_void, add: *mut c_void) -> *mut c_void {
+pub(crate) unsafe extern "C" fn merge_dir_config(
+    p: *mut b::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
     guard("merge_dir_config", std::ptr::null_mut(), || {
         // SAFETY: both pointers were produced by create/merge_dir_config.
         let (base, add) = unsafe { (&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
@@ -131,14 +169,20 @@ pub unsafe extern "C" fn merge_dir_config(p: *mut b::apr_pool_t, base: *mut c_vo
 /// `s` must be a live server_rec whose module config was created by this module.
 pub unsafe fn server_conf<'a>(s: *const b::server_rec) -> &'a ServerConf {
     // SAFETY: per the contract above.
-    unsafe { &*b::rwsgi_get_module_config((*s).module_config as *const *mut c_void, module_index()).cast::<ServerConf>() }
+    unsafe {
+        &*b::rwsgi_get_module_config((*s).module_config as *const *mut c_void, module_index())
+            .cast::<ServerConf>()
+    }
 }
 
 /// # Safety
 /// As [`server_conf`], and only during single-threaded configuration parsing.
 pub unsafe fn server_conf_mut<'a>(s: *const b::server_rec) -> &'a mut ServerConf {
     // SAFETY: per the contract above.
-    unsafe { &mut *b::rwsgi_get_module_config((*s).module_config as *const *mut c_void, module_index()).cast::<ServerConf>() }
+    unsafe {
+        &mut *b::rwsgi_get_module_config((*s).module_config as *const *mut c_void, module_index())
+            .cast::<ServerConf>()
+    }
 }
 
 /// # Safety
@@ -152,7 +196,10 @@ pub unsafe fn dir_conf_mut<'a>(m: *mut c_void) -> &'a mut DirConfig {
 /// `r` must be a live request_rec.
 pub unsafe fn request_dir_conf<'a>(r: *const b::request_rec) -> &'a DirConfig {
     // SAFETY: per the contract above; the merged per-dir vector always holds our record.
-    unsafe { &*b::rwsgi_get_module_config((*r).per_dir_config as *const *mut c_void, module_index()).cast::<DirConfig>() }
+    unsafe {
+        &*b::rwsgi_get_module_config((*r).per_dir_config as *const *mut c_void, module_index())
+            .cast::<DirConfig>()
+    }
 }
 
 /// The merged directory configuration of a request.

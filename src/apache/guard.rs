@@ -13,7 +13,10 @@ pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            super::log::server(super::log::Level::Crit, &format!("rwsgi: internal error in {what}: {msg}"));
+            super::log::server(
+                super::log::Level::Crit,
+                &format!("rwsgi: internal error in {what}: {msg}"),
+            );
             fallback
         }
     }

@@ -8,15 +8,15 @@ use super::request::Request;
 use crate::config::{AliasPattern, ServerConfig, alias};
 use std::ffi::{CStr, CString, c_void};
 
-const OK: i32 = b::OK as i32;
-const DECLINED: i32 = b::DECLINED as i32;
-const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR as i32;
+const OK: i32 = b::OK;
+const DECLINED: i32 = b::DECLINED;
+const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR;
 
 /// The handler names mod_wsgi serves.
 pub const HANDLER: &CStr = c"wsgi-script";
 const HANDLER_ALT: &str = "application/x-httpd-wsgi";
 
-pub unsafe extern "C" fn post_config(
+pub(crate) unsafe extern "C" fn post_config(
     pconf: *mut b::apr_pool_t,
     _plog: *mut b::apr_pool_t,
     _ptemp: *mut b::apr_pool_t,
@@ -41,12 +41,17 @@ pub unsafe extern "C" fn post_config(
     })
 }
 
-pub unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {
+pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {
     guard("child_init", (), || {
         crate::embedded::child_init();
         // SAFETY: the cleanup runs once when the child's pool is destroyed at child exit.
         unsafe {
-            b::apr_pool_cleanup_register(pchild, std::ptr::null(), Some(child_exit), Some(b::apr_pool_cleanup_null))
+            b::apr_pool_cleanup_register(
+                pchild,
+                std::ptr::null(),
+                Some(child_exit),
+                Some(b::apr_pool_cleanup_null),
+            )
         };
     })
 }
@@ -60,7 +65,7 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> b::apr_status_t {
 
 /// WSGIScriptAlias / WSGIScriptAliasMatch: first match in declaration order wins (the virtual
 /// host's aliases before the main server's), exactly as mod_wsgi.
-pub unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
+pub(crate) unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
     guard("translate_name", DECLINED, || {
         // SAFETY: called by Apache with the live request.
         let req = unsafe { Request::from_raw(r) };
@@ -78,7 +83,9 @@ pub unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
                     None => continue,
                 },
                 (AliasPattern::Regex(_), Some(re)) => match re.matches(&uri) {
-                    Some((end, groups)) => format!("{}{}", substitute(&a.target, &groups), &uri[end..]),
+                    Some((end, groups)) => {
+                        format!("{}{}", substitute(&a.target, &groups), &uri[end..])
+                    }
                     None => continue,
                 },
                 (AliasPattern::Regex(_), None) => continue,
@@ -111,7 +118,9 @@ fn substitute(target: &str, groups: &[Option<String>]) -> String {
     let mut it = target.chars().peekable();
     while let Some(c) = it.next() {
         match c {
-            '\\' if matches!(it.peek(), Some('$') | Some('\\')) => out.push(it.next().unwrap_or('\\')),
+            '\\' if matches!(it.peek(), Some('$') | Some('\\')) => {
+                out.push(it.next().unwrap_or('\\'))
+            }
             '$' if it.peek().is_some_and(|d| d.is_ascii_digit()) => {
                 let d = it.next().and_then(|d| d.to_digit(10)).unwrap_or(0) as usize;
                 if let Some(Some(g)) = groups.get(d) {
@@ -124,7 +133,7 @@ fn substitute(target: &str, groups: &[Option<String>]) -> String {
     out
 }
 
-pub unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
+pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
     guard("handler", SERVER_ERROR, || {
         // SAFETY: called by Apache with the live request.
         let req = unsafe { Request::from_raw(r) };

@@ -17,14 +17,14 @@ pub enum Level {
 
 impl Level {
     fn raw(self) -> i32 {
-        (match self {
+        match self {
             Level::Crit => b::APLOG_CRIT,
             Level::Error => b::APLOG_ERR,
             Level::Warning => b::APLOG_WARNING,
             Level::Notice => b::APLOG_NOTICE,
             Level::Info => b::APLOG_INFO,
             Level::Debug => b::APLOG_DEBUG,
-        }) as i32
+        }
     }
 }
 
@@ -41,11 +41,31 @@ pub(crate) fn server_rec(level: Level, s: *const b::server_rec, msg: &str) {
     let m = cstring(msg);
     // SAFETY: ap_log_error_ accepts a NULL server_rec (main server); `m` outlives the call and
     // is passed as the argument of a constant "%s" format.
-    unsafe { b::rwsgi_log_error(c"rwsgi".as_ptr(), 0, module_index(), level.raw(), 0, s, m.as_ptr()) }
+    unsafe {
+        b::rwsgi_log_error(
+            c"rwsgi".as_ptr(),
+            0,
+            module_index(),
+            level.raw(),
+            0,
+            s,
+            m.as_ptr(),
+        )
+    }
 }
 
 pub(crate) fn request(level: Level, r: *const b::request_rec, msg: &str) {
     let m = cstring(msg);
     // SAFETY: `r` is the live request this call is made for; `m` outlives the call.
-    unsafe { b::rwsgi_log_rerror(c"rwsgi".as_ptr(), 0, module_index(), level.raw(), 0, r, m.as_ptr()) }
+    unsafe {
+        b::rwsgi_log_rerror(
+            c"rwsgi".as_ptr(),
+            0,
+            module_index(),
+            level.raw(),
+            0,
+            r,
+            m.as_ptr(),
+        )
+    }
 }

@@ -30,7 +30,7 @@ pub static mut wsgi_module: b::module = b::module {
 pub fn module_index() -> i32 {
     // SAFETY: Apache writes module_index once while loading the module, before any request or
     // configuration callback can run; afterwards it is only read.
-    unsafe { (*(&raw const wsgi_module)).module_index }
+    unsafe { wsgi_module.module_index }
 }
 
 unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
@@ -38,15 +38,23 @@ unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
         // SAFETY: called by Apache while it loads the module, single-threaded, before any
         // directive of ours is parsed; the table is 'static.
         unsafe {
-            let order = b::APR_HOOK_MIDDLE as i32;
+            let order = b::APR_HOOK_MIDDLE;
             b::ap_hook_post_config(Some(hooks::post_config), null(), null(), order);
             b::ap_hook_child_init(Some(hooks::child_init), null(), null(), order);
             // After mod_alias (which is MIDDLE) as mod_wsgi does, so Alias wins over WSGIScriptAlias
             // only when declared for the same URL and mod_alias matched first.
             static AFTER: ModuleList<2> = ModuleList([c"mod_alias.c".as_ptr(), null()]);
-            static BEFORE: ModuleList<3> =
-                ModuleList([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), null()]);
-            b::ap_hook_translate_name(Some(hooks::translate_name), AFTER.0.as_ptr(), BEFORE.0.as_ptr(), order);
+            static BEFORE: ModuleList<3> = ModuleList([
+                c"mod_userdir.c".as_ptr(),
+                c"mod_vhost_alias.c".as_ptr(),
+                null(),
+            ]);
+            b::ap_hook_translate_name(
+                Some(hooks::translate_name),
+                AFTER.0.as_ptr(),
+                BEFORE.0.as_ptr(),
+                order,
+            );
             b::ap_hook_handler(Some(hooks::handler), null(), null(), order);
         }
     })

@@ -46,7 +46,11 @@ impl Output {
         };
         // SAFETY: reading the aborted flag of the live connection.
         let aborted = unsafe { (*(*self.r).connection).aborted != 0 };
-        if rv != b::APR_SUCCESS as i32 || aborted { Err(OutputError::ClientGone) } else { Ok(()) }
+        if rv != b::APR_SUCCESS || aborted {
+            Err(OutputError::ClientGone)
+        } else {
+            Ok(())
+        }
     }
 
     /// Sends `data`. The bytes are not copied here: a transient bucket refers to them, and
@@ -55,7 +59,9 @@ impl Output {
         if !data.is_empty() {
             // SAFETY: `data` stays valid for the duration of pass(), which is all a transient
             // bucket requires.
-            let bk = unsafe { b::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc()) };
+            let bk = unsafe {
+                b::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc())
+            };
             self.push(bk);
         }
         if flush {
@@ -80,8 +86,13 @@ impl Output {
         unsafe {
             let mut file: *mut b::apr_file_t = std::ptr::null_mut();
             let mut osfd = fd;
-            let rv = b::apr_os_file_put(&mut file, &mut osfd, (b::APR_FOPEN_READ | b::APR_FOPEN_SENDFILE_ENABLED) as i32, (*self.r).pool);
-            if rv != b::APR_SUCCESS as i32 {
+            let rv = b::apr_os_file_put(
+                &mut file,
+                &mut osfd,
+                b::APR_FOPEN_READ | b::APR_FOPEN_SENDFILE_ENABLED,
+                (*self.r).pool,
+            );
+            if rv != b::APR_SUCCESS {
                 return Err(OutputError::ClientGone);
             }
             b::apr_brigade_insert_file(self.bb, file, offset, len, (*self.r).pool);
@@ -101,7 +112,12 @@ impl Output {
         // SAFETY: plain bucket constructors on the live request.
         unsafe {
             (*(*self.r).connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE;
-            let e = b::ap_bucket_error_create(b::HTTP_BAD_GATEWAY as i32, std::ptr::null(), (*self.r).pool, self.alloc());
+            let e = b::ap_bucket_error_create(
+                b::HTTP_BAD_GATEWAY,
+                std::ptr::null(),
+                (*self.r).pool,
+                self.alloc(),
+            );
             self.push(e);
         }
         let _ = self.write(&[], false, true);

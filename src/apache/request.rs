@@ -59,7 +59,8 @@ impl Request {
     }
 
     fn pbytes(&self, s: &[u8]) -> *const c_char {
-        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).unwrap_or_default();
+        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>())
+            .unwrap_or_default();
         // SAFETY: apr_pstrdup copies into the request pool, which outlives every use.
         unsafe { b::apr_pstrdup(self.pool(), c.as_ptr()) }
     }
@@ -167,7 +168,11 @@ impl Request {
                 .filter_map(|i| {
                     let e = &*elts.add(i);
                     let k = cstr(e.key)?;
-                    let v = if e.val.is_null() { Vec::new() } else { CStr::from_ptr(e.val).to_bytes().to_vec() };
+                    let v = if e.val.is_null() {
+                        Vec::new()
+                    } else {
+                        CStr::from_ptr(e.val).to_bytes().to_vec()
+                    };
                     Some((k.into_owned(), v))
                 })
                 .collect()
@@ -213,7 +218,9 @@ impl Request {
     pub fn log_id(&self) -> Option<String> {
         if self.rec().log_id.is_null() {
             // SAFETY: the generate_log_id hook writes a pool-allocated id into r->log_id.
-            unsafe { b::ap_run_generate_log_id((*self.r).connection, self.r, &raw mut (*self.r).log_id) };
+            unsafe {
+                b::ap_run_generate_log_id((*self.r).connection, self.r, &raw mut (*self.r).log_id)
+            };
         }
         cstr(self.rec().log_id).map(|s| s.into_owned())
     }
@@ -222,10 +229,14 @@ impl Request {
 
     /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
     pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
-        let policy = if allow_chunked { b::REQUEST_CHUNKED_DECHUNK } else { b::REQUEST_CHUNKED_ERROR };
+        let policy = if allow_chunked {
+            b::REQUEST_CHUNKED_DECHUNK
+        } else {
+            b::REQUEST_CHUNKED_ERROR
+        };
         // SAFETY: standard call on the live request before reading the body.
-        let rc = unsafe { b::ap_setup_client_block(self.r, policy as i32) };
-        if rc == b::OK as i32 { Ok(()) } else { Err(rc) }
+        let rc = unsafe { b::ap_setup_client_block(self.r, policy) };
+        if rc == b::OK { Ok(()) } else { Err(rc) }
     }
 
     /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
@@ -233,7 +244,9 @@ impl Request {
         // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
         let n = unsafe { b::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len() as _) };
         if n < 0 {
-            Err(std::io::Error::other("request body read error (client disconnected, timed out or sent a malformed body)"))
+            Err(std::io::Error::other(
+                "request body read error (client disconnected, timed out or sent a malformed body)",
+            ))
         } else {
             Ok(n as usize)
         }
@@ -259,7 +272,10 @@ impl Request {
             // SAFETY: pool-allocated value.
             unsafe { b::ap_set_content_type(self.r, v) };
         } else if name.eq_ignore_ascii_case("content-length") {
-            if let Some(n) = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<i64>().ok()) {
+            if let Some(n) = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
                 // SAFETY: plain setter.
                 unsafe { b::ap_set_content_length(self.r, n) };
             }
@@ -296,7 +312,10 @@ impl Request {
         let s = unsafe { &*self.rec().server };
         // SAFETY: ap_get_server_port only reads the request.
         let port = unsafe { b::ap_get_server_port(self.r) };
-        (cstr(s.server_hostname).unwrap_or_default().into_owned(), port)
+        (
+            cstr(s.server_hostname).unwrap_or_default().into_owned(),
+            port,
+        )
     }
     pub fn hostname(&self) -> String {
         cstr(self.rec().hostname).unwrap_or_default().into_owned()

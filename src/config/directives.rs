@@ -78,15 +78,50 @@ macro_rules! d {
 pub const DIRECTIVE_COUNT: usize = 54;
 pub static DIRECTIVES: &[DirectiveSpec] = &DIRECTIVE_TABLE;
 pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
-    d!(c"WSGIScriptAlias", Server, Implemented, c"URL-path file-or-directory [options]"),
-    d!(c"WSGIScriptAliasMatch", Server, Implemented, c"regex file-or-directory [options]"),
-    d!(c"WSGIImportScript", Server, Implemented, c"script process-group=... application-group=..."),
+    d!(
+        c"WSGIScriptAlias",
+        Server,
+        Implemented,
+        c"URL-path file-or-directory [options]"
+    ),
+    d!(
+        c"WSGIScriptAliasMatch",
+        Server,
+        Implemented,
+        c"regex file-or-directory [options]"
+    ),
+    d!(
+        c"WSGIImportScript",
+        Server,
+        Implemented,
+        c"script process-group=... application-group=..."
+    ),
     d!(c"WSGIDaemonProcess", Server, NotYet, c"name [options]"),
-    d!(c"WSGIProcessGroup", ServerDir, Implemented, c"%{GLOBAL} | %{ENV:var} | name"),
-    d!(c"WSGIApplicationGroup", ServerDir, Implemented, c"%{GLOBAL} | %{SERVER} | %{RESOURCE} | %{HOST} | %{ENV:var} | name"),
+    d!(
+        c"WSGIProcessGroup",
+        ServerDir,
+        Implemented,
+        c"%{GLOBAL} | %{ENV:var} | name"
+    ),
+    d!(
+        c"WSGIApplicationGroup",
+        ServerDir,
+        Implemented,
+        c"%{GLOBAL} | %{SERVER} | %{RESOURCE} | %{HOST} | %{ENV:var} | name"
+    ),
     d!(c"WSGIRestrictProcess", ServerDir, NotYet, c"group ..."),
-    d!(c"WSGIDispatchScript", ServerDir, NotYet, c"script [application-group=...]"),
-    d!(c"WSGIHandlerScript", ServerDir, NotYet, c"handler script [options]"),
+    d!(
+        c"WSGIDispatchScript",
+        ServerDir,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIHandlerScript",
+        ServerDir,
+        NotYet,
+        c"handler script [options]"
+    ),
     d!(c"WSGIPassApacheRequest", ServerDir, NotYet, c"On|Off"),
     d!(c"WSGICallableObject", FileInfo, Implemented, c"name"),
     d!(c"WSGIPassAuthorization", FileInfo, Implemented, c"On|Off"),
@@ -97,18 +132,58 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(c"WSGIIgnoreActivity", FileInfo, NoEffect, c"On|Off"),
     d!(c"WSGIEnableSendfile", FileInfo, Implemented, c"On|Off"),
     d!(c"WSGITrustedProxyHeaders", FileInfo, NotYet, c"header ..."),
-    d!(c"WSGITrustedProxies", FileInfo, NotYet, c"ip-or-network ..."),
-    d!(c"WSGIAccessScript", AuthConfig, NotYet, c"script [application-group=...]"),
-    d!(c"WSGIAuthUserScript", AuthConfig, NotYet, c"script [application-group=...]"),
-    d!(c"WSGIAuthGroupScript", AuthConfig, NotYet, c"script [application-group=...]"),
+    d!(
+        c"WSGITrustedProxies",
+        FileInfo,
+        NotYet,
+        c"ip-or-network ..."
+    ),
+    d!(
+        c"WSGIAccessScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIAuthUserScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIAuthGroupScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
     d!(c"WSGIGroupAuthoritative", AuthConfig, NotYet, c"On|Off"),
     d!(c"WSGIUserAuthoritative", AuthConfig, NotYet, c"On|Off"),
-    d!(c"WSGIPythonHome", Global, Implemented, c"prefix-or-virtualenv"),
-    d!(c"WSGIPythonPath", Global, Implemented, c"directory[:directory...]"),
+    d!(
+        c"WSGIPythonHome",
+        Global,
+        Implemented,
+        c"prefix-or-virtualenv"
+    ),
+    d!(
+        c"WSGIPythonPath",
+        Global,
+        Implemented,
+        c"directory[:directory...]"
+    ),
     d!(c"WSGIPythonEggs", Global, Implemented, c"directory"),
     d!(c"WSGIPythonOptimize", Global, Implemented, c"0|1|2"),
-    d!(c"WSGIPythonHashSeed", Global, Implemented, c"random|0..4294967295"),
-    d!(c"WSGIPythonWarnings", Global, Implemented, c"warning-filter"),
+    d!(
+        c"WSGIPythonHashSeed",
+        Global,
+        Implemented,
+        c"random|0..4294967295"
+    ),
+    d!(
+        c"WSGIPythonWarnings",
+        Global,
+        Implemented,
+        c"warning-filter"
+    ),
     d!(c"WSGIDontWriteBytecode", Global, Implemented, c"On|Off"),
     d!(c"WSGIDestroyInterpreter", Global, NoEffect, c"On|Off"),
     d!(c"WSGIRestrictEmbedded", Global, Implemented, c"On|Off"),
@@ -119,14 +194,29 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(c"WSGILazyInitialization", Global, Implemented, c"On"),
     d!(c"WSGISocketPrefix", Global, Implemented, c"path-prefix"),
     d!(c"WSGISocketRotation", Global, NoEffect, c"On|Off"),
-    d!(c"WSGIAcceptMutex", Global, NoEffect, c"default|flock|fcntl|sysvsem|posixsem|pthread"),
+    d!(
+        c"WSGIAcceptMutex",
+        Global,
+        NoEffect,
+        c"default|flock|fcntl|sysvsem|posixsem|pthread"
+    ),
     d!(c"WSGIServerMetrics", Global, NoEffect, c"On|Off"),
     d!(c"WSGIVerboseDebugging", Global, NoEffect, c"On|Off"),
     d!(c"WSGISwitchInterval", Global, Implemented, c"seconds"),
     d!(c"WSGIPerInterpreterGIL", Global, NotYet, c"On|Off"),
     d!(c"WSGIFreeThreading", Global, NotYet, c"On|Off"),
-    d!(c"<WSGIInterpreterOptions", Global, NotYet, c"[process-group=...] [application-group=...]"),
-    d!(c"WSGITelemetryService", Global, NotYet, c"unix:/path [interval=N]"),
+    d!(
+        c"<WSGIInterpreterOptions",
+        Global,
+        NotYet,
+        c"[process-group=...] [application-group=...]"
+    ),
+    d!(
+        c"WSGITelemetryService",
+        Global,
+        NotYet,
+        c"unix:/path [interval=N]"
+    ),
     d!(c"WSGITelemetryOptions", Global, NotYet, c"[+|-]Flag ..."),
     d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
     d!(c"WSGINewRelicConfigFile", Global, NotYet, c"path"),
@@ -135,7 +225,9 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
 ];
 
 pub fn find(name: &str) -> Option<&'static DirectiveSpec> {
-    DIRECTIVES.iter().find(|d| d.name().eq_ignore_ascii_case(name))
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name().eq_ignore_ascii_case(name))
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -144,7 +236,11 @@ fn one(spec: &DirectiveSpec, raw: &str) -> Result<String> {
     let w = words(raw);
     match w.as_slice() {
         [v] => Ok(v.clone()),
-        _ => Err(format!("{} takes one argument: {}", spec.name(), spec.usage())),
+        _ => Err(format!(
+            "{} takes one argument: {}",
+            spec.name(),
+            spec.usage()
+        )),
     }
 }
 
@@ -165,7 +261,10 @@ fn alias_options(spec: &DirectiveSpec, words: &[String]) -> Result<AliasOptions>
     let mut o = AliasOptions::default();
     for w in words {
         let Some((k, v)) = option(w) else {
-            return Err(format!("Invalid option to WSGI script alias definition: '{w}' ({})", spec.usage()));
+            return Err(format!(
+                "Invalid option to WSGI script alias definition: '{w}' ({})",
+                spec.usage()
+            ));
         };
         match k {
             "process-group" => {
@@ -178,11 +277,16 @@ fn alias_options(spec: &DirectiveSpec, words: &[String]) -> Result<AliasOptions>
             }
             "callable-object" => o.callable_object = Some(v.to_string()),
             "pass-authorization" => {
-                o.pass_authorization = Some(
-                    flag(v).ok_or_else(|| format!("pass-authorization must be On or Off, not '{v}'"))?,
-                )
+                o.pass_authorization =
+                    Some(flag(v).ok_or_else(|| {
+                        format!("pass-authorization must be On or Off, not '{v}'")
+                    })?)
             }
-            _ => return Err(format!("Invalid option to WSGI script alias definition: '{k}'")),
+            _ => {
+                return Err(format!(
+                    "Invalid option to WSGI script alias definition: '{k}'"
+                ));
+            }
         }
     }
     Ok(o)
@@ -203,7 +307,11 @@ pub fn apply_server(
         "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
             let w = words(raw);
             if w.len() < 2 {
-                return Err(format!("{} takes at least two arguments: {}", spec.name(), spec.usage()));
+                return Err(format!(
+                    "{} takes at least two arguments: {}",
+                    spec.name(),
+                    spec.usage()
+                ));
             }
             let options = alias_options(spec, &w[2..])?;
             let pattern = if spec.name() == "WSGIScriptAlias" {
@@ -211,16 +319,25 @@ pub fn apply_server(
             } else {
                 AliasPattern::Regex(w[0].clone())
             };
-            cfg.aliases.push(ScriptAlias { pattern, target: resolve(&w[1]), options });
+            cfg.aliases.push(ScriptAlias {
+                pattern,
+                target: resolve(&w[1]),
+                options,
+            });
         }
         "WSGIImportScript" => {
             let w = words(raw);
             let Some((path, rest)) = w.split_first() else {
-                return Err(format!("WSGIImportScript takes arguments: {}", spec.usage()));
+                return Err(format!(
+                    "WSGIImportScript takes arguments: {}",
+                    spec.usage()
+                ));
             };
             let o = alias_options(spec, rest)?;
             let (Some(pg), Some(ag)) = (o.process_group, o.application_group) else {
-                return Err("WSGIImportScript requires both process-group= and application-group=".into());
+                return Err(
+                    "WSGIImportScript requires both process-group= and application-group=".into(),
+                );
             };
             cfg.import_scripts.push(ImportScript {
                 path: resolve(path),
@@ -229,9 +346,12 @@ pub fn apply_server(
             });
         }
         "WSGIPythonHome" => py.home = Some(one(spec, raw)?),
-        "WSGIPythonPath" => {
-            py.path.extend(one(spec, raw)?.split(':').filter(|s| !s.is_empty()).map(String::from))
-        }
+        "WSGIPythonPath" => py.path.extend(
+            one(spec, raw)?
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        ),
         "WSGIPythonEggs" => py.eggs = Some(one(spec, raw)?),
         "WSGIPythonOptimize" => {
             let v = one(spec, raw)?;
@@ -274,7 +394,9 @@ pub fn apply_server(
         }
         "WSGISwitchInterval" => {
             let v = one(spec, raw)?;
-            let secs: f64 = v.parse().map_err(|_| format!("WSGISwitchInterval must be a number of seconds, not '{v}'"))?;
+            let secs: f64 = v.parse().map_err(|_| {
+                format!("WSGISwitchInterval must be a number of seconds, not '{v}'")
+            })?;
             if !(secs > 0.0 && secs.is_finite()) {
                 return Err("WSGISwitchInterval must be greater than zero".into());
             }
@@ -314,7 +436,11 @@ pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result
                 "on" => MapHeadToGet::On,
                 "off" => MapHeadToGet::Off,
                 "auto" => MapHeadToGet::Auto,
-                _ => return Err(format!("WSGIMapHEADToGET must be On, Off or Auto, not '{v}'")),
+                _ => {
+                    return Err(format!(
+                        "WSGIMapHEADToGET must be On, Off or Auto, not '{v}'"
+                    ));
+                }
             });
         }
         other => return Err(format!("{other} cannot be used here")),
@@ -333,7 +459,11 @@ mod tests {
     #[test]
     fn every_directive_is_unique_and_dispatchable() {
         for (i, d) in DIRECTIVES.iter().enumerate() {
-            assert!(DIRECTIVES[i + 1..].iter().all(|o| o.cname != d.cname), "{} twice", d.name());
+            assert!(
+                DIRECTIVES[i + 1..].iter().all(|o| o.cname != d.cname),
+                "{} twice",
+                d.name()
+            );
             if d.support == Support::NotYet {
                 let err = match d.target() {
                     Target::Server => apply_server(d, &mut ServerConfig::default(), "x", &id),
@@ -355,7 +485,11 @@ mod tests {
         assert_eq!(a.options.application_group.as_deref(), Some("%{GLOBAL}"));
         assert_eq!(a.options.callable_object.as_deref(), Some("app"));
         assert_eq!(a.options.pass_authorization, Some(true));
-        assert!(apply_server(spec, &mut cfg, "/a /b bogus=1", &id).unwrap_err().contains("bogus"));
+        assert!(
+            apply_server(spec, &mut cfg, "/a /b bogus=1", &id)
+                .unwrap_err()
+                .contains("bogus")
+        );
         assert!(apply_server(spec, &mut cfg, "/a", &id).is_err());
         assert!(apply_server(spec, &mut cfg, "/a /b application-group=%{NOPE}", &id).is_err());
     }
@@ -363,7 +497,8 @@ mod tests {
     #[test]
     fn python_settings() {
         let mut cfg = ServerConfig::default();
-        let f = |n: &str, cfg: &mut ServerConfig, v: &str| apply_server(find(n).unwrap(), cfg, v, &id);
+        let f =
+            |n: &str, cfg: &mut ServerConfig, v: &str| apply_server(find(n).unwrap(), cfg, v, &id);
         f("WSGIPythonOptimize", &mut cfg, "2").unwrap();
         assert!(f("WSGIPythonOptimize", &mut cfg, "3").is_err());
         f("WSGIPythonPath", &mut cfg, "/a:/b").unwrap();
@@ -383,7 +518,13 @@ mod tests {
         let spec = find("WSGIImportScript").unwrap();
         let mut cfg = ServerConfig::default();
         assert!(apply_server(spec, &mut cfg, "/x.wsgi process-group=%{GLOBAL}", &id).is_err());
-        apply_server(spec, &mut cfg, "/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}", &id).unwrap();
+        apply_server(
+            spec,
+            &mut cfg,
+            "/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}",
+            &id,
+        )
+        .unwrap();
         assert_eq!(cfg.import_scripts.len(), 1);
     }
 
@@ -391,7 +532,12 @@ mod tests {
     fn dir_directives() {
         let mut cfg = DirConfig::default();
         apply_dir(find("WSGIMapHEADToGET").unwrap(), &mut cfg, "auto").unwrap();
-        apply_dir(find("wsgiapplicationgroup").unwrap(), &mut cfg, "%{ENV:APP}").unwrap();
+        apply_dir(
+            find("wsgiapplicationgroup").unwrap(),
+            &mut cfg,
+            "%{ENV:APP}",
+        )
+        .unwrap();
         assert!(apply_dir(find("WSGIChunkedRequest").unwrap(), &mut cfg, "maybe").is_err());
         assert_eq!(cfg.map_head_to_get, Some(MapHeadToGet::Auto));
         assert_eq!(cfg.application_group.as_deref(), Some("%{ENV:APP}"));

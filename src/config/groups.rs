@@ -50,10 +50,17 @@ fn expand(
             } else {
                 ctx.script_name.to_string()
             };
-            format!("{}|{}", with_port(ctx.server_hostname, ctx.server_port), name)
+            format!(
+                "{}|{}",
+                with_port(ctx.server_hostname, ctx.server_port),
+                name
+            )
         }
         _ => {
-            if let Some(var) = value.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+            if let Some(var) = value
+                .strip_prefix("%{ENV:")
+                .and_then(|v| v.strip_suffix('}'))
+            {
                 match env(var) {
                     Some(v) if allow_reexpand && v.starts_with('%') && !v.starts_with("%{ENV:") => {
                         expand(&v, ctx, env, false)
@@ -76,7 +83,9 @@ pub fn validate_group_value(value: &str) -> Result<(), String> {
     match value {
         "%{GLOBAL}" | "%{SERVER}" | "%{RESOURCE}" | "%{HOST}" => Ok(()),
         v if v.starts_with("%{ENV:") && v.ends_with('}') && v.len() > 7 => Ok(()),
-        v => Err(format!("Invalid group expansion '{v}'; expected %{{GLOBAL}}, %{{SERVER}}, %{{RESOURCE}}, %{{HOST}} or %{{ENV:name}}")),
+        v => Err(format!(
+            "Invalid group expansion '{v}'; expected %{{GLOBAL}}, %{{SERVER}}, %{{RESOURCE}}, %{{HOST}} or %{{ENV:name}}"
+        )),
     }
 }
 
@@ -98,17 +107,35 @@ mod tests {
     fn expansions() {
         let none = |_: &str| None;
         assert_eq!(expand_application_group("%{GLOBAL}", &ctx(), &none), "");
-        assert_eq!(expand_application_group("%{SERVER}", &ctx(), &none), "localhost:8080");
-        assert_eq!(expand_application_group("%{RESOURCE}", &ctx(), &none), "localhost:8080|/App");
-        assert_eq!(expand_application_group("%{HOST}", &ctx(), &none), "example.org:8080");
-        assert_eq!(expand_application_group("mygroup", &ctx(), &none), "mygroup");
+        assert_eq!(
+            expand_application_group("%{SERVER}", &ctx(), &none),
+            "localhost:8080"
+        );
+        assert_eq!(
+            expand_application_group("%{RESOURCE}", &ctx(), &none),
+            "localhost:8080|/App"
+        );
+        assert_eq!(
+            expand_application_group("%{HOST}", &ctx(), &none),
+            "example.org:8080"
+        );
+        assert_eq!(
+            expand_application_group("mygroup", &ctx(), &none),
+            "mygroup"
+        );
         let env = |k: &str| (k == "G").then(|| "%{SERVER}".to_string());
-        assert_eq!(expand_application_group("%{ENV:G}", &ctx(), &env), "localhost:8080");
+        assert_eq!(
+            expand_application_group("%{ENV:G}", &ctx(), &env),
+            "localhost:8080"
+        );
         assert_eq!(expand_application_group("%{ENV:MISSING}", &ctx(), &env), "");
         let mut c = ctx();
         c.server_port = 80;
         c.case_insensitive = true;
-        assert_eq!(expand_application_group("%{RESOURCE}", &c, &none), "localhost|/app");
+        assert_eq!(
+            expand_application_group("%{RESOURCE}", &c, &none),
+            "localhost|/app"
+        );
     }
 
     #[test]

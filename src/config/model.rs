@@ -99,7 +99,10 @@ impl ServerConfig {
             aliases,
             import_scripts,
             python: base.python.clone(),
-            socket_prefix: add.socket_prefix.clone().or_else(|| base.socket_prefix.clone()),
+            socket_prefix: add
+                .socket_prefix
+                .clone()
+                .or_else(|| base.socket_prefix.clone()),
         }
     }
 }
@@ -159,7 +162,10 @@ mod tests {
             script_reloading: Some(false),
             ..Default::default()
         };
-        let add = DirConfig { application_group: Some("b".into()), ..Default::default() };
+        let add = DirConfig {
+            application_group: Some("b".into()),
+            ..Default::default()
+        };
         let m = DirConfig::merge(&base, &add);
         assert_eq!(m.application_group.as_deref(), Some("b"));
         assert_eq!(m.script_reloading, Some(false));
@@ -172,8 +178,14 @@ mod tests {
             target: "/x.wsgi".into(),
             options: AliasOptions::default(),
         };
-        let base = ServerConfig { aliases: vec![alias("/main")], ..Default::default() };
-        let add = ServerConfig { aliases: vec![alias("/vhost")], ..Default::default() };
+        let base = ServerConfig {
+            aliases: vec![alias("/main")],
+            ..Default::default()
+        };
+        let add = ServerConfig {
+            aliases: vec![alias("/vhost")],
+            ..Default::default()
+        };
         let m = ServerConfig::merge(&base, &add);
         assert_eq!(m.aliases[0].pattern, AliasPattern::Prefix("/vhost".into()));
         assert_eq!(m.aliases[1].pattern, AliasPattern::Prefix("/main".into()));

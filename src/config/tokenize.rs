@@ -65,13 +65,19 @@ mod tests {
 
     #[test]
     fn splits_and_unquotes() {
-        assert_eq!(words("  a  'b c' \"d\\\"e\" f=g "), vec!["a", "b c", "d\"e", "f=g"]);
+        assert_eq!(
+            words("  a  'b c' \"d\\\"e\" f=g "),
+            vec!["a", "b c", "d\"e", "f=g"]
+        );
         assert!(words("   ").is_empty());
     }
 
     #[test]
     fn options_and_flags() {
-        assert_eq!(option("display-name='%{GROUP}'"), Some(("display-name", "%{GROUP}")));
+        assert_eq!(
+            option("display-name='%{GROUP}'"),
+            Some(("display-name", "%{GROUP}"))
+        );
         assert_eq!(option("a=b=c"), Some(("a", "b=c")));
         assert_eq!(option("novalue"), None);
         assert_eq!(flag("ON"), Some(true));

@@ -28,7 +28,11 @@ impl Settings {
 static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
 
 pub fn current() -> Arc<Settings> {
-    SETTINGS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+    SETTINGS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_default()
 }
 
 fn store(s: Settings) {
@@ -39,10 +43,18 @@ fn store(s: Settings) {
 /// that is decidable: every alias names a fixed file and they all name the same one.
 pub fn sole_embedded_script(servers: &[&ServerConfig]) -> Option<String> {
     let mut scripts = BTreeSet::new();
-    for a in servers.iter().flat_map(|s| s.aliases.iter()).filter(|a| a.is_embedded()) {
+    for a in servers
+        .iter()
+        .flat_map(|s| s.aliases.iter())
+        .filter(|a| a.is_embedded())
+    {
         scripts.insert(a.fixed_script()?.to_string());
     }
-    if scripts.len() == 1 { scripts.pop_first() } else { None }
+    if scripts.len() == 1 {
+        scripts.pop_first()
+    } else {
+        None
+    }
 }
 
 /// WSGIImportScript entries to run in Apache children, deduplicated (virtual hosts inherit
@@ -76,7 +88,10 @@ pub fn embedded_preloads(servers: &[&ServerConfig]) -> Result<Vec<(String, Strin
 
 /// post_config: `servers[0]` is the main server.
 pub fn configure(servers: &[&ServerConfig]) -> Result<(), String> {
-    let python = servers.first().map(|s| s.python.clone()).unwrap_or_default();
+    let python = servers
+        .first()
+        .map(|s| s.python.clone())
+        .unwrap_or_default();
     store(Settings {
         restrict_embedded: python.restrict_embedded.unwrap_or(false),
         case_insensitive: python.case_sensitivity == Some(false),
@@ -133,11 +148,17 @@ pub fn child_init() {
                 preload: s.preload.clone(),
                 python_ready: true,
             });
-            log::server(crate::apache::Level::Info, &format!("rwsgi (pid={}): Python initialised.", std::process::id()));
+            log::server(
+                crate::apache::Level::Info,
+                &format!("rwsgi (pid={}): Python initialised.", std::process::id()),
+            );
             for (group, script) in &s.preload {
                 if let Err(e) = wsgi::interpreters::preload(group, script) {
                     let pid = std::process::id();
-                    log::server(crate::apache::Level::Error, &format!("rwsgi (pid={pid}): WSGIImportScript '{script}' failed:"));
+                    log::server(
+                        crate::apache::Level::Error,
+                        &format!("rwsgi (pid={pid}): WSGIImportScript '{script}' failed:"),
+                    );
                     for line in e.lines() {
                         log::server(crate::apache::Level::Error, line);
                     }
@@ -146,7 +167,10 @@ pub fn child_init() {
         }
         Err(e) => log::server(
             crate::apache::Level::Crit,
-            &format!("rwsgi (pid={}): cannot initialise Python: {e} (check WSGIPythonHome)", std::process::id()),
+            &format!(
+                "rwsgi (pid={}): cannot initialise Python: {e} (check WSGIPythonHome)",
+                std::process::id()
+            ),
         ),
     }
 }
@@ -160,7 +184,11 @@ pub fn child_exit() {
 fn apache_version() -> (u32, u32, u32) {
     let v = crate::apache::server_version();
     let mut it = v.split('.').map(|p| p.parse().unwrap_or(0));
-    (it.next().unwrap_or(2), it.next().unwrap_or(4), it.next().unwrap_or(0))
+    (
+        it.next().unwrap_or(2),
+        it.next().unwrap_or(4),
+        it.next().unwrap_or(0),
+    )
 }
 
 pub fn dir_config(req: &Request) -> DirConfig {
@@ -176,19 +204,37 @@ mod tests {
         ScriptAlias {
             pattern: AliasPattern::Prefix(url.into()),
             target: target.into(),
-            options: AliasOptions { process_group: pg.map(String::from), ..Default::default() },
+            options: AliasOptions {
+                process_group: pg.map(String::from),
+                ..Default::default()
+            },
         }
     }
 
     #[test]
     fn sole_script_rule() {
-        let one = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/x", "/a.wsgi", None)], ..Default::default() };
+        let one = ServerConfig {
+            aliases: vec![alias("/", "/a.wsgi", None), alias("/x", "/a.wsgi", None)],
+            ..Default::default()
+        };
         assert_eq!(sole_embedded_script(&[&one]).as_deref(), Some("/a.wsgi"));
-        let two = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", None)], ..Default::default() };
+        let two = ServerConfig {
+            aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", None)],
+            ..Default::default()
+        };
         assert_eq!(sole_embedded_script(&[&two]), None);
-        let daemon = ServerConfig { aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", Some("d"))], ..Default::default() };
+        let daemon = ServerConfig {
+            aliases: vec![
+                alias("/", "/a.wsgi", None),
+                alias("/b", "/b.wsgi", Some("d")),
+            ],
+            ..Default::default()
+        };
         assert_eq!(sole_embedded_script(&[&daemon]).as_deref(), Some("/a.wsgi"));
-        let dir = ServerConfig { aliases: vec![alias("/", "/srv/apps/", None)], ..Default::default() };
+        let dir = ServerConfig {
+            aliases: vec![alias("/", "/srv/apps/", None)],
+            ..Default::default()
+        };
         assert_eq!(sole_embedded_script(&[&dir]), None);
         assert_eq!(sole_embedded_script(&[]), None);
     }

@@ -12,7 +12,11 @@ pub struct ApacheTransport {
 
 impl ApacheTransport {
     pub fn new(req: Request) -> ApacheTransport {
-        ApacheTransport { req, out: Output::new(&req), finished: false }
+        ApacheTransport {
+            req,
+            out: Output::new(&req),
+            finished: false,
+        }
     }
 }
 
@@ -52,7 +56,9 @@ impl Transport for ApacheTransport {
     }
 
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
-        self.out.send_file(fd, offset as i64, len as i64).map_err(gone)
+        self.out
+            .send_file(fd, offset as i64, len as i64)
+            .map_err(gone)
     }
 
     fn finish(&mut self) -> Result<(), TransportError> {

@@ -3,7 +3,9 @@
 //! time changes (WSGIScriptReloading), as mod_wsgi does in embedded mode.
 
 use super::ffi::interp::{Interpreter, without_gil};
-use super::ffi::object::{Obj, PyResult, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules};
+use super::ffi::object::{
+    Obj, PyResult, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules,
+};
 use super::interpreters::compile_bytes;
 use md5::{Digest, Md5};
 
@@ -14,7 +16,9 @@ pub fn module_name(path: &str) -> String {
 }
 
 fn loaded_mtime(module: &Obj) -> Option<i64> {
-    module_dict(module).dict_get_str("__mtime__").and_then(|m| m.to_i64().ok())
+    module_dict(module)
+        .dict_get_str("__mtime__")
+        .and_then(|m| m.to_i64().ok())
 }
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
@@ -30,8 +34,12 @@ pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyRes
     if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {
         return Ok(m);
     }
-    let source = without_gil(|| std::fs::read(path))
-        .map_err(|e| raise(exc::os_error(), &format!("cannot read WSGI script '{path}': {e}")))?;
+    let source = without_gil(|| std::fs::read(path)).map_err(|e| {
+        raise(
+            exc::os_error(),
+            &format!("cannot read WSGI script '{path}': {e}"),
+        )
+    })?;
     let code = compile_bytes(&source, path)?;
     let module = new_module(&name)?;
     let dict = module_dict(&module);
@@ -50,6 +58,9 @@ pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyRes
 mod tests {
     #[test]
     fn module_names_are_md5_of_path() {
-        assert_eq!(super::module_name("/srv/app.wsgi"), "_mod_wsgi_295f8766fc4bd953ab4cd252da58a6a3");
+        assert_eq!(
+            super::module_name("/srv/app.wsgi"),
+            "_mod_wsgi_295f8766fc4bd953ab4cd252da58a6a3"
+        );
     }
 }

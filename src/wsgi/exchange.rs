@@ -5,13 +5,13 @@
 
 use super::ffi::interp::without_gil;
 use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
-use super::transport::{LogLevel, ResponseHead, Transport, TransportError};
+use super::transport::{LogLevel, Logger, ResponseHead, Transport, TransportError};
 use super::validate;
 use std::sync::Mutex;
 
 pub struct Exchange {
     state: Mutex<State>,
-    logger: Box<dyn Fn(LogLevel, &str) + Send + Sync>,
+    logger: Logger,
 }
 
 #[derive(Default)]
@@ -69,7 +69,11 @@ impl Exchange {
 
     pub fn progress(&self) -> Progress {
         let s = self.lock();
-        Progress { started: s.head.is_some(), head_sent: s.head_sent, client_gone: s.client_gone }
+        Progress {
+            started: s.head.is_some(),
+            head_sent: s.head_sent,
+            client_gone: s.client_gone,
+        }
     }
 
     /// The validated head (for the file_wrapper fast path, which may add Content-Length).
@@ -137,7 +141,9 @@ impl State {
         if self.client_gone {
             return Err(TransportError::ClientGone);
         }
-        let Some(t) = self.transport.as_mut() else { return Err(TransportError::Closed) };
+        let Some(t) = self.transport.as_mut() else {
+            return Err(TransportError::Closed);
+        };
         if !self.head_sent {
             let head = self.head.as_ref().ok_or(TransportError::NotStarted)?;
             t.start(head);
@@ -164,7 +170,12 @@ impl State {
 }
 
 /// `start_response(status, headers, exc_info=None)`.
-pub fn start_response(ex: &Exchange, status: &Obj, headers: &Obj, exc_info: Option<Obj>) -> PyResult<()> {
+pub fn start_response(
+    ex: &Exchange,
+    status: &Obj,
+    headers: &Obj,
+    exc_info: Option<Obj>,
+) -> PyResult<()> {
     if let Some(info) = exc_info {
         if ex.lock().head_sent {
             // PEP 3333: after the head went out, the only thing left is to re-raise.
@@ -183,7 +194,10 @@ pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
     let Some(bytes) = data.as_bytes() else {
         return Err(raise(
             exc::type_error(),
-            &format!("byte string value expected, value of type {} found", data.type_name()),
+            &format!(
+                "byte string value expected, value of type {} found",
+                data.type_name()
+            ),
         ));
     };
     if !ex.progress().started {
@@ -191,7 +205,9 @@ pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
     }
     match ex.send(bytes, false) {
         Ok(()) => Ok(()),
-        Err(TransportError::ClientGone) => Err(raise(exc::os_error(), "rwsgi: client connection closed")),
+        Err(TransportError::ClientGone) => {
+            Err(raise(exc::os_error(), "rwsgi: client connection closed"))
+        }
         Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
     }
 }
@@ -204,7 +220,9 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
     let limit = if size < 0 { usize::MAX } else { size as usize };
     let result = without_gil(|| {
         let mut s = ex.lock();
-        let State { transport, body, .. } = &mut *s;
+        let State {
+            transport, body, ..
+        } = &mut *s;
         let mut out: Vec<u8> = Vec::new();
         loop {
             // Serve from what is buffered.
@@ -232,10 +250,16 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
                 return Err(e.clone());
             }
             // Refill.
-            let t = transport.as_mut().ok_or_else(|| "request has already completed".to_string())?;
+            let t = transport
+                .as_mut()
+                .ok_or_else(|| "request has already completed".to_string())?;
             body.buf.clear();
             body.pos = 0;
-            let want = if line || limit == usize::MAX { READ_CHUNK } else { (limit - out.len()).clamp(1, 1 << 20) };
+            let want = if line || limit == usize::MAX {
+                READ_CHUNK
+            } else {
+                (limit - out.len()).clamp(1, 1 << 20)
+            };
             body.buf.resize(want, 0);
             match t.read_body(&mut body.buf) {
                 Ok(0) => {

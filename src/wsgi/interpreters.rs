@@ -35,7 +35,10 @@ pub struct InterpData {
 }
 
 pub fn data(i: &Interpreter) -> &InterpData {
-    i.data.get().and_then(|d| d.downcast_ref::<InterpData>()).expect("interpreter set up by rwsgi")
+    i.data
+        .get()
+        .and_then(|d| d.downcast_ref::<InterpData>())
+        .expect("interpreter set up by rwsgi")
 }
 
 /// Starts Python and sets up the main interpreter.
@@ -56,10 +59,10 @@ pub fn get(group: &str) -> Result<Arc<Interpreter>, String> {
 
 fn setup(i: &Interpreter) -> Result<(), String> {
     let p = PROCESS.get().cloned().unwrap_or_default();
-    let data = describe(build(i, &p).map(|d| {
+    describe(build(i, &p).map(|d| {
         let _ = i.data.set(Box::new(d));
     }))?;
-    Ok(data)
+    Ok(())
 }
 
 fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
@@ -74,8 +77,14 @@ fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     dict.dict_set_str(c"process_group", &Obj::str(&p.process_group)?)?;
     dict.dict_set_str(c"application_group", &Obj::str(&i.name)?)?;
     dict.dict_set_str(c"rwsgi_version", &Obj::str(env!("CARGO_PKG_VERSION"))?)?;
-    let path: Vec<Obj> = p.python_path.iter().map(|s| Obj::str(s)).collect::<PyResult<_>>()?;
-    let setup = dict.dict_get_str("_setup").expect("bootstrap defines _setup");
+    let path: Vec<Obj> = p
+        .python_path
+        .iter()
+        .map(|s| Obj::str(s))
+        .collect::<PyResult<_>>()?;
+    let setup = dict
+        .dict_get_str("_setup")
+        .expect("bootstrap defines _setup");
     setup.call(&[
         &Obj::bool(p.restrict_stdin),
         &Obj::bool(p.restrict_stdout),
@@ -83,20 +92,31 @@ fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
         &Obj::tuple(path)?,
     ])?;
     if let Some(si) = p.switch_interval {
-        super::ffi::object::import(c"sys")?.call_method(c"setswitchinterval", &[&Obj::float(si)?])?;
+        super::ffi::object::import(c"sys")?
+            .call_method(c"setswitchinterval", &[&Obj::float(si)?])?;
     }
     let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
     let file_wrapper = get("FileWrapper");
     let template = Obj::new_dict()?;
     let (a, b, c) = p.apache_version;
     let version = Obj::tuple(vec![Obj::int(4)?, Obj::int(9)?, Obj::int(4)?])?;
-    template.dict_set_str(c"wsgi.version", &Obj::tuple(vec![Obj::int(1)?, Obj::int(0)?])?)?;
+    template.dict_set_str(
+        c"wsgi.version",
+        &Obj::tuple(vec![Obj::int(1)?, Obj::int(0)?])?,
+    )?;
     template.dict_set_str(c"wsgi.multithread", &Obj::bool(p.multithread))?;
     template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(p.multiprocess))?;
     template.dict_set_str(c"wsgi.run_once", &Obj::bool(false))?;
     template.dict_set_str(c"wsgi.file_wrapper", &file_wrapper)?;
     template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(true))?;
-    template.dict_set_str(c"apache.version", &Obj::tuple(vec![Obj::int(a as i64)?, Obj::int(b as i64)?, Obj::int(c as i64)?])?)?;
+    template.dict_set_str(
+        c"apache.version",
+        &Obj::tuple(vec![
+            Obj::int(a as i64)?,
+            Obj::int(b as i64)?,
+            Obj::int(c as i64)?,
+        ])?,
+    )?;
     template.dict_set_str(c"mod_wsgi.version", &version)?;
     Ok(InterpData {
         input_class: Keep::new(get("Input")),
@@ -113,8 +133,14 @@ pub fn compile(source: &str, filename: &str) -> PyResult<Obj> {
 }
 
 pub fn compile_bytes(source: &[u8], filename: &str) -> PyResult<Obj> {
-    let compile = builtins().dict_get_str("compile").expect("builtins.compile");
-    compile.call(&[&Obj::bytes(source)?, &Obj::str(filename)?, &Obj::str("exec")?])
+    let compile = builtins()
+        .dict_get_str("compile")
+        .expect("builtins.compile");
+    compile.call(&[
+        &Obj::bytes(source)?,
+        &Obj::str(filename)?,
+        &Obj::str("exec")?,
+    ])
 }
 
 /// Runs `atexit` callbacks and flushes output in every interpreter (process exit).

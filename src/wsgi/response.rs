@@ -6,7 +6,9 @@ use super::current;
 use super::exchange::Exchange;
 use super::ffi::interp::{Attached, Interpreter};
 use super::ffi::native;
-use super::ffi::object::{Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise};
+use super::ffi::object::{
+    Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise,
+};
 use super::interpreters::{self, InterpData};
 use super::transport::{LogLevel, Transport, TransportError};
 use std::cell::Cell;
@@ -44,7 +46,10 @@ fn pid() -> u32 {
 
 /// Logs the pending Python exception with the script's context.
 fn log_exception(log: &dyn Fn(LogLevel, &str), script: &str, what: &str) {
-    log(LogLevel::Error, &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script));
+    log(
+        LogLevel::Error,
+        &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script),
+    );
     if let Some(p) = Pending::fetch() {
         for line in p.format() {
             log(LogLevel::Error, &line);
@@ -78,7 +83,11 @@ pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
                             req.script
                         ),
                     );
-                    log_exception(&*log, &req.script, "Exception occurred processing WSGI script");
+                    log_exception(
+                        &*log,
+                        &req.script,
+                        "Exception occurred processing WSGI script",
+                    );
                 }
             }
             return Outcome::ServerError;
@@ -95,15 +104,18 @@ pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
 
 /// The application callable; `Err(None)` means a Python exception is pending.
 fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, Option<String>> {
-    let module = app::load(interp, &req.script, req.script_mtime, req.reload).map_err(|Raised| None)?;
-    module_dict(&module).dict_get_str(&req.callable).ok_or_else(|| {
-        Some(format!(
-            "rwsgi (pid={}): Target WSGI script '{}' does not contain WSGI application '{}'.",
-            pid(),
-            req.script,
-            req.callable
-        ))
-    })
+    let module =
+        app::load(interp, &req.script, req.script_mtime, req.reload).map_err(|Raised| None)?;
+    module_dict(&module)
+        .dict_get_str(&req.callable)
+        .ok_or_else(|| {
+            Some(format!(
+                "rwsgi (pid={}): Target WSGI script '{}' does not contain WSGI application '{}'.",
+                pid(),
+                req.script,
+                req.callable
+            ))
+        })
 }
 
 fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &Obj) -> Outcome {
@@ -118,7 +130,11 @@ fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &
     let (environ, start_response, errors) = match prepared {
         Ok(v) => v,
         Err(Raised) => {
-            log_exception(&logger, &req.script, "Exception occurred processing WSGI script");
+            log_exception(
+                &logger,
+                &req.script,
+                "Exception occurred processing WSGI script",
+            );
             return Outcome::ServerError;
         }
     };
@@ -165,7 +181,15 @@ fn finish(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str) -> Outcome 
             failed(ex, log, script, Failure::Python)
         }
         Err(e) => {
-            log(LogLevel::Error, &format!("rwsgi (pid={}): {} in WSGI script '{}'; connection closed.", pid(), e, script));
+            log(
+                LogLevel::Error,
+                &format!(
+                    "rwsgi (pid={}): {} in WSGI script '{}'; connection closed.",
+                    pid(),
+                    e,
+                    script
+                ),
+            );
             Outcome::Sent
         }
     }
@@ -182,7 +206,14 @@ fn failed(ex: &Exchange, log: &dyn Fn(LogLevel, &str), script: &str, f: Failure)
     };
     match f {
         Failure::Client => {
-            log(LogLevel::Info, &format!("rwsgi (pid={}): client closed connection while serving '{}'.", pid(), script));
+            log(
+                LogLevel::Info,
+                &format!(
+                    "rwsgi (pid={}): client closed connection while serving '{}'.",
+                    pid(),
+                    script
+                ),
+            );
             Outcome::Sent
         }
         Failure::Python | Failure::Taken(_) => {
@@ -225,9 +256,15 @@ fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -
     }
     let (thread_id, thread_requests, total) = counters();
     env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(thread_id as i64)?)?;
-    env.dict_set_str(c"mod_wsgi.thread_requests", &Obj::int(thread_requests as i64)?)?;
+    env.dict_set_str(
+        c"mod_wsgi.thread_requests",
+        &Obj::int(thread_requests as i64)?,
+    )?;
     env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(total as i64)?)?;
-    env.dict_set_str(c"wsgi.url_scheme", &Obj::str(if req.https { "https" } else { "http" })?)?;
+    env.dict_set_str(
+        c"wsgi.url_scheme",
+        &Obj::str(if req.https { "https" } else { "http" })?,
+    )?;
     env.dict_set_str(c"wsgi.input", &data.input_class.get().call(&[cap])?)?;
     env.dict_set_str(c"wsgi.errors", errors)?;
     Ok(env)
@@ -235,7 +272,10 @@ fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {
     match iterable.getattr_opt(c"close") {
-        Ok(Some(close)) => close.call(&[]).map(|_| ()).map_err(|Raised| Failure::Python),
+        Ok(Some(close)) => close
+            .call(&[])
+            .map(|_| ())
+            .map_err(|Raised| Failure::Python),
         Ok(None) => Ok(()),
         Err(Raised) => Err(Failure::Python),
     }
@@ -255,7 +295,10 @@ fn item_bytes(item: &Obj) -> Result<&[u8], Failure> {
     item.as_bytes().ok_or_else(|| {
         raise(
             exc::type_error(),
-            &format!("sequence of byte string values expected, value of type {} found", item.type_name()),
+            &format!(
+                "sequence of byte string values expected, value of type {} found",
+                item.type_name()
+            ),
         );
         Failure::Python
     })
@@ -269,17 +312,23 @@ fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure>
         return Ok(());
     }
     if iterable.is_list() || iterable.is_tuple() {
-        let n = iterable.len().map_err(|Raised| Failure::Python)?;
+        let n = iterable.size().map_err(|Raised| Failure::Python)?;
         // The total is known only when every item is bytes; a bad item fails when reached,
         // after the items before it went out (as mod_wsgi).
         let total: Option<u64> = (0..n)
-            .map(|i| iterable.seq_item(i).and_then(|it| it.as_bytes().map(|b| b.len() as u64)))
+            .map(|i| {
+                iterable
+                    .seq_item(i)
+                    .and_then(|it| it.as_bytes().map(|b| b.len() as u64))
+            })
             .sum();
         let length_ok = total.is_some_and(|total| {
             ex.with_head(|h| h.is_none_or(|h| h.content_length.is_none_or(|cl| cl == total)))
         });
         for i in 0..n {
-            let Some(item) = iterable.seq_item(i) else { continue };
+            let Some(item) = iterable.seq_item(i) else {
+                continue;
+            };
             let bytes = item_bytes(&item)?;
             let last = i + 1 == n && length_ok;
             if bytes.is_empty() && !last {
@@ -314,7 +363,9 @@ fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
     }
     let probe = (|| -> PyResult<Option<(Obj, i32, u64, u64)>> {
         let filelike = wrapper.getattr(c"filelike")?;
-        let Some(fileno) = filelike.getattr_opt(c"fileno")? else { return Ok(None) };
+        let Some(fileno) = filelike.getattr_opt(c"fileno")? else {
+            return Ok(None);
+        };
         let fd = match fileno.call(&[]) {
             Ok(fd) => fd.to_i64()? as i32,
             Err(Raised) => {
@@ -347,12 +398,15 @@ fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
             Some(cl) => cl.min(remaining),
             None => {
                 h.content_length = Some(remaining);
-                h.headers.push(("Content-Length".into(), remaining.to_string()));
+                h.headers
+                    .push(("Content-Length".into(), remaining.to_string()));
                 remaining
             }
         })
     });
-    let Some(len) = len else { return Err(transport_failure(TransportError::NotStarted)) };
+    let Some(len) = len else {
+        return Err(transport_failure(TransportError::NotStarted));
+    };
     ex.send_file(fd, offset, len).map_err(transport_failure)?;
     // Leave the file where a reader that consumed the data would have left it.
     let seek = cstring("seek");

@@ -24,7 +24,10 @@ fn native_string(v: &Obj, what: &str) -> PyResult<String> {
     if !v.is_str() {
         return Err(raise(
             exc::type_error(),
-            &format!("expected unicode object for {what}, value of type {} found", v.type_name()),
+            &format!(
+                "expected unicode object for {what}, value of type {} found",
+                v.type_name()
+            ),
         ));
     }
     let bytes = v.to_latin1()?;
@@ -41,9 +44,14 @@ pub fn status_code(line: &str) -> Result<u16, String> {
         return Err(format!("no space following status code: '{line}'"));
     }
     if b.iter().any(|&c| c < 0x20 || c == 0x7f) {
-        return Err(format!("control character present in status line: '{}'", line.escape_debug()));
+        return Err(format!(
+            "control character present in status line: '{}'",
+            line.escape_debug()
+        ));
     }
-    let code: u16 = line[..3].parse().map_err(|_| format!("invalid status code: '{line}'"))?;
+    let code: u16 = line[..3]
+        .parse()
+        .map_err(|_| format!("invalid status code: '{line}'"))?;
     if !(100..=999).contains(&code) {
         return Err(format!("invalid status code: '{line}'"));
     }
@@ -53,7 +61,10 @@ pub fn status_code(line: &str) -> Result<u16, String> {
 /// Checks one header; returns the parsed Content-Length if it is one.
 pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
     if name.is_empty() || name.bytes().any(|c| c <= 0x20 || c == 0x7f || c == b':') {
-        return Err(format!("invalid characters in response header name '{}'", name.escape_debug()));
+        return Err(format!(
+            "invalid characters in response header name '{}'",
+            name.escape_debug()
+        ));
     }
     if value.bytes().any(|c| c == b'\r' || c == b'\n') {
         return Err(format!(
@@ -62,11 +73,15 @@ pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
         ));
     }
     if value.bytes().any(|c| c == 0) {
-        return Err(format!("embedded NUL in response header with name '{name}'"));
+        return Err(format!(
+            "embedded NUL in response header with name '{name}'"
+        ));
     }
     let lower = name.to_ascii_lowercase();
     if HOP_BY_HOP.contains(&lower.as_str()) {
-        return Err(format!("hop-by-hop header '{name}' is not allowed in a WSGI response (PEP 3333)"));
+        return Err(format!(
+            "hop-by-hop header '{name}' is not allowed in a WSGI response (PEP 3333)"
+        ));
     }
     if lower == "content-length" {
         let v = value.trim();
@@ -84,22 +99,36 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
     if !headers.is_list() {
         return Err(raise(
             exc::type_error(),
-            &format!("expected list object for response headers, value of type {} found", headers.type_name()),
+            &format!(
+                "expected list object for response headers, value of type {} found",
+                headers.type_name()
+            ),
         ));
     }
-    let n = headers.len()?;
+    let n = headers.size()?;
     let mut out = Vec::with_capacity(n);
     let mut content_length = None;
     for i in 0..n {
-        let item = headers.seq_item(i).ok_or_else(|| raise(exc::value_error(), "response headers changed while being read"))?;
+        let item = headers.seq_item(i).ok_or_else(|| {
+            raise(
+                exc::value_error(),
+                "response headers changed while being read",
+            )
+        })?;
         if !item.is_tuple() {
             return Err(raise(
                 exc::type_error(),
-                &format!("expected tuple object for response header, value of type {} found", item.type_name()),
+                &format!(
+                    "expected tuple object for response header, value of type {} found",
+                    item.type_name()
+                ),
             ));
         }
-        if item.len()? != 2 {
-            return Err(raise(exc::value_error(), &format!("tuple of length 2 expected, length is {}", item.len()?)));
+        if item.size()? != 2 {
+            return Err(raise(
+                exc::value_error(),
+                &format!("tuple of length 2 expected, length is {}", item.size()?),
+            ));
         }
         let (Some(k), Some(v)) = (item.seq_item(0), item.seq_item(1)) else {
             return Err(raise(exc::value_error(), "malformed response header"));
@@ -111,7 +140,12 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         }
         out.push((name, value));
     }
-    Ok(ResponseHead { status: code, status_line, headers: out, content_length })
+    Ok(ResponseHead {
+        status: code,
+        status_line,
+        headers: out,
+        content_length,
+    })
 }
 
 #[cfg(test)]
@@ -134,9 +168,17 @@ mod tests {
         assert_eq!(header("Content-Length", "12"), Ok(Some(12)));
         assert!(header("Content-Length", "abc").is_err());
         assert!(header("Content-Length", "-1").is_err());
-        assert!(header("X-A", "a\r\nSet-Cookie: x").unwrap_err().contains("X-A"));
+        assert!(
+            header("X-A", "a\r\nSet-Cookie: x")
+                .unwrap_err()
+                .contains("X-A")
+        );
         assert!(header("Bad Name", "v").is_err());
-        assert!(header("Transfer-Encoding", "chunked").unwrap_err().contains("hop-by-hop"));
+        assert!(
+            header("Transfer-Encoding", "chunked")
+                .unwrap_err()
+                .contains("hop-by-hop")
+        );
         assert!(header("connection", "close").is_err());
     }
 }

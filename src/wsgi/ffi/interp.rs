@@ -73,12 +73,18 @@ thread_local! {
 }
 
 fn wide(s: &str) -> Vec<libc::wchar_t> {
-    s.chars().map(|c| c as libc::wchar_t).chain(std::iter::once(0)).collect()
+    s.chars()
+        .map(|c| c as libc::wchar_t)
+        .chain(std::iter::once(0))
+        .collect()
 }
 
 /// Initialises Python in this process (never in the Apache parent). `setup` runs attached to
 /// the main interpreter right after initialisation.
-pub fn initialize(cfg: &InitConfig, setup: impl FnOnce(&Interpreter) -> Result<(), String>) -> Result<(), String> {
+pub fn initialize(
+    cfg: &InitConfig,
+    setup: impl FnOnce(&Interpreter) -> Result<(), String>,
+) -> Result<(), String> {
     if RUNTIME.get().is_some() {
         return Ok(());
     }
@@ -102,24 +108,41 @@ pub fn initialize(cfg: &InitConfig, setup: impl FnOnce(&Interpreter) -> Result<(
                 let msg = if st.err_msg.is_null() {
                     "unknown error".to_string()
                 } else {
-                    std::ffi::CStr::from_ptr(st.err_msg).to_string_lossy().into_owned()
+                    std::ffi::CStr::from_ptr(st.err_msg)
+                        .to_string_lossy()
+                        .into_owned()
                 };
                 Err(format!("{what}: {msg}"))
             } else {
                 Ok(())
             }
         };
-        let set = |config: *mut ffi::PyConfig, field: *mut *mut libc::wchar_t, v: &str| -> Result<(), String> {
+        let set = |config: *mut ffi::PyConfig,
+                   field: *mut *mut libc::wchar_t,
+                   v: &str|
+         -> Result<(), String> {
             let w = wide(v);
-            status_ok(ffi::PyConfig_SetString(config, field, w.as_ptr()), "Python configuration")
+            status_ok(
+                ffi::PyConfig_SetString(config, field, w.as_ptr()),
+                "Python configuration",
+            )
         };
         let cfgp: *mut ffi::PyConfig = &mut config;
         if let Some(home) = &cfg.home {
             // A virtual environment is found through its interpreter path (pyvenv.cfg next to
             // bin/), which gives the venv's site-packages on top of the base installation.
             if std::path::Path::new(home).join("pyvenv.cfg").exists() {
-                let exe = format!("{}/bin/python{}.{}", home.trim_end_matches('/'), PY_MAJOR, PY_MINOR);
-                let exe = if std::path::Path::new(&exe).exists() { exe } else { format!("{}/bin/python", home.trim_end_matches('/')) };
+                let exe = format!(
+                    "{}/bin/python{}.{}",
+                    home.trim_end_matches('/'),
+                    PY_MAJOR,
+                    PY_MINOR
+                );
+                let exe = if std::path::Path::new(&exe).exists() {
+                    exe
+                } else {
+                    format!("{}/bin/python", home.trim_end_matches('/'))
+                };
                 set(cfgp, &raw mut (*cfgp).program_name, &exe)?;
             } else {
                 set(cfgp, &raw mut (*cfgp).home, home)?;
@@ -127,11 +150,17 @@ pub fn initialize(cfg: &InitConfig, setup: impl FnOnce(&Interpreter) -> Result<(
         }
         for w in &cfg.warnings {
             let wv = wide(w);
-            status_ok(ffi::PyWideStringList_Append(&mut config.warnoptions, wv.as_ptr()), "WSGIPythonWarnings")?;
+            status_ok(
+                ffi::PyWideStringList_Append(&mut config.warnoptions, wv.as_ptr()),
+                "WSGIPythonWarnings",
+            )?;
         }
         let argv0 = wide("mod_wsgi");
         let mut argv = [argv0.as_ptr()];
-        status_ok(ffi::PyConfig_SetArgv(&mut config, 1, argv.as_mut_ptr()), "Python argv")?;
+        status_ok(
+            ffi::PyConfig_SetArgv(&mut config, 1, argv.as_mut_ptr()),
+            "Python argv",
+        )?;
         let st = ffi::Py_InitializeFromConfig(&config);
         ffi::PyConfig_Clear(&mut config);
         status_ok(st, "Python initialisation failed")?;
@@ -141,7 +170,10 @@ pub fn initialize(cfg: &InitConfig, setup: impl FnOnce(&Interpreter) -> Result<(
     // SAFETY: dlopen with RTLD_NOLOAD only promotes an already loaded library.
     unsafe {
         let name = CString::new(format!("libpython{PY_MAJOR}.{PY_MINOR}.so.1.0")).expect("name");
-        libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD);
+        libc::dlopen(
+            name.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
+        );
     }
     // SAFETY: after initialisation the current thread holds the GIL with the main thread state.
     let main_state = unsafe { ffi::PyInterpreterState_Main() };
@@ -158,7 +190,10 @@ pub fn initialize(cfg: &InitConfig, setup: impl FnOnce(&Interpreter) -> Result<(
     result?;
     let mut interps = HashMap::new();
     interps.insert(String::new(), main.clone());
-    let _ = RUNTIME.set(Runtime { interps: Mutex::new(interps), main });
+    let _ = RUNTIME.set(Runtime {
+        interps: Mutex::new(interps),
+        main,
+    });
     Ok(())
 }
 
@@ -175,7 +210,9 @@ pub fn interpreter(
     group: &str,
     setup: &dyn Fn(&Interpreter) -> Result<(), String>,
 ) -> Result<Arc<Interpreter>, String> {
-    let rt = RUNTIME.get().ok_or("Python is not initialised in this process")?;
+    let rt = RUNTIME
+        .get()
+        .ok_or("Python is not initialised in this process")?;
     // Lock order: the table lock is never taken while attached (attached threads could be
     // waiting for it while we wait for the GIL).
     let mut table = rt.interps.lock().unwrap_or_else(|e| e.into_inner());
@@ -187,7 +224,9 @@ pub fn interpreter(
     // first thread state current.
     let ts = unsafe { ffi::Py_NewInterpreter() };
     if ts.is_null() {
-        return Err(format!("could not create a Python sub-interpreter for application group '{group}'"));
+        return Err(format!(
+            "could not create a Python sub-interpreter for application group '{group}'"
+        ));
     }
     // SAFETY: ts is the new, current thread state.
     let state = unsafe { ffi::PyThreadState_GetInterpreter(ts) };
@@ -212,7 +251,14 @@ pub fn interpreter(
 pub fn all() -> Vec<Arc<Interpreter>> {
     RUNTIME
         .get()
-        .map(|rt| rt.interps.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect())
+        .map(|rt| {
+            rt.interps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -231,7 +277,9 @@ impl Attached {
                 let ts = ffi::PyGILState_GetThisThreadState();
                 if ts.is_null() {
                     ffi::PyGILState_Ensure();
-                    return Attached { ts: ffi::PyThreadState_Get() };
+                    return Attached {
+                        ts: ffi::PyThreadState_Get(),
+                    };
                 }
                 ffi::PyEval_RestoreThread(ts);
                 return Attached { ts };
@@ -278,6 +326,8 @@ pub fn without_gil<T>(f: impl FnOnce() -> T) -> T {
 /// Raised-exception helper for setup closures.
 pub fn describe(r: PyResult<()>) -> Result<(), String> {
     r.map_err(|Raised| {
-        super::object::Pending::fetch().map(|p| p.format().join("\n")).unwrap_or_else(|| "unknown Python error".into())
+        super::object::Pending::fetch()
+            .map(|p| p.format().join("\n"))
+            .unwrap_or_else(|| "unknown Python error".into())
     })
 }

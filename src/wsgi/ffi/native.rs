@@ -60,7 +60,10 @@ fn run(f: impl FnOnce() -> PyResult<Obj>) -> *mut ffi::PyObject {
         Ok(r) => finish(r),
         Err(_) => {
             // SAFETY: static built-in exception type.
-            raise(unsafe { ffi::PyExc_SystemError }, "rwsgi: internal error (panic) in native function");
+            raise(
+                unsafe { ffi::PyExc_SystemError },
+                "rwsgi: internal error (panic) in native function",
+            );
             std::ptr::null_mut()
         }
     }
@@ -69,7 +72,9 @@ fn run(f: impl FnOnce() -> PyResult<Obj>) -> *mut ffi::PyObject {
 fn args(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> Vec<Obj> {
     let n = (nargs as usize) & !(1usize << (usize::BITS - 1)); // strip PY_VECTORCALL_ARGUMENTS_OFFSET
     // SAFETY: CPython passes `n` valid borrowed argument pointers.
-    (0..n).filter_map(|i| Obj::borrowed(unsafe { *args.add(i) })).collect()
+    (0..n)
+        .filter_map(|i| Obj::borrowed(unsafe { *args.add(i) }))
+        .collect()
 }
 
 unsafe extern "C" fn start_response(
@@ -86,15 +91,26 @@ unsafe extern "C" fn start_response(
         if !kwnames.is_null() {
             // SAFETY: keyword values follow the positional ones in `a`; names are a tuple.
             let kw = Obj::borrowed(kwnames).expect("kwnames");
-            for i in 0..kw.len()? {
-                let name = kw.seq_item(i).map(|n| n.to_str()).transpose()?.unwrap_or_default();
+            for i in 0..kw.size()? {
+                let name = kw
+                    .seq_item(i)
+                    .map(|n| n.to_str())
+                    .transpose()?
+                    .unwrap_or_default();
                 // SAFETY: see above.
                 let val = Obj::borrowed(unsafe { *a.add(npos + i) }).expect("kw value");
                 match name.as_str() {
                     "exc_info" => exc_info = Some(val),
                     "status" if v.is_empty() => v.push(val),
                     "headers" if v.len() == 1 => v.push(val),
-                    _ => return Err(raise(exc::type_error(), &format!("start_response() got an unexpected keyword argument '{name}'"))),
+                    _ => {
+                        return Err(raise(
+                            exc::type_error(),
+                            &format!(
+                                "start_response() got an unexpected keyword argument '{name}'"
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -102,47 +118,79 @@ unsafe extern "C" fn start_response(
             exc_info = v.pop();
         }
         if v.len() != 2 {
-            return Err(raise(exc::type_error(), "start_response() takes status, response_headers and optional exc_info"));
+            return Err(raise(
+                exc::type_error(),
+                "start_response() takes status, response_headers and optional exc_info",
+            ));
         }
         exchange::start_response(&ex, &v[0], &v[1], exc_info.filter(|e| !e.is_none()))?;
         write_callable(slf)
     })
 }
 
-unsafe extern "C" fn write(slf: *mut ffi::PyObject, a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+unsafe extern "C" fn write(
+    slf: *mut ffi::PyObject,
+    a: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
     run(|| {
         let ex = exchange_of(slf)?;
         let v = args(a.cast_const(), n);
         let [data] = v.as_slice() else {
-            return Err(raise(exc::type_error(), "write() takes exactly one argument"));
+            return Err(raise(
+                exc::type_error(),
+                "write() takes exactly one argument",
+            ));
         };
         exchange::write(&ex, data)?;
         Ok(Obj::none())
     })
 }
 
-unsafe extern "C" fn input_read(_m: *mut ffi::PyObject, a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+unsafe extern "C" fn input_read(
+    _m: *mut ffi::PyObject,
+    a: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
     run(|| {
         let v = args(a.cast_const(), n);
-        let [cap, size] = v.as_slice() else { return Err(raise(exc::type_error(), "_read(handle, size)")) };
+        let [cap, size] = v.as_slice() else {
+            return Err(raise(exc::type_error(), "_read(handle, size)"));
+        };
         exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, false)
     })
 }
 
-unsafe extern "C" fn input_readline(_m: *mut ffi::PyObject, a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+unsafe extern "C" fn input_readline(
+    _m: *mut ffi::PyObject,
+    a: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
     run(|| {
         let v = args(a.cast_const(), n);
-        let [cap, size] = v.as_slice() else { return Err(raise(exc::type_error(), "_readline(handle, size)")) };
+        let [cap, size] = v.as_slice() else {
+            return Err(raise(exc::type_error(), "_readline(handle, size)"));
+        };
         exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, true)
     })
 }
 
-unsafe extern "C" fn log(_m: *mut ffi::PyObject, a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+unsafe extern "C" fn log(
+    _m: *mut ffi::PyObject,
+    a: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
     run(|| {
         let v = args(a.cast_const(), n);
-        let [cap, text] = v.as_slice() else { return Err(raise(exc::type_error(), "_log(handle, text)")) };
+        let [cap, text] = v.as_slice() else {
+            return Err(raise(exc::type_error(), "_log(handle, text)"));
+        };
         let text = text.to_str()?;
-        let ex = if cap.is_none() { None } else { Some(exchange_of(cap.as_ptr())?) };
+        let ex = if cap.is_none() {
+            None
+        } else {
+            Some(exchange_of(cap.as_ptr())?)
+        };
         exchange::log_line(ex.as_deref(), &text);
         Ok(Obj::none())
     })
@@ -156,7 +204,12 @@ unsafe impl Send for Defs {}
 static DEFS: OnceLock<Defs> = OnceLock::new();
 
 fn def(name: &'static CStr, f: ffi::PyMethodDefPointer, flags: i32) -> ffi::PyMethodDef {
-    ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: f, ml_flags: flags, ml_doc: std::ptr::null() }
+    ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: f,
+        ml_flags: flags,
+        ml_doc: std::ptr::null(),
+    }
 }
 
 fn defs() -> &'static [ffi::PyMethodDef] {
@@ -165,13 +218,39 @@ fn defs() -> &'static [ffi::PyMethodDef] {
             Defs(vec![
                 def(
                     c"start_response",
-                    ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: start_response },
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFastWithKeywords: start_response,
+                    },
                     ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
                 ),
-                def(c"write", ffi::PyMethodDefPointer { PyCFunctionFast: write }, ffi::METH_FASTCALL),
-                def(c"_read", ffi::PyMethodDefPointer { PyCFunctionFast: input_read }, ffi::METH_FASTCALL),
-                def(c"_readline", ffi::PyMethodDefPointer { PyCFunctionFast: input_readline }, ffi::METH_FASTCALL),
-                def(c"_log", ffi::PyMethodDefPointer { PyCFunctionFast: log }, ffi::METH_FASTCALL),
+                def(
+                    c"write",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: write,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_read",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: input_read,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_readline",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: input_readline,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_log",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: log,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
             ])
         })
         .0
@@ -180,7 +259,14 @@ fn defs() -> &'static [ffi::PyMethodDef] {
 fn function(index: usize, slf: *mut ffi::PyObject) -> PyResult<Obj> {
     let d = &defs()[index];
     // SAFETY: the method definition is 'static; PyCMethod_New keeps a reference to `slf`.
-    Obj::owned(unsafe { ffi::PyCMethod_New((d as *const ffi::PyMethodDef).cast_mut(), slf, std::ptr::null_mut(), std::ptr::null_mut()) })
+    Obj::owned(unsafe {
+        ffi::PyCMethod_New(
+            (d as *const ffi::PyMethodDef).cast_mut(),
+            slf,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    })
 }
 
 /// A new `start_response` callable bound to the exchange capsule.

@@ -39,7 +39,7 @@ impl Obj {
     }
 
     /// Adds a reference to a borrowed pointer.
-    pub fn borrowed(p: *mut ffi::PyObject) -> Option<Obj> {
+    pub(crate) fn borrowed(p: *mut ffi::PyObject) -> Option<Obj> {
         let nn = NonNull::new(p)?;
         // SAFETY: the caller guarantees `p` is a live object.
         unsafe { ffi::Py_INCREF(p) };
@@ -94,7 +94,9 @@ impl Obj {
             return Obj::str(unsafe { std::str::from_utf8_unchecked(s) });
         }
         // SAFETY: decoding a byte buffer of the given length.
-        Obj::owned(unsafe { ffi::PyUnicode_DecodeLatin1(s.as_ptr().cast(), s.len() as _, std::ptr::null()) })
+        Obj::owned(unsafe {
+            ffi::PyUnicode_DecodeLatin1(s.as_ptr().cast(), s.len() as _, std::ptr::null())
+        })
     }
 
     pub fn bytes(b: &[u8]) -> PyResult<Obj> {
@@ -142,7 +144,9 @@ impl Obj {
     }
     pub fn type_name(&self) -> String {
         // SAFETY: tp_name is a NUL-terminated string owned by the type.
-        unsafe { CStr::from_ptr((*ffi::Py_TYPE(self.as_ptr())).tp_name) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr((*ffi::Py_TYPE(self.as_ptr())).tp_name) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     // ---- content access -------------------------------------------------------------------
@@ -170,7 +174,10 @@ impl Obj {
             if p.is_null() {
                 return Err(Raised);
             }
-            Ok(String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), n as usize)).into_owned())
+            Ok(
+                String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), n as usize))
+                    .into_owned(),
+            )
         }
     }
 
@@ -184,10 +191,14 @@ impl Obj {
     pub fn to_i64(&self) -> PyResult<i64> {
         // SAFETY: conversion with error reporting through the exception state.
         let v = unsafe { ffi::PyLong_AsLongLong(self.as_ptr()) };
-        if v == -1 && err_occurred() { Err(Raised) } else { Ok(v) }
+        if v == -1 && err_occurred() {
+            Err(Raised)
+        } else {
+            Ok(v)
+        }
     }
 
-    pub fn len(&self) -> PyResult<usize> {
+    pub fn size(&self) -> PyResult<usize> {
         // SAFETY: generic length protocol.
         let n = unsafe { ffi::PyObject_Size(self.as_ptr()) };
         if n < 0 { Err(Raised) } else { Ok(n as usize) }
@@ -240,7 +251,14 @@ impl Obj {
     pub fn call(&self, args: &[&Obj]) -> PyResult<Obj> {
         let ptrs: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
         // SAFETY: vectorcall with a borrowed argument array that outlives the call.
-        Obj::owned(unsafe { ffi::PyObject_Vectorcall(self.as_ptr(), ptrs.as_ptr(), ptrs.len(), std::ptr::null_mut()) })
+        Obj::owned(unsafe {
+            ffi::PyObject_Vectorcall(
+                self.as_ptr(),
+                ptrs.as_ptr(),
+                ptrs.len(),
+                std::ptr::null_mut(),
+            )
+        })
     }
 
     pub fn call_method(&self, name: &CStr, args: &[&Obj]) -> PyResult<Obj> {
@@ -257,7 +275,11 @@ impl Obj {
         // SAFETY: iterator protocol; NULL without an exception means exhausted.
         let p = unsafe { ffi::PyIter_Next(self.as_ptr()) };
         if p.is_null() {
-            if err_occurred() { Err(Raised) } else { Ok(None) }
+            if err_occurred() {
+                Err(Raised)
+            } else {
+                Ok(None)
+            }
         } else {
             Ok(Some(Obj(NonNull::new(p).expect("non-null"))))
         }
@@ -312,7 +334,7 @@ pub fn err_occurred() -> bool {
 }
 
 /// Raises `exc(msg)` in the current thread state.
-pub fn raise(exc: *mut ffi::PyObject, msg: &str) -> Raised {
+pub(crate) fn raise(exc: *mut ffi::PyObject, msg: &str) -> Raised {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: sets the exception; `c` is copied by Python.
     unsafe { ffi::PyErr_SetString(exc, c.as_ptr()) };
@@ -349,7 +371,11 @@ pub struct Pending {
 
 impl Pending {
     pub fn fetch() -> Option<Pending> {
-        let (mut ty, mut value, mut tb) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        let (mut ty, mut value, mut tb) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
         // SAFETY: moves the exception triple (new references) out of the thread state.
         unsafe {
             ffi::PyErr_Fetch(&mut ty, &mut value, &mut tb);
@@ -367,12 +393,6 @@ impl Pending {
         // SAFETY: PyErr_Restore steals the three references.
         unsafe { ffi::PyErr_Restore(p.ty, p.value, p.tb) };
         Raised
-    }
-
-    /// The exception's class name, e.g. `ValueError`.
-    pub fn is_instance_of(&self, t: *mut ffi::PyObject) -> bool {
-        // SAFETY: class check on live objects.
-        unsafe { ffi::PyErr_GivenExceptionMatches(self.ty, t) != 0 }
     }
 
     /// `traceback.format_exception(...)` lines, or a fallback description.
@@ -416,11 +436,19 @@ impl Drop for Pending {
 
 /// Builds a Pending from an `exc_info` tuple (for start_response's re-raise rule).
 pub fn pending_from_exc_info(info: &Obj) -> Option<Pending> {
-    if !info.is_tuple() || info.len().ok()? != 3 {
+    if !info.is_tuple() || info.size().ok()? != 3 {
         return None;
     }
-    let get = |i| info.seq_item(i).map(Obj::into_ptr).unwrap_or(std::ptr::null_mut());
-    Some(Pending { ty: get(0), value: get(1), tb: get(2) })
+    let get = |i| {
+        info.seq_item(i)
+            .map(Obj::into_ptr)
+            .unwrap_or(std::ptr::null_mut())
+    };
+    Some(Pending {
+        ty: get(0),
+        value: get(1),
+        tb: get(2),
+    })
 }
 
 pub fn import(name: &CStr) -> PyResult<Obj> {
@@ -446,7 +474,8 @@ pub fn eval_code(code: &Obj, globals: &Obj) -> PyResult<Obj> {
 }
 
 pub fn new_module(name: &str) -> PyResult<Obj> {
-    let c = CString::new(name).map_err(|_| raise(exc::value_error(), "module name contains NUL"))?;
+    let c =
+        CString::new(name).map_err(|_| raise(exc::value_error(), "module name contains NUL"))?;
     // SAFETY: creates a fresh module object.
     Obj::owned(unsafe { ffi::PyModule_New(c.as_ptr()) })
 }
