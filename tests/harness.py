@@ -421,6 +421,7 @@ class ApacheServer:
         self.keep_root = keep_root or os.environ.get("RWSGI_KEEP_ROOT") == "1"
         self.proc: "subprocess.Popen | None" = None
         self.stop_seconds: "float | None" = None
+        self.final_error_log: str = ""
         self.pgid: "int | None" = None
         self.port = _free_port()
         self.host = "127.0.0.1"
@@ -509,7 +510,9 @@ class ApacheServer:
         else:
             lines += [
                 "StartServers 2",
-                "ServerLimit 4",
+                # room for old-generation children that are still exiting
+                # after graceful restarts (MaxRequestWorkers caps the live ones)
+                "ServerLimit 16",
                 "ThreadLimit 8",
                 "ThreadsPerChild 8",
                 "MinSpareThreads 8",
@@ -693,7 +696,7 @@ class ApacheServer:
         """`apachectl -k graceful` (SIGUSR1 to the parent); waits until it serves again."""
         self._signal_and_wait(signal.SIGUSR1, timeout)
 
-    def restart(self, timeout: float = 15):
+    def restart(self, timeout: float = 30):
         """`apachectl -k restart` (SIGHUP to the parent); waits until it serves again."""
         self._signal_and_wait(signal.SIGHUP, timeout)
 
@@ -711,8 +714,13 @@ class ApacheServer:
             _STOPPERS.append(t)
             return
         t0 = time.monotonic()
+        was_running = self.proc is not None
         self._kill(timeout)
-        self.stop_seconds = time.monotonic() - t0
+        if was_running:
+            self.stop_seconds = time.monotonic() - t0
+        # keep the final log text for post-mortem assertions
+        if self.error_log_path.exists():
+            self.final_error_log = self.error_log()
         if not self.keep_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
