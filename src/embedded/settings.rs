@@ -39,19 +39,22 @@ fn store(s: Settings) {
     *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(s));
 }
 
-/// The single script all embedded WSGIScriptAlias mappings of this configuration lead to, if
-/// that is decidable: every alias names a fixed file and they all name the same one.
+/// The script of the single embedded WSGIScriptAlias(Match) mount of this configuration, if
+/// there is exactly one and it names a fixed file. The same mount repeated in several virtual
+/// hosts (or inherited from the main server) counts once; the same file mounted at two URLs
+/// is two applications, as with mod_wsgi's %{RESOURCE}.
 pub fn sole_embedded_script(servers: &[&ServerConfig]) -> Option<String> {
-    let mut scripts = BTreeSet::new();
+    let mut mounts = BTreeSet::new();
     for a in servers
         .iter()
         .flat_map(|s| s.aliases.iter())
         .filter(|a| a.is_embedded())
     {
-        scripts.insert(a.fixed_script()?.to_string());
+        a.fixed_script()?;
+        mounts.insert((format!("{:?}", a.pattern), a.target.clone()));
     }
-    if scripts.len() == 1 {
-        scripts.pop_first()
+    if mounts.len() == 1 {
+        mounts.pop_first().map(|(_, target)| target)
     } else {
         None
     }
@@ -214,10 +217,19 @@ mod tests {
     #[test]
     fn sole_script_rule() {
         let one = ServerConfig {
+            aliases: vec![alias("/", "/a.wsgi", None)],
+            ..Default::default()
+        };
+        let vhost = one.clone();
+        assert_eq!(
+            sole_embedded_script(&[&one, &vhost]).as_deref(),
+            Some("/a.wsgi")
+        );
+        let two_mounts = ServerConfig {
             aliases: vec![alias("/", "/a.wsgi", None), alias("/x", "/a.wsgi", None)],
             ..Default::default()
         };
-        assert_eq!(sole_embedded_script(&[&one]).as_deref(), Some("/a.wsgi"));
+        assert_eq!(sole_embedded_script(&[&two_mounts]), None);
         let two = ServerConfig {
             aliases: vec![alias("/", "/a.wsgi", None), alias("/b", "/b.wsgi", None)],
             ..Default::default()

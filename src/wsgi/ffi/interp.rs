@@ -147,6 +147,10 @@ pub fn initialize(
             } else {
                 set(cfgp, &raw mut (*cfgp).home, home)?;
             }
+        } else {
+            // Without a program name Python would derive its prefix from argv[0]
+            // ("mod_wsgi"); name the interpreter rwsgi was built against instead.
+            set(cfgp, &raw mut (*cfgp).program_name, BUILD_PYTHON)?;
         }
         for w in &cfg.warnings {
             let wv = wide(w);
@@ -197,6 +201,11 @@ pub fn initialize(
     Ok(())
 }
 
+/// The Python executable rwsgi was built against (PYO3_PYTHON, see .cargo/config.toml).
+const BUILD_PYTHON: &str = match option_env!("PYO3_PYTHON") {
+    Some(p) => p,
+    None => "/usr/bin/python3.11",
+};
 const PY_MAJOR: u32 = 3;
 const PY_MINOR: u32 = 11;
 
