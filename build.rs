@@ -12,9 +12,18 @@ fn query(var: &str, program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{program}` ({e}); install apache2-dev / libapr1-dev or set {var}"));
-    assert!(out.status.success(), "`{program} {}` failed; set {var}", args.join(" "));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` ({e}); install apache2-dev / libapr1-dev or set {var}")
+        });
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed; set {var}",
+        args.join(" ")
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 /// The module struct is a Rust static, so the magic numbers must be Rust constants.
@@ -24,7 +33,8 @@ fn write_module_consts(httpd_inc: &str) {
         mmn.lines()
             .find_map(|l| {
                 let mut it = l.split_whitespace();
-                (it.next() == Some("#define") && it.next() == Some(name)).then(|| it.next().unwrap().to_string())
+                (it.next() == Some("#define") && it.next() == Some(name))
+                    .then(|| it.next().unwrap().to_string())
             })
             .unwrap_or_else(|| panic!("{name} not found in ap_mmn.h"))
     };
@@ -38,7 +48,13 @@ fn write_module_consts(httpd_inc: &str) {
 }
 
 fn main() {
-    for v in ["APXS", "APR_CONFIG", "APACHE_INCLUDEDIR", "APR_INCLUDEDIR", "PYO3_PYTHON"] {
+    for v in [
+        "APXS",
+        "APR_CONFIG",
+        "APACHE_INCLUDEDIR",
+        "APR_INCLUDEDIR",
+        "PYO3_PYTHON",
+    ] {
         println!("cargo:rerun-if-env-changed={v}");
     }
     println!("cargo:rerun-if-changed=csrc/wrapper.h");
@@ -70,10 +86,16 @@ fn main() {
         .generate()
         .expect("bindgen failed on csrc/wrapper.h");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    bindings.write_to_file(out.join("apache_bindings.rs")).expect("write bindings");
+    bindings
+        .write_to_file(out.join("apache_bindings.rs"))
+        .expect("write bindings");
 
     let mut build = cc::Build::new();
-    build.file("csrc/shim.c").include(&httpd_inc).include(&apr_inc).include("csrc");
+    build
+        .file("csrc/shim.c")
+        .include(&httpd_inc)
+        .include(&apr_inc)
+        .include("csrc");
     for flag in cppflags.split_whitespace() {
         build.flag(flag);
     }
