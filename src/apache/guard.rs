@@ -13,11 +13,29 @@ pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            super::log::server(
-                super::log::Level::Crit,
-                &format!("rwsgi: internal error in {what}: {msg}"),
-            );
+            report(&format!("rwsgi: internal error in {what}: {msg}"));
             fallback
         }
+    }
+}
+
+#[cfg(not(test))]
+fn report(msg: &str) {
+    super::log::server(super::log::Level::Crit, msg);
+}
+
+#[cfg(test)]
+fn report(msg: &str) {
+    eprintln!("{msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guard;
+
+    #[test]
+    fn a_panic_becomes_the_fallback() {
+        assert_eq!(guard("test", 500, || -> i32 { panic!("boom") }), 500);
+        assert_eq!(guard("test", 500, || 0), 0);
     }
 }
