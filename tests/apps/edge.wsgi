@@ -34,7 +34,7 @@ def _respond(start_response, body, status="200 OK", ctype="text/plain", extra=()
 
 
 def _json(start_response, obj, extra=()):
-    return _respond(start_response, json.dumps(obj), ctype="application/json", extra=extra)
+    return _respond(start_response, json.dumps(obj, sort_keys=True), ctype="application/json", extra=extra)
 
 
 def _lines_json(lines):
