@@ -55,6 +55,12 @@ impl Transport for ApacheTransport {
         self.out.write(data, !last, last).map_err(gone)
     }
 
+    /// Apache's core output filter only blocks for a FLUSH or once more than 64 KiB are
+    /// pending; a final write (EOS, no FLUSH) below that is set aside, never waited for.
+    fn never_blocks(&self, len: usize, last: bool) -> bool {
+        last && len <= 64 * 1024
+    }
+
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
         self.out
             .send_file(fd, offset as i64, len as i64)

@@ -8,11 +8,30 @@ use super::ffi::object::{
 };
 use super::interpreters::compile_bytes;
 use md5::{Digest, Md5};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 pub fn module_name(path: &str) -> String {
     let digest = Md5::digest(path.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("_mod_wsgi_{hex}")
+}
+
+thread_local! {
+    /// Script path -> module name, so the digest is computed once per thread and script.
+    static NAMES: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
+
+fn cached_module_name(path: &str) -> String {
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if let Some(v) = n.get(path) {
+            return v.clone();
+        }
+        let v = module_name(path);
+        n.insert(path.to_string(), v.clone());
+        v
+    })
 }
 
 fn loaded_mtime(module: &Obj) -> Option<i64> {
@@ -23,7 +42,7 @@ fn loaded_mtime(module: &Obj) -> Option<i64> {
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
 pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyResult<Obj> {
-    let name = module_name(path);
+    let name = cached_module_name(path);
     let modules = sys_modules();
     let fresh = |m: &Obj| !reload || loaded_mtime(m) == Some(mtime);
     if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {

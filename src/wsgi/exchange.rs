@@ -29,6 +29,8 @@ struct State {
     body_bytes: u64,
     body: Body,
     client_gone: bool,
+    /// The response is complete (a final write or finish() went out).
+    finished: bool,
 }
 
 /// What the response loop needs to know when the application returns.
@@ -49,6 +51,7 @@ impl Exchange {
                 body_bytes: 0,
                 body: Body::default(),
                 client_gone: false,
+                finished: false,
             }),
             logger,
         }
@@ -84,10 +87,17 @@ impl Exchange {
     /// Sends body bytes (and the head first, if not sent yet). Called attached; blocks with
     /// the GIL released. `last` lets the transport finish the response in the same write.
     pub fn send(&self, data: &[u8], last: bool) -> Result<(), TransportError> {
-        without_gil(|| {
-            let mut s = self.lock();
-            s.send(data, last)
-        })
+        let mut s = self.lock();
+        // Releasing the GIL costs a hand-over to another thread; skip it when the transport
+        // says this write cannot block (a small final write is only buffered).
+        if s.transport
+            .as_ref()
+            .is_some_and(|t| t.never_blocks(data.len(), last))
+        {
+            return s.send(data, last);
+        }
+        drop(s);
+        without_gil(|| self.lock().send(data, last))
     }
 
     pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
@@ -105,6 +115,9 @@ impl Exchange {
 
     /// Ends the response. `Err` when the body was shorter than the Content-Length promised.
     pub fn finish(&self) -> Result<(), TransportError> {
+        if self.lock().finished {
+            return Ok(());
+        }
         without_gil(|| {
             let mut s = self.lock();
             s.send(&[], false)?;
@@ -113,11 +126,11 @@ impl Exchange {
                 _ => None,
             };
             let header_only = s.transport.as_ref().is_some_and(|t| t.is_head_request());
+            s.finished = true;
+            let sent = s.body_bytes;
             let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
             match short {
                 Some(cl) if !header_only => {
-                    let sent = s.body_bytes;
-                    let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
                     t.abort();
                     Err(TransportError::Truncated { promised: cl, sent })
                 }
@@ -162,6 +175,7 @@ impl State {
             return Ok(());
         }
         let r = t.write(data, last);
+        self.finished |= last && r.is_ok();
         if matches!(r, Err(TransportError::ClientGone)) {
             self.client_gone = true;
         }

@@ -44,6 +44,11 @@ pub trait Transport: Send {
     fn start(&mut self, head: &ResponseHead);
     /// Sends body bytes; `last` means nothing follows and the response can be completed now.
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError>;
+    /// True when `write(data, last)` of `len` bytes is known not to block (so the caller may
+    /// keep the GIL).
+    fn never_blocks(&self, _len: usize, _last: bool) -> bool {
+        false
+    }
     /// Sends `len` bytes of an open regular file from `offset` (sendfile where possible).
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError>;
     /// Completes the response (no-op if `write(.., last = true)` already did).
