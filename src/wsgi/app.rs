@@ -44,7 +44,12 @@ fn loaded_mtime(module: &Obj) -> Option<i64> {
 pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyResult<Obj> {
     let name = cached_module_name(path);
     let modules = sys_modules();
-    let fresh = |m: &Obj| !reload || loaded_mtime(m) == Some(mtime);
+    // `__mtime__` is set only once the script ran to completion: a module another thread is
+    // still executing is in sys.modules (as with any import) but not ready to serve.
+    let fresh = |m: &Obj| match loaded_mtime(m) {
+        Some(t) => !reload || t == mtime,
+        None => false,
+    };
     if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {
         return Ok(m);
     }
@@ -64,12 +69,12 @@ pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyRes
     let dict = module_dict(&module);
     dict.dict_set_str(c"__file__", &Obj::str(path)?)?;
     dict.dict_set_str(c"__builtins__", &builtins())?;
-    dict.dict_set_str(c"__mtime__", &Obj::int(mtime)?)?;
     modules.dict_set(&Obj::str(&name)?, &module)?;
     if let Err(e) = eval_code(&code, &dict) {
         modules.dict_del_str(&name);
         return Err(e);
     }
+    dict.dict_set_str(c"__mtime__", &Obj::int(mtime)?)?;
     Ok(module)
 }
 
