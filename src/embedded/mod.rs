@@ -85,6 +85,14 @@ pub fn handle(req: Request) -> i32 {
         return SERVER_ERROR;
     }
     if let Err(status) = req.setup_body(dir.chunked_request.unwrap_or(false)) {
+        if status == 411 {
+            req.log(
+                Level::Error,
+                &format!(
+                    "rwsgi: Received request requiring chunked transfer encoding, but optional support for chunked transfer encoding has not been enabled (WSGIChunkedRequest On).: {filename}"
+                ),
+            );
+        }
         return status;
     }
 

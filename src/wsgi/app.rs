@@ -4,7 +4,7 @@
 
 use super::ffi::interp::{Interpreter, without_gil};
 use super::ffi::object::{
-    Obj, PyResult, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules,
+    Obj, Raised, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules,
 };
 use super::interpreters::compile_bytes;
 use md5::{Digest, Md5};
@@ -41,7 +41,27 @@ fn loaded_mtime(module: &Obj) -> Option<i64> {
 }
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
-pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyResult<Obj> {
+/// Why a script could not be loaded (a Python exception is pending in both cases).
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// Unreadable file or syntax error.
+    Compile,
+    /// The script raised while running.
+    Exec,
+}
+
+/// Returns the script's module, loading (or re-loading) it if needed. Called attached.
+pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> Result<Obj, LoadError> {
+    load_inner(interp, path, mtime, reload).map_err(|(e, Raised)| e)
+}
+
+fn load_inner(
+    interp: &Interpreter,
+    path: &str,
+    mtime: i64,
+    reload: bool,
+) -> Result<Obj, (LoadError, Raised)> {
+    use LoadError::{Compile, Exec};
     let name = cached_module_name(path);
     let modules = sys_modules();
     // `__mtime__` is set only once the script ran to completion: a module another thread is
@@ -59,22 +79,31 @@ pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> PyRes
         return Ok(m);
     }
     let source = without_gil(|| std::fs::read(path)).map_err(|e| {
-        raise(
-            exc::os_error(),
-            &format!("cannot read WSGI script '{path}': {e}"),
+        (
+            Compile,
+            raise(
+                exc::os_error(),
+                &format!("cannot read WSGI script '{path}': {e}"),
+            ),
         )
     })?;
-    let code = compile_bytes(&source, path)?;
-    let module = new_module(&name)?;
+    let code = compile_bytes(&source, path).map_err(|r| (Compile, r))?;
+    let exec = |r| (Exec, r);
+    let module = new_module(&name).map_err(exec)?;
     let dict = module_dict(&module);
-    dict.dict_set_str(c"__file__", &Obj::str(path)?)?;
-    dict.dict_set_str(c"__builtins__", &builtins())?;
-    modules.dict_set(&Obj::str(&name)?, &module)?;
+    dict.dict_set_str(c"__file__", &Obj::str(path).map_err(exec)?)
+        .map_err(exec)?;
+    dict.dict_set_str(c"__builtins__", &builtins())
+        .map_err(exec)?;
+    modules
+        .dict_set(&Obj::str(&name).map_err(exec)?, &module)
+        .map_err(exec)?;
     if let Err(e) = eval_code(&code, &dict) {
         modules.dict_del_str(&name);
-        return Err(e);
+        return Err((Exec, e));
     }
-    dict.dict_set_str(c"__mtime__", &Obj::int(mtime)?)?;
+    dict.dict_set_str(c"__mtime__", &Obj::int(mtime).map_err(exec)?)
+        .map_err(exec)?;
     Ok(module)
 }
 

@@ -177,5 +177,9 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
     let _a = interp::Attached::enter(&i);
-    describe(super::app::load(&i, script, mtime, false).map(|_| ()))
+    describe(
+        super::app::load(&i, script, mtime, false)
+            .map(|_| ())
+            .map_err(|_| super::ffi::object::Raised),
+    )
 }

@@ -69,27 +69,30 @@ pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
     let _attached = Attached::enter(&interp);
     let callable = match load_callable(&interp, &req) {
         Ok(c) => c,
-        Err(msg) => {
-            match msg {
-                Some(m) => log(LogLevel::Error, &m),
-                None => {
-                    log(
-                        LogLevel::Error,
-                        &format!(
-                            "rwsgi (pid={}, process='{}', application='{}'): Failed to exec Python script file '{}'.",
-                            pid(),
-                            req.process_group,
-                            req.application_group,
-                            req.script
-                        ),
-                    );
-                    log_exception(
-                        &*log,
-                        &req.script,
-                        "Exception occurred processing WSGI script",
-                    );
-                }
-            }
+        Err(NoCallable::Missing(m)) => {
+            log(LogLevel::Error, &m);
+            return Outcome::ServerError;
+        }
+        Err(NoCallable::Load(kind)) => {
+            let what = match kind {
+                app::LoadError::Compile => "Could not read/compile source file",
+                app::LoadError::Exec => "Failed to exec Python script file",
+            };
+            log(
+                LogLevel::Error,
+                &format!(
+                    "rwsgi (pid={}, process='{}', application='{}'): {what} '{}'.",
+                    pid(),
+                    req.process_group,
+                    req.application_group,
+                    req.script
+                ),
+            );
+            log_exception(
+                &*log,
+                &req.script,
+                "Exception occurred processing WSGI script",
+            );
             return Outcome::ServerError;
         }
     };
@@ -103,13 +106,19 @@ pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
 }
 
 /// The application callable; `Err(None)` means a Python exception is pending.
-fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, Option<String>> {
+/// Why there is no callable to run.
+enum NoCallable {
+    Load(app::LoadError),
+    Missing(String),
+}
+
+fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallable> {
     let module =
-        app::load(interp, &req.script, req.script_mtime, req.reload).map_err(|Raised| None)?;
+        app::load(interp, &req.script, req.script_mtime, req.reload).map_err(NoCallable::Load)?;
     module_dict(&module)
         .dict_get_str(&req.callable)
         .ok_or_else(|| {
-            Some(format!(
+            NoCallable::Missing(format!(
                 "rwsgi (pid={}): Target WSGI script '{}' does not contain WSGI application '{}'.",
                 pid(),
                 req.script,

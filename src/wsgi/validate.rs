@@ -2,7 +2,7 @@
 //! WSGI application gets from mod_wsgi for the same mistake (the request then ends in a 500
 //! with the traceback in the error log).
 
-use super::ffi::object::{Obj, PyResult, exc, raise};
+use super::ffi::object::{Obj, Pending, PyResult, exc, raise};
 use super::transport::ResponseHead;
 
 /// Headers PEP 3333 forbids applications to send: they describe the connection, which the
@@ -20,62 +20,86 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn native_string(v: &Obj, what: &str) -> PyResult<String> {
+/// A `str` whose characters all fit in Latin-1 (PEP 3333 "native string"); returned with one
+/// char per byte.
+fn native_string(v: &Obj) -> PyResult<String> {
     if !v.is_str() {
         return Err(raise(
             exc::type_error(),
             &format!(
-                "expected unicode object for {what}, value of type {} found",
+                "expected unicode object, value of type {} found",
                 v.type_name()
             ),
         ));
     }
-    let bytes = v.to_latin1()?;
-    Ok(bytes.iter().map(|&b| b as char).collect())
+    match v.to_latin1() {
+        Ok(bytes) => Ok(bytes.iter().map(|&b| b as char).collect()),
+        Err(_) => {
+            drop(Pending::fetch());
+            Err(raise(
+                exc::value_error(),
+                "unicode object contains non latin-1 characters",
+            ))
+        }
+    }
 }
 
-/// Parses and checks a status line; returns the code.
+/// Parses and checks a status line (mod_wsgi's wording); returns the code.
 pub fn status_code(line: &str) -> Result<u16, String> {
     let b = line.as_bytes();
-    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
-        return Err(format!("status code is not a 3 digit number: '{line}'"));
+    if b.len() < 3
+        || !b[..3].iter().all(u8::is_ascii_digit)
+        || b.get(3).is_some_and(u8::is_ascii_digit)
+    {
+        return Err(format!(
+            "status code is not a 3 digit integer: '{}'",
+            line.escape_debug()
+        ));
     }
     if b.len() == 3 || b[3] != b' ' {
-        return Err(format!("no space following status code: '{line}'"));
+        return Err(format!(
+            "no space following status code: '{}'",
+            line.escape_debug()
+        ));
     }
     if b.iter().any(|&c| c < 0x20 || c == 0x7f) {
         return Err(format!(
-            "control character present in status line: '{}'",
+            "control character present in reason phrase: '{}'",
             line.escape_debug()
         ));
     }
     let code: u16 = line[..3]
         .parse()
-        .map_err(|_| format!("invalid status code: '{line}'"))?;
-    if !(100..=999).contains(&code) {
-        return Err(format!("invalid status code: '{line}'"));
+        .map_err(|_| format!("status code is not a 3 digit integer: '{line}'"))?;
+    if code < 100 {
+        return Err(format!("status code is not a 3 digit integer: '{line}'"));
     }
     Ok(code)
 }
 
-/// Checks one header; returns the parsed Content-Length if it is one.
+/// Checks one header (mod_wsgi's wording, plus the header named); returns the parsed
+/// Content-Length if it is one.
 pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
-    if name.is_empty() || name.bytes().any(|c| c <= 0x20 || c == 0x7f || c == b':') {
+    if name.is_empty() || name.bytes().any(|c| c == b' ' || c == b'\t') {
         return Err(format!(
-            "invalid characters in response header name '{}'",
+            "space character present in header name '{}'",
+            name.escape_debug()
+        ));
+    }
+    if name.bytes().any(|c| c < 0x20 || c == 0x7f || c == b':') {
+        return Err(format!(
+            "control character present in header name '{}'",
             name.escape_debug()
         ));
     }
     if value.bytes().any(|c| c == b'\r' || c == b'\n') {
         return Err(format!(
-            "embedded newline in response header with name '{name}' and value '{}'",
+            "carriage return/line feed character present in header value of '{name}': '{}'",
             value.escape_debug()
         ));
     }
     if value.bytes().any(|c| c == 0) {
-        return Err(format!(
-            "embedded NUL in response header with name '{name}'"
-        ));
+        return Err(format!("NUL character present in header value of '{name}'"));
     }
     let lower = name.to_ascii_lowercase();
     if HOP_BY_HOP.contains(&lower.as_str()) {
@@ -87,20 +111,20 @@ pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
         let v = value.trim();
         return match v.parse::<u64>() {
             Ok(n) if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) => Ok(Some(n)),
-            _ => Err(format!("invalid content length '{value}'")),
+            _ => Err(format!("invalid content length: '{value}'")),
         };
     }
     Ok(None)
 }
 
 pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
-    let status_line = native_string(status, "status")?;
+    let status_line = native_string(status)?;
     let code = status_code(&status_line).map_err(|m| raise(exc::value_error(), &m))?;
     if !headers.is_list() {
         return Err(raise(
             exc::type_error(),
             &format!(
-                "expected list object for response headers, value of type {} found",
+                "start_response() argument 2 must be list, not {}",
                 headers.type_name()
             ),
         ));
@@ -119,7 +143,7 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
             return Err(raise(
                 exc::type_error(),
                 &format!(
-                    "expected tuple object for response header, value of type {} found",
+                    "list of tuple values expected, value of type {} found",
                     item.type_name()
                 ),
             ));
@@ -127,14 +151,17 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         if item.size()? != 2 {
             return Err(raise(
                 exc::value_error(),
-                &format!("tuple of length 2 expected, length is {}", item.size()?),
+                &format!(
+                    "tuple of length 2 expected for header, length is {}",
+                    item.size()?
+                ),
             ));
         }
         let (Some(k), Some(v)) = (item.seq_item(0), item.seq_item(1)) else {
             return Err(raise(exc::value_error(), "malformed response header"));
         };
-        let name = native_string(&k, "header name")?;
-        let value = native_string(&v, "header value")?;
+        let name = native_string(&k)?;
+        let value = native_string(&v)?;
         if let Some(cl) = header(&name, &value).map_err(|m| raise(exc::value_error(), &m))? {
             content_length = Some(cl);
         }
@@ -158,6 +185,11 @@ mod tests {
         assert_eq!(status_code("404 not found"), Ok(404));
         assert!(status_code("2000 OK").is_err());
         assert!(status_code("200").unwrap_err().contains("no space"));
+        assert!(
+            status_code("2000 OK")
+                .unwrap_err()
+                .contains("3 digit integer")
+        );
         assert!(status_code("20x OK").is_err());
         assert!(status_code("200 O\nK").is_err());
     }
