@@ -143,7 +143,7 @@ def _restricted_signal(signum, handler):
     import traceback
     print('mod_wsgi: Callback registration for signal %s ignored.' % signum, file=_sys.stderr)
     traceback.print_stack(file=_sys.stderr)
-    return None
+    return handler
 
 
 def _setup(restrict_stdin, restrict_stdout, restrict_signal, python_path):

@@ -1,0 +1,2 @@
+# Importable only through WSGIPythonPath {apps}/extra_path.
+VALUE = "from WSGIPythonPath"
