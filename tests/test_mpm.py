@@ -48,33 +48,33 @@ def test_keepalive_sequence(srv):
 
 
 def test_concurrent_requests(srv):
-    n_threads, per_thread, delay = 8, 2, 0.3
+    """Requests run concurrently (threads and/or processes), bodies stay with their request."""
+    n_threads, per_thread = 8, 2
     results, errors = [], []
 
     def worker(i):
         try:
             for j in range(per_thread):
-                r = srv.get(f"/edge?t=sleep&s={delay}", timeout=20)
+                r = srv.get("/edge?t=overlap&s=0.3", timeout=20)
                 results.append((r.status, r.body))
                 r = srv.post("/edge?t=echo", f"t{i}-{j}".encode(), timeout=20)
                 results.append((r.status, r.body))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(repr(e))
 
-    t0 = time.monotonic()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    elapsed = time.monotonic() - t0
     assert not errors, errors
     assert len(results) == n_threads * per_thread * 2
-    assert all(st == 200 for st, _ in results)
-    echoes = sorted(b for _, b in results if not b.startswith(b"slept"))
+    assert all(st == 200 for st, _ in results), [r for r in results if r[0] != 200][:3]
+    echoes = sorted(b for _, b in results if not b.startswith(b"peak="))
     assert echoes == sorted(f"t{i}-{j}".encode() for i in range(n_threads) for j in range(per_thread))
-    sequential = n_threads * per_thread * delay
-    assert elapsed < sequential * 0.75, f"no concurrency: {elapsed:.2f}s vs {sequential:.2f}s sequential"
+    # eight clients each holding a request open for 0.3 s: several must have overlapped
+    peak = max(int(b.split(b"=")[1]) for _, b in results if b.startswith(b"peak="))
+    assert peak >= 2, f"requests never overlapped (peak {peak})"
 
 
 def test_graceful_then_serve(srv):

@@ -315,6 +315,28 @@ def application(environ, start_response):
         sys.stderr.flush()
         environ["wsgi.errors"].writelines(["wsgi-errors-lines-%s\n" % m])
         return _respond(start_response, "logged " + m)
+    if t == "overlap":
+        # Counts requests in progress at once (across threads and processes) in a locked
+        # state file; reports the highest count this request saw.
+        import fcntl
+        path = os.path.join(VAR, "overlap")
+
+        def update(delta):
+            with open(path, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0)
+                cur, peak = (int(x) for x in (f.read().split() or ["0", "0"]))
+                cur += delta
+                peak = max(peak, cur)
+                f.seek(0)
+                f.truncate()
+                f.write("%d %d" % (cur, peak))
+                return peak
+
+        update(1)
+        time.sleep(float(q.get("s", "0.3")))
+        peak = update(-1)
+        return _respond(start_response, "peak=%d" % peak)
     if t == "sleep":
         s = float(q.get("s", "0.5"))
         time.sleep(s)
