@@ -18,4 +18,5 @@
 pub mod apache;
 pub mod config;
 pub mod embedded;
+pub mod ipc;
 pub mod wsgi;
