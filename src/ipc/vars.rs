@@ -34,7 +34,10 @@ pub fn encode<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
 }
 
 /// Decodes and validates a variable table; the slices borrow from `buf`.
-pub fn decode(buf: &[u8]) -> Result<Vec<(&[u8], &[u8])>, IpcError> {
+/// One decoded variable: name and value, borrowed from the payload.
+pub type Var<'a> = (&'a [u8], &'a [u8]);
+
+pub fn decode(buf: &[u8]) -> Result<Vec<Var<'_>>, IpcError> {
     let mut r = Reader::new(buf);
     let count = r.u32()? as usize;
     if count > MAX_VARS {
