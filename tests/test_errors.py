@@ -2,6 +2,7 @@
 errors."""
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -161,8 +162,19 @@ def test_configtest_ok(rwsgi_path):
         ok, out = s.configtest()
         assert ok, out
         assert "Syntax OK" in out
+        # `apachectl -M` lists the module under mod_wsgi's name
+        m = subprocess.run(["/usr/sbin/apache2", "-M", "-f", str(s.conf_path)], env=s._env(),
+                           capture_output=True, text=True, timeout=60)
+        assert re.search(r"^\s*wsgi_module \(shared\)$", m.stdout, re.M), m.stdout + m.stderr
     finally:
         s.stop()
+
+
+def test_ifmodule_mod_wsgi_c(rwsgi_path):
+    # sites guard their WSGI config with <IfModule mod_wsgi.c> (Debian's own wsgi.conf does)
+    config = "<IfModule mod_wsgi.c>\nWSGIScriptAlias /hello {apps}/hello.wsgi\n</IfModule>\n"
+    with start_server(rwsgi_path, config, name="ifmodule") as s:
+        assert s.get("/hello").status == 200
 
 
 # Directives rwsgi recognises but does not implement yet must stop the server with a clear
