@@ -17,6 +17,7 @@
 
 pub mod apache;
 pub mod config;
+pub mod daemon;
 pub mod embedded;
 pub mod ipc;
 pub mod wsgi;

@@ -2,6 +2,7 @@
 //! and the response head. No Apache, no Python: plain bytes in, validated values or a precise
 //! error out. Everything decoded here came from another process and is treated as hostile.
 
+pub mod channel;
 pub mod frame;
 pub mod head;
 pub mod vars;
@@ -34,4 +35,73 @@ pub enum IpcError {
     TrailingBytes(usize),
     #[error("invalid {0}")]
     Invalid(&'static str),
+}
+
+/// Small payloads of the control frames.
+pub mod msg {
+    use super::IpcError;
+    use super::frame::{Frame, Kind, Reader};
+
+    pub fn body_want(id: u32, n: u32) -> Frame {
+        Frame::new(Kind::BodyWant, id, n.to_le_bytes().to_vec())
+    }
+
+    pub fn parse_u32(payload: &[u8]) -> Result<u32, IpcError> {
+        let mut r = Reader::new(payload);
+        let v = r.u32()?;
+        r.finish()?;
+        Ok(v)
+    }
+
+    /// `Abort`: the HTTP status the Apache side should answer if nothing was sent yet, and a
+    /// reason for its log.
+    pub fn abort(id: u32, status: u16, reason: &str) -> Frame {
+        let mut p = status.to_le_bytes().to_vec();
+        p.extend_from_slice(&reason.as_bytes()[..reason.len().min(4096)]);
+        Frame::new(Kind::Abort, id, p)
+    }
+
+    pub fn parse_abort(payload: &[u8]) -> Result<(u16, String), IpcError> {
+        let mut r = Reader::new(payload);
+        let status = r.u16()?;
+        if !(400..=599).contains(&status) {
+            return Err(IpcError::Invalid("abort status"));
+        }
+        Ok((status, String::from_utf8_lossy(r.rest()).into_owned()))
+    }
+
+    /// `Log`: a level (0 error, 1 warning, 2 info, 3 debug) and one line of text.
+    pub fn log(id: u32, level: u8, text: &str) -> Frame {
+        let mut p = vec![level];
+        p.extend_from_slice(&text.as_bytes()[..text.len().min(8192)]);
+        Frame::new(Kind::Log, id, p)
+    }
+
+    pub fn parse_log(payload: &[u8]) -> Result<(u8, String), IpcError> {
+        let (&level, text) = payload.split_first().ok_or(IpcError::Truncated)?;
+        Ok((
+            level.min(3),
+            String::from_utf8_lossy(text).replace(['\r', '\n'], " "),
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn control_payloads() {
+            assert_eq!(parse_u32(&body_want(1, 77).payload).unwrap(), 77);
+            assert!(parse_u32(&[1, 2]).is_err());
+            assert_eq!(
+                parse_abort(&abort(1, 502, "x").payload).unwrap(),
+                (502, "x".into())
+            );
+            assert!(parse_abort(&abort(1, 200, "x").payload).is_err());
+            assert_eq!(
+                parse_log(&log(1, 9, "a\nb").payload).unwrap(),
+                (3, "a b".into())
+            );
+        }
+    }
 }

@@ -1,0 +1,291 @@
+//! The Apache side of daemon mode: forwards one request to its group's daemon processes over a
+//! connection this Apache thread keeps open across requests, feeds the request body as the
+//! application asks for it, and relays the response into Apache's output filters.
+
+use super::{GroupSpec, request};
+use crate::apache::{Level, Output, Request};
+use crate::ipc::channel::{Channel, ChannelError};
+use crate::ipc::frame::{Frame, Kind, MAX_PAYLOAD, Reader};
+use crate::ipc::{head, msg};
+use crate::wsgi::AppRequest;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const OK: i32 = 0;
+const BAD_GATEWAY: i32 = 502;
+const UNAVAILABLE: i32 = 503;
+const GATEWAY_TIMEOUT: i32 = 504;
+
+thread_local! {
+    /// This Apache thread's open connection to each group (by socket path).
+    static CONNECTIONS: RefCell<HashMap<std::path::PathBuf, Channel>> = RefCell::new(HashMap::new());
+}
+
+/// Serves `req` through the daemon processes of `spec`; returns the handler status.
+pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout: Duration) -> i32 {
+    let payload = request::encode(app, req.header_only());
+    let timeout = spec.socket_timeout.unwrap_or(default_timeout);
+    for attempt in 0..2 {
+        let cached = CONNECTIONS
+            .with(|c| c.borrow_mut().remove(&spec.socket_path))
+            .filter(|ch| !ch.is_stale());
+        let reused = cached.is_some();
+        let ch = match cached {
+            Some(ch) => ch,
+            None => match connect(spec) {
+                Ok(ch) => ch,
+                Err(e) => {
+                    req.log(
+                        Level::Error,
+                        &format!(
+                            "rwsgi: Unable to connect to WSGI daemon process '{}' on '{}' within connect-timeout={}s: {e}",
+                            spec.name,
+                            spec.socket_path.display(),
+                            spec.connect_timeout.as_secs_f64()
+                        ),
+                    );
+                    return UNAVAILABLE;
+                }
+            },
+        };
+        match ch.send(&Frame::new(Kind::RequestHead, 1, payload.clone())) {
+            Ok(()) => {}
+            // A cached connection the daemon closed meanwhile (it was restarted): once more.
+            Err(ChannelError::Closed) if reused && attempt == 0 => continue,
+            Err(e) => {
+                req.log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: cannot send the request to daemon process '{}': {e}",
+                        spec.name
+                    ),
+                );
+                return BAD_GATEWAY;
+            }
+        }
+        let (status, keep) = relay(&req, &ch, spec, timeout);
+        if keep {
+            CONNECTIONS.with(|c| c.borrow_mut().insert(spec.socket_path.clone(), ch));
+        }
+        return status;
+    }
+    BAD_GATEWAY
+}
+
+fn connect(spec: &GroupSpec) -> Result<Channel, String> {
+    let deadline = Instant::now() + spec.connect_timeout;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match Channel::connect(&spec.socket_path) {
+            Ok(ch) => {
+                ch.send(&Frame::new(Kind::Hello, 0, spec.secret.clone()))
+                    .map_err(|e| e.to_string())?;
+                return match ch.recv(Some(
+                    Duration::from_secs(10).min(spec.connect_timeout.max(Duration::from_secs(1))),
+                )) {
+                    Ok((f, _)) if f.header.kind == Kind::HelloAck => Ok(ch),
+                    Ok((f, _)) => Err(format!("unexpected {:?} answer to HELLO", f.header.kind)),
+                    Err(e) => Err(format!("no answer to HELLO: {e}")),
+                };
+            }
+            Err(e) if Instant::now() + delay < deadline => {
+                let _ = e;
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(250));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Relays frames until the response ends. Returns the handler status and whether the
+/// connection is still usable.
+fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i32, bool) {
+    let mut out = Output::new(req);
+    let mut head_set = false;
+    let mut body_started = false;
+    let fail = |out: &mut Output, started: bool, status: i32, keep: bool| -> (i32, bool) {
+        if started {
+            out.abort();
+            (OK, keep)
+        } else {
+            (status, keep)
+        }
+    };
+    loop {
+        let (frame, fds) = match ch.recv(Some(timeout)) {
+            Ok(f) => f,
+            Err(ChannelError::Closed) => {
+                req.log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: daemon process of group '{}' closed the connection while serving {} (it crashed, was killed or restarted)",
+                        spec.name,
+                        req.uri()
+                    ),
+                );
+                return fail(&mut out, body_started, BAD_GATEWAY, false);
+            }
+            Err(ChannelError::Timeout) => {
+                req.log(
+                    Level::Error,
+                    &format!("rwsgi: Timeout when reading response from daemon process '{}' ({}s) for {}", spec.name, timeout.as_secs_f64(), req.uri()),
+                );
+                return fail(&mut out, body_started, GATEWAY_TIMEOUT, false);
+            }
+            Err(e) => {
+                req.log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: bad response from daemon process '{}': {e}",
+                        spec.name
+                    ),
+                );
+                return fail(&mut out, body_started, BAD_GATEWAY, false);
+            }
+        };
+        let id = frame.header.request_id;
+        let p = &frame.payload;
+        match frame.header.kind {
+            Kind::BodyWant => {
+                let want = msg::parse_u32(p).unwrap_or(0).min(MAX_PAYLOAD) as usize;
+                let mut buf = vec![0u8; want.max(1)];
+                let reply = match req.read_body(&mut buf) {
+                    Ok(0) => Frame::new(Kind::BodyEnd, id, vec![]),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Frame::new(Kind::Body, id, buf)
+                    }
+                    Err(e) => msg::abort(id, 400, &e.to_string()),
+                };
+                if ch.send(&reply).is_err() {
+                    return fail(&mut out, body_started, BAD_GATEWAY, false);
+                }
+            }
+            Kind::ResponseHead if !head_set => match head::decode(p) {
+                Ok(h) => {
+                    req.set_status(h.status, &h.status_line);
+                    for (k, v) in &h.headers {
+                        req.add_header(&String::from_utf8_lossy(k), v);
+                    }
+                    head_set = true;
+                }
+                Err(e) => {
+                    req.log(
+                        Level::Error,
+                        &format!(
+                            "rwsgi: invalid response head from daemon process '{}': {e}",
+                            spec.name
+                        ),
+                    );
+                    return fail(&mut out, body_started, BAD_GATEWAY, false);
+                }
+            },
+            Kind::ResponseBody | Kind::ResponseFlush | Kind::ResponseFile | Kind::ResponseEnd
+                if !head_set =>
+            {
+                req.log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: daemon process '{}' sent a body before the response head",
+                        spec.name
+                    ),
+                );
+                return fail(&mut out, body_started, BAD_GATEWAY, false);
+            }
+            Kind::ResponseBody => {
+                body_started = true;
+                if out.write(p, false, false).is_err() {
+                    return (OK, false);
+                }
+            }
+            Kind::ResponseFlush => {
+                body_started = true;
+                if out.write(&[], true, false).is_err() {
+                    return (OK, false);
+                }
+            }
+            Kind::ResponseFile => {
+                body_started = true;
+                match file_slice(p, fds) {
+                    Ok((fd, off, len)) => {
+                        if out.send_file(fd.as_raw_fd(), off, len).is_err() {
+                            return (OK, false);
+                        }
+                    }
+                    Err(e) => {
+                        req.log(
+                            Level::Error,
+                            &format!(
+                                "rwsgi: daemon process '{}' sent an unusable file: {e}",
+                                spec.name
+                            ),
+                        );
+                        return fail(&mut out, true, BAD_GATEWAY, false);
+                    }
+                }
+            }
+            Kind::ResponseEnd => {
+                let _ = out.finish();
+                return (OK, true);
+            }
+            Kind::Abort => {
+                let (status, reason) =
+                    msg::parse_abort(p).unwrap_or((500, "malformed abort".into()));
+                req.log(
+                    Level::Info,
+                    &format!(
+                        "rwsgi: daemon process '{}' ended the request: {reason}",
+                        spec.name
+                    ),
+                );
+                return fail(&mut out, body_started, status as i32, true);
+            }
+            Kind::Log => {
+                if let Ok((level, text)) = msg::parse_log(p) {
+                    let l = match level {
+                        0 => Level::Error,
+                        1 => Level::Warning,
+                        2 => Level::Info,
+                        _ => Level::Debug,
+                    };
+                    req.log(l, &text);
+                }
+            }
+            other => {
+                req.log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: unexpected {other:?} frame from daemon process '{}'",
+                        spec.name
+                    ),
+                );
+                return fail(&mut out, body_started, BAD_GATEWAY, false);
+            }
+        }
+    }
+}
+
+/// Checks a file passed for sendfile: exactly one descriptor, a regular file, and the slice
+/// clamped to the file's size.
+fn file_slice(p: &[u8], mut fds: Vec<OwnedFd>) -> Result<(OwnedFd, i64, i64), String> {
+    let mut r = Reader::new(p);
+    let (off, len) = (
+        r.u64().map_err(|e| e.to_string())?,
+        r.u64().map_err(|e| e.to_string())?,
+    );
+    if fds.len() != 1 {
+        return Err(format!("{} descriptors", fds.len()));
+    }
+    let fd = fds.pop().ok_or("no descriptor")?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| e.to_string())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("not a regular file".into());
+    }
+    let size = st.st_size.max(0) as u64;
+    let off = off.min(size);
+    let len = len.min(size - off);
+    Ok((fd, off as i64, len as i64))
+}

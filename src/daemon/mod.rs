@@ -1,0 +1,111 @@
+//! Daemon mode: `WSGIDaemonProcess` groups. The Apache parent forks one Python-free
+//! supervisor per group (`supervisor`), which owns the group's listening socket and forks and
+//! restarts the worker processes (`worker`); a worker drops privileges, starts Python and
+//! serves connections from Apache children. The Apache side of a request is `client`; the
+//! daemon side is `remote` (a WSGI transport over the connection).
+
+pub mod client;
+pub mod remote;
+pub mod request;
+pub mod supervisor;
+mod sys;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a group's supervisor and workers need, resolved in the Apache parent.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    pub name: String,
+    pub processes: u32,
+    /// `processes=` was given (mod_wsgi then sets wsgi.multiprocess even for 1).
+    pub multiprocess: bool,
+    pub threads: u32,
+    /// Credentials to switch to (when started as root).
+    pub uid: u32,
+    pub gid: u32,
+    pub user_name: Option<String>,
+    pub supplementary_gids: Option<Vec<u32>>,
+    pub home: Option<String>,
+    pub umask: Option<u32>,
+    pub lang: Option<String>,
+    pub locale: Option<String>,
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    pub python_eggs: Option<String>,
+    pub import_scripts: Vec<(String, String)>,
+    pub socket_path: PathBuf,
+    /// Only connections from this uid (Apache's children) are accepted.
+    pub apache_uid: u32,
+    /// Shown by Apache children in HELLO; other code running as Apache's user cannot know it.
+    pub secret: Vec<u8>,
+    pub listen_backlog: i32,
+    pub maximum_requests: u64,
+    pub socket_timeout: Option<Duration>,
+    pub connect_timeout: Duration,
+    pub graceful_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub apache_version: (u32, u32, u32),
+}
+
+/// One line in Apache's error log from a daemon or supervisor process (their stderr is the
+/// error log Apache opened).
+pub fn log(level: &str, msg: &str) {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = format!(
+        "[{}] [wsgi:{level}] [pid {}] {msg}\n",
+        http_date(now),
+        std::process::id()
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// "Mon Nov 23 20:19:53.461875 2026" (UTC), the shape of Apache's error-log timestamps.
+fn http_date(t: Duration) -> String {
+    let secs = t.as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // civil-from-days (Howard Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02}.{:06} {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_micros(),
+        y
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        // 2026-11-23 20:19:53 UTC
+        let t = std::time::Duration::from_secs(1_795_465_193);
+        assert_eq!(super::http_date(t), "Mon Nov 23 20:19:53.000000 2026");
+        assert_eq!(
+            super::http_date(std::time::Duration::ZERO),
+            "Thu Jan 01 00:00:00.000000 1970"
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! The few process-level system calls daemon mode needs that cannot be safe functions: fork
+//! and _exit. Everything else (sockets, signals, credentials) goes through nix's safe API.
+
+use nix::unistd::{ForkResult, Pid};
+
+pub enum Forked {
+    Child,
+    Parent(Pid),
+}
+
+/// Forks the calling process.
+///
+/// Callers: the Apache parent (single-threaded when it runs post_config, with Python never
+/// initialised) forks group supervisors; a supervisor (single-threaded, Python-free) forks
+/// workers. The child only calls async-signal-safe code until it has set itself up, and never
+/// returns into Apache: it ends with [`exit_now`].
+pub fn fork() -> std::io::Result<Forked> {
+    // SAFETY: see above: no other thread exists in the processes that call this, so the
+    // child cannot inherit a lock held by a thread that does not exist in it.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => Ok(Forked::Child),
+        ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+    }
+}
+
+/// Ends the process at once, without running atexit handlers or unwinding into the caller
+/// (a forked child must never return into Apache's code).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Puts back default signal dispositions in a process forked from Apache's parent (which has
+/// its own handlers installed) and ignores SIGPIPE (write errors are handled where they occur).
+pub fn reset_signal_handlers() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGALRM,
+    ] {
+        // SAFETY: installing SIG_DFL runs no Rust code in signal context.
+        let _ = unsafe { signal(s, SigHandler::SigDfl) };
+    }
+    // SAFETY: as above, SIG_IGN.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}

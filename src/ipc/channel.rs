@@ -1,0 +1,252 @@
+//! A connection between an Apache child and a daemon process: a Unix SOCK_SEQPACKET socket,
+//! so every `send` is exactly one frame for the peer's `recv` (message boundaries for free, EOF
+//! when the peer dies), with file descriptors passed alongside (SCM_RIGHTS).
+
+use super::IpcError;
+use super::frame::{Frame, HEADER_LEN, MAX_PAYLOAD};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+    UnixAddr, sockopt,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Protocol(#[from] IpcError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Errno> for ChannelError {
+    fn from(e: Errno) -> ChannelError {
+        ChannelError::Io(e.into())
+    }
+}
+
+/// At most this many descriptors may come with one frame; more is a protocol error (and the
+/// extra ones are closed).
+const MAX_FDS: usize = 4;
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+fn seqpacket() -> nix::Result<OwnedFd> {
+    socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+}
+
+/// Creates, binds and listens on a socket at `path` (an existing file there is replaced).
+pub fn listen(path: &Path, backlog: i32) -> std::io::Result<OwnedFd> {
+    let fd = seqpacket()?;
+    let _ = std::fs::remove_file(path);
+    socket::bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    socket::listen(
+        &fd,
+        socket::Backlog::new(backlog.clamp(1, 65535)).unwrap_or(socket::Backlog::MAXCONN),
+    )?;
+    Ok(fd)
+}
+
+/// Accepts one connection (blocking unless the listener is non-blocking).
+pub fn accept(listener: BorrowedFd<'_>) -> std::io::Result<Channel> {
+    let raw = socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC)?;
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    Ok(Channel {
+        fd: unsafe { OwnedFd::from_raw_fd(raw) },
+    })
+}
+
+/// Waits until `fd` is readable (or hung up); false on timeout.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> std::io::Result<bool> {
+    let t = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => PollTimeout::try_from(d.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX),
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, t) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl Channel {
+    pub fn connect(path: &Path) -> std::io::Result<Channel> {
+        let fd = seqpacket()?;
+        socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        Ok(Channel { fd })
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The uid of the process at the other end (SO_PEERCRED).
+    pub fn peer_uid(&self) -> std::io::Result<u32> {
+        Ok(socket::getsockopt(&self.fd, sockopt::PeerCredentials)?.uid())
+    }
+
+    pub fn set_buffer_sizes(&self, send: usize, recv: usize) {
+        if send > 0 {
+            let _ = socket::setsockopt(&self.fd, sockopt::SndBuf, &send);
+        }
+        if recv > 0 {
+            let _ = socket::setsockopt(&self.fd, sockopt::RcvBuf, &recv);
+        }
+    }
+
+    /// True when the peer has closed or has sent something unexpected while the connection
+    /// was idle: either way it must not be reused.
+    pub fn is_stale(&self) -> bool {
+        !matches!(wait_readable(self.as_fd(), Some(Duration::ZERO)), Ok(false))
+    }
+
+    pub fn send(&self, frame: &Frame) -> Result<(), ChannelError> {
+        self.send_with_fds(frame, &[])
+    }
+
+    pub fn send_with_fds(&self, frame: &Frame, fds: &[RawFd]) -> Result<(), ChannelError> {
+        let header = frame.header.encode();
+        let iov = [IoSlice::new(&header), IoSlice::new(&frame.payload)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+        loop {
+            match socket::sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EPIPE) | Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one frame (and any descriptors sent with it). `Err(Closed)` at EOF.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
+        if timeout.is_some() && !wait_readable(self.as_fd(), timeout)? {
+            return Err(ChannelError::Timeout);
+        }
+        let mut buf = vec![0u8; HEADER_LEN + MAX_PAYLOAD as usize + 1];
+        let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let (n, flags, fds) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for c in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(raw) = c {
+                            // SAFETY: the kernel installed these descriptors in this process for
+                            // us; nothing else owns them.
+                            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+                        }
+                    }
+                    break (msg.bytes, msg.flags, fds);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            return Err(ChannelError::Closed);
+        }
+        if flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+            || n > HEADER_LEN + MAX_PAYLOAD as usize
+        {
+            return Err(IpcError::TooLarge {
+                what: "message",
+                len: n as u64,
+                max: (HEADER_LEN + MAX_PAYLOAD as usize) as u64,
+            }
+            .into());
+        }
+        if fds.len() > MAX_FDS {
+            return Err(IpcError::Invalid("too many descriptors").into());
+        }
+        Ok((Frame::decode(&buf[..n])?, fds))
+    }
+}
+
+/// A connected pair (tests, and handing a connection to a forked process).
+pub fn pair() -> std::io::Result<(Channel, Channel)> {
+    let (a, b) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Kind;
+
+    #[test]
+    fn frames_keep_their_boundaries() {
+        let (a, b) = pair().unwrap();
+        a.send(&Frame::new(Kind::Log, 1, b"one".to_vec())).unwrap();
+        a.send(&Frame::new(Kind::Log, 1, vec![7u8; MAX_PAYLOAD as usize]))
+            .unwrap();
+        let (f1, _) = b.recv(None).unwrap();
+        let (f2, _) = b.recv(None).unwrap();
+        assert_eq!(f1.payload, b"one");
+        assert_eq!(f2.payload.len(), MAX_PAYLOAD as usize);
+        assert!(matches!(
+            b.recv(Some(Duration::from_millis(10))),
+            Err(ChannelError::Timeout)
+        ));
+        drop(a);
+        assert!(matches!(b.recv(None), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn passes_descriptors() {
+        let (a, b) = pair().unwrap();
+        let f = std::fs::File::open("/proc/self/exe").unwrap();
+        a.send_with_fds(&Frame::new(Kind::ResponseFile, 2, vec![]), &[f.as_raw_fd()])
+            .unwrap();
+        let (frame, fds) = b.recv(None).unwrap();
+        assert_eq!(frame.header.kind, Kind::ResponseFile);
+        assert_eq!(fds.len(), 1);
+        assert!(b.peer_uid().is_ok());
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error() {
+        let (a, b) = pair().unwrap();
+        socket::send(a.fd.as_raw_fd(), b"not a frame at all", MsgFlags::empty()).unwrap();
+        assert!(matches!(b.recv(None), Err(ChannelError::Protocol(_))));
+        assert!(!a.is_stale());
+    }
+}
