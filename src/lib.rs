@@ -9,7 +9,7 @@
 //! | `post_config`         | `embedded::configure`: global Python settings, default-group rule    |
 //! | `child_init`          | `embedded::child_init`: start Python in this child                   |
 //! | `translate_name`      | `apache::hooks::translate_name`: WSGIScriptAlias(Match) mapping      |
-//! | `handler`             | `embedded::handle` -> `wsgi::run` (environ, app call, response)      |
+//! | `handler`             | `handler::handle` -> `wsgi::run` here, or `daemon::client::forward`  |
 //! | child pool cleanup    | `embedded::child_exit`: atexit callbacks                             |
 //!
 //! Layering: `apache` is the only code touching Apache/APR types; `wsgi` knows nothing about
@@ -19,5 +19,6 @@ pub mod apache;
 pub mod config;
 pub mod daemon;
 pub mod embedded;
+pub mod handler;
 pub mod ipc;
 pub mod wsgi;

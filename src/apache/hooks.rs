@@ -141,7 +141,7 @@ pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
             Some(h) if h == HANDLER.to_str().unwrap_or_default() || h == HANDLER_ALT => {}
             _ => return DECLINED,
         }
-        crate::embedded::handle(req)
+        crate::handler::handle(req)
     })
 }
 

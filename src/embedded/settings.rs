@@ -116,7 +116,7 @@ pub fn child_init() {
     if s.restrict_embedded {
         return;
     }
-    wsgi::transport::set_server_logger(super::server_log);
+    wsgi::transport::set_server_logger(crate::handler::server_log);
     let p = &s.python;
     let init = InitConfig {
         home: p.home.clone(),
