@@ -62,11 +62,21 @@ pub fn handle(req: Request) -> i32 {
         .or_else(|| dir.process_group.clone())
         .unwrap_or_default();
     let process_group = expand(&req, &process_group, "");
-    if !process_group.is_empty() {
-        req.log(Level::Error, &format!("rwsgi: No WSGI daemon process called '{process_group}' has been configured: {filename}"));
-        return SERVER_ERROR;
-    }
-    if s.restrict_embedded {
+    let daemon = if process_group.is_empty() {
+        None
+    } else {
+        match crate::daemon::groups::find(&process_group) {
+            Some(g) => Some(g),
+            None => {
+                req.log(
+                    Level::Error,
+                    &format!("rwsgi: No WSGI daemon process called '{process_group}' has been configured: {filename}"),
+                );
+                return SERVER_ERROR;
+            }
+        }
+    };
+    if daemon.is_none() && s.restrict_embedded {
         req.log(
             Level::Error,
             &format!(
@@ -75,7 +85,7 @@ pub fn handle(req: Request) -> i32 {
         );
         return SERVER_ERROR;
     }
-    if !s.python_ready() {
+    if daemon.is_none() && !s.python_ready() {
         req.log(
             Level::Error,
             "rwsgi: Python is not initialised in this process (see errors at child start)",
@@ -157,6 +167,9 @@ pub fn handle(req: Request) -> i32 {
         environ,
         https,
     };
+    if let Some(group) = daemon {
+        return crate::daemon::client::forward(req, &app, &group, settings::server_timeout());
+    }
     match wsgi::run(app, Box::new(ApacheTransport::new(req))) {
         Outcome::Sent => OK,
         Outcome::ServerError => SERVER_ERROR,

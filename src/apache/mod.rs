@@ -5,6 +5,7 @@
 pub mod bindings;
 mod commands;
 pub mod conf;
+pub mod daemons;
 pub mod guard;
 pub mod hooks;
 pub mod log;
@@ -22,4 +23,21 @@ pub fn server_version() -> String {
     // SAFETY: ap_get_server_revision fills the struct.
     unsafe { bindings::ap_get_server_revision(&mut v) };
     format!("{}.{}.{}", v.major, v.minor, v.patch)
+}
+
+/// The main server's `Timeout`.
+pub fn server_timeout() -> std::time::Duration {
+    // SAFETY: ap_server_conf is set for the life of the configuration once Apache runs.
+    let usec = unsafe {
+        if bindings::ap_server_conf.is_null() {
+            0
+        } else {
+            (*bindings::ap_server_conf).timeout
+        }
+    };
+    if usec > 0 {
+        std::time::Duration::from_micros(usec as u64)
+    } else {
+        std::time::Duration::from_secs(60)
+    }
 }

@@ -5,6 +5,7 @@
 //! daemon side is `remote` (a WSGI transport over the connection).
 
 pub mod client;
+pub mod groups;
 pub mod remote;
 pub mod request;
 pub mod supervisor;

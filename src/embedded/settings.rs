@@ -251,3 +251,8 @@ mod tests {
         assert_eq!(sole_embedded_script(&[]), None);
     }
 }
+
+/// Apache's `Timeout` (the default for daemon socket-timeout).
+pub fn server_timeout() -> std::time::Duration {
+    crate::apache::server_timeout()
+}
