@@ -1,0 +1,40 @@
+"""Process-level probes for daemon-mode tests: ?t=id (pid, uids, groups), ?t=exit (the
+process exits mid-request), ?t=sleep&s=N, ?t=bigresp_noread (a large response without reading
+the request body), ?t=root (try to regain root)."""
+import json
+import os
+import time
+from urllib.parse import parse_qs
+
+
+def application(environ, start_response):
+    q = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    t = q.get("t", "id")
+    if t == "exit":
+        os._exit(3)
+    if t == "sleep":
+        time.sleep(float(q.get("s", "1")))
+    if t == "bigresp_noread":
+        n = int(q.get("n", str(8 * 1024 * 1024)))
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(n))])
+        return [b"x" * n]
+    if t == "root":
+        try:
+            os.setuid(0)
+            result = "regained root"
+        except OSError as e:
+            result = "refused: %s" % e.strerror
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [result.encode()]
+    body = json.dumps({
+        "pid": os.getpid(),
+        "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
+        "groups": sorted(os.getgroups()),
+        "cwd": os.getcwd(),
+        "process_group": environ.get("mod_wsgi.process_group"),
+        "application_group": environ.get("mod_wsgi.application_group"),
+        "multiprocess": environ.get("wsgi.multiprocess"),
+        "multithread": environ.get("wsgi.multithread"),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
