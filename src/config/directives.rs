@@ -96,7 +96,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
         Implemented,
         c"script process-group=... application-group=..."
     ),
-    d!(c"WSGIDaemonProcess", Server, NotYet, c"name [options]"),
+    d!(c"WSGIDaemonProcess", Server, Implemented, c"name [options]"),
     d!(
         c"WSGIProcessGroup",
         ServerDir,
@@ -109,7 +109,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
         Implemented,
         c"%{GLOBAL} | %{SERVER} | %{RESOURCE} | %{HOST} | %{ENV:var} | name"
     ),
-    d!(c"WSGIRestrictProcess", ServerDir, NotYet, c"group ..."),
+    d!(c"WSGIRestrictProcess", ServerDir, Implemented, c"group ..."),
     d!(
         c"WSGIDispatchScript",
         ServerDir,
@@ -345,6 +345,16 @@ pub fn apply_server(
                 application_group: ag,
             });
         }
+        "WSGIDaemonProcess" => {
+            let d = super::daemon::parse(raw)?;
+            if cfg.daemons.iter().any(|o| o.name == d.name) {
+                return Err(format!(
+                    "Name duplicates previous WSGI daemon definition: '{}'",
+                    d.name
+                ));
+            }
+            cfg.daemons.push(d);
+        }
         "WSGIPythonHome" => py.home = Some(one(spec, raw)?),
         "WSGIPythonPath" => py.path.extend(
             one(spec, raw)?
@@ -422,6 +432,19 @@ pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result
             let v = one(spec, raw)?;
             validate_group_value(&v)?;
             cfg.application_group = Some(v);
+        }
+        "WSGIRestrictProcess" => {
+            let groups: Vec<String> = words(raw)
+                .into_iter()
+                .map(|g| if g == "%{GLOBAL}" { String::new() } else { g })
+                .collect();
+            if groups.is_empty() {
+                return Err(format!(
+                    "WSGIRestrictProcess takes at least one process group name: {}",
+                    spec.usage()
+                ));
+            }
+            cfg.restrict_process = Some(groups);
         }
         "WSGICallableObject" => cfg.callable_object = Some(one(spec, raw)?),
         "WSGIPassAuthorization" => cfg.pass_authorization = Some(on_off(spec, raw)?),
@@ -526,6 +549,78 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.import_scripts.len(), 1);
+    }
+
+    #[test]
+    fn daemon_process_directive() {
+        let spec = find("WSGIDaemonProcess").unwrap();
+        assert_eq!(spec.support, Support::Implemented);
+        assert_eq!(spec.target(), Target::Server);
+        let mut cfg = ServerConfig::default();
+        apply_server(
+            spec,
+            &mut cfg,
+            "site processes=2 threads=4 display-name='%{GROUP}'",
+            &id,
+        )
+        .unwrap();
+        apply_server(spec, &mut cfg, "other", &id).unwrap();
+        assert_eq!(cfg.daemons.len(), 2);
+        assert_eq!(cfg.daemons[0].processes, 2);
+        assert_eq!(cfg.daemons[0].threads, 4);
+        assert_eq!(
+            apply_server(spec, &mut cfg, "site threads=1", &id).unwrap_err(),
+            "Name duplicates previous WSGI daemon definition: 'site'"
+        );
+        assert!(
+            apply_server(spec, &mut cfg, "x bogus=1", &id)
+                .unwrap_err()
+                .contains("'bogus'")
+        );
+        assert!(apply_server(spec, &mut cfg, "", &id).is_err());
+        assert_eq!(cfg.daemons.len(), 2);
+        // A named process group in WSGIImportScript / WSGIScriptAlias still parses.
+        apply_server(
+            find("WSGIImportScript").unwrap(),
+            &mut cfg,
+            "/srv/app.wsgi process-group=site application-group=%{GLOBAL}",
+            &id,
+        )
+        .unwrap();
+        assert_eq!(cfg.import_scripts[0].process_group, "site");
+        apply_server(
+            find("WSGIScriptAlias").unwrap(),
+            &mut cfg,
+            "/ /srv/app.wsgi process-group=site",
+            &id,
+        )
+        .unwrap();
+        assert!(!cfg.aliases[0].is_embedded());
+    }
+
+    #[test]
+    fn restrict_process_directive() {
+        let spec = find("WSGIRestrictProcess").unwrap();
+        assert_eq!(spec.support, Support::Implemented);
+        assert_eq!(spec.target(), Target::Dir);
+        let mut outer = DirConfig::default();
+        apply_dir(spec, &mut outer, "site %{GLOBAL} 'other one'").unwrap();
+        assert_eq!(
+            outer.restrict_process,
+            Some(vec![
+                "site".to_string(),
+                String::new(),
+                "other one".to_string()
+            ])
+        );
+        assert!(apply_dir(spec, &mut outer, "  ").is_err());
+        // An inner list replaces the outer one.
+        let mut inner = DirConfig::default();
+        apply_dir(spec, &mut inner, "only").unwrap();
+        let m = DirConfig::merge(&outer, &inner);
+        assert_eq!(m.restrict_process, Some(vec!["only".to_string()]));
+        let m = DirConfig::merge(&outer, &DirConfig::default());
+        assert_eq!(m.restrict_process, outer.restrict_process);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! error message out. Apache is not visible here (src/apache calls in).
 
 pub mod alias;
+pub mod daemon;
 pub mod directives;
 pub mod groups;
 pub mod model;

@@ -2,6 +2,8 @@
 //! context say. Every field is an Option ("unset") so that merging can tell inheritance from
 //! an explicit default.
 
+pub use super::daemon::DaemonProcess;
+
 /// How a `WSGIScriptAlias` / `WSGIScriptAliasMatch` matches the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AliasPattern {
@@ -67,6 +69,9 @@ pub struct ServerConfig {
     pub import_scripts: Vec<ImportScript>,
     pub python: PythonSettings,
     pub socket_prefix: Option<String>,
+    /// The WSGIDaemonProcess groups declared in this server (virtual host) itself; never
+    /// inherited (names are unique server-wide, see [`super::daemon::check_unique`]).
+    pub daemons: Vec<DaemonProcess>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,6 +95,11 @@ pub struct PythonSettings {
 impl ServerConfig {
     /// mod_alias/mod_wsgi merge: the virtual host's aliases are tried first, then the main
     /// server's; global settings come from the main server.
+    ///
+    /// Apache merges virtual hosts only, so the result keeps just the virtual host's own daemon
+    /// groups and marks them as belonging to a virtual host whose ServerName is not known yet
+    /// (`scope = Some("")`, which no request matches) until [`Self::set_daemon_scope`] names it:
+    /// forgetting that call fails closed.
     pub fn merge(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {
         let mut aliases = add.aliases.clone();
         aliases.extend(base.aliases.iter().cloned());
@@ -103,6 +113,25 @@ impl ServerConfig {
                 .socket_prefix
                 .clone()
                 .or_else(|| base.socket_prefix.clone()),
+            daemons: add
+                .daemons
+                .iter()
+                .map(|d| DaemonProcess {
+                    scope: Some(d.scope.clone().unwrap_or_default()),
+                    ..d.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// Records where this server's daemon groups were declared: `None` for the main server,
+    /// `Some(ServerName)` for a virtual host. The Apache layer calls it for every server after
+    /// the configuration is read (ServerName may follow WSGIDaemonProcess inside a
+    /// <VirtualHost>, so the name is not final while directives are parsed). mod_wsgi compares
+    /// `server_hostname` at request time; this is the same value.
+    pub fn set_daemon_scope(&mut self, server_name: Option<&str>) {
+        for d in &mut self.daemons {
+            d.scope = server_name.map(String::from);
         }
     }
 }
@@ -129,6 +158,9 @@ pub struct DirConfig {
     pub map_head_to_get: Option<MapHeadToGet>,
     pub ignore_activity: Option<bool>,
     pub enable_sendfile: Option<bool>,
+    /// WSGIRestrictProcess: the only process groups selectable here (`%{GLOBAL}` stored as
+    /// `""`). An inner list replaces an outer one.
+    pub restrict_process: Option<Vec<String>>,
 }
 
 impl DirConfig {
@@ -147,6 +179,7 @@ impl DirConfig {
             map_head_to_get: pick(&add.map_head_to_get, &base.map_head_to_get),
             ignore_activity: pick(&add.ignore_activity, &base.ignore_activity),
             enable_sendfile: pick(&add.enable_sendfile, &base.enable_sendfile),
+            restrict_process: pick(&add.restrict_process, &base.restrict_process),
         }
     }
 }
