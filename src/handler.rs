@@ -62,18 +62,17 @@ pub fn handle(req: Request) -> i32 {
         .or_else(|| dir.process_group.clone())
         .unwrap_or_default();
     let process_group = expand(&req, &process_group, "");
-    let daemon = if process_group.is_empty() {
-        None
-    } else {
-        match crate::daemon::groups::find(&process_group) {
-            Some(g) => Some(g),
-            None => {
-                req.log(
-                    Level::Error,
-                    &format!("rwsgi: No WSGI daemon process called '{process_group}' has been configured: {filename}"),
-                );
-                return SERVER_ERROR;
-            }
+    let (server_name, _) = req.server_identity();
+    let daemon = match crate::config::daemon::resolve_process_group(
+        &process_group,
+        dir.restrict_process.as_deref(),
+        &server_name,
+        crate::daemon::groups::find,
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            req.log(Level::Error, &format!("rwsgi: {e}: {filename}"));
+            return SERVER_ERROR;
         }
     };
     if daemon.is_none() && s.restrict_embedded {

@@ -17,12 +17,12 @@ pub struct ApacheFacts {
     pub version: (u32, u32, u32),
 }
 
-pub fn facts(pconf: *mut b::apr_pool_t) -> ApacheFacts {
+pub(crate) fn facts(pconf: *mut b::apr_pool_t) -> ApacheFacts {
     let root = nix::unistd::geteuid().is_root();
     // SAFETY: mod_unixd's configuration record is filled while the configuration is read and
     // only read afterwards; the runtime path is copied out of pconf at once.
     unsafe {
-        let u = &*(&raw const b::ap_unixd_config);
+        let u = std::ptr::read(&raw const b::ap_unixd_config);
         let name = (!u.user_name.is_null())
             .then(|| CStr::from_ptr(u.user_name).to_string_lossy().into_owned());
         let rel = b::ap_runtime_dir_relative(pconf, c"rwsgi".as_ptr());
@@ -57,7 +57,7 @@ pub fn facts(pconf: *mut b::apr_pool_t) -> ApacheFacts {
 
 /// Apache reads its configuration twice at start-up and runs post_config both times; daemons
 /// are started only on the second (real) pass, as mod_wsgi does. True on the first pass.
-pub fn is_first_pass(s: *mut b::server_rec) -> bool {
+pub(crate) fn is_first_pass(s: *mut b::server_rec) -> bool {
     const KEY: &CStr = c"rwsgi-first-pass-done";
     // SAFETY: userdata on the process pool, which lives for the whole Apache parent.
     unsafe {
@@ -66,7 +66,7 @@ pub fn is_first_pass(s: *mut b::server_rec) -> bool {
         b::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
         if data.is_null() {
             b::apr_pool_userdata_set(
-                1 as *const c_void,
+                std::ptr::dangling::<c_void>(),
                 KEY.as_ptr(),
                 Some(b::apr_pool_cleanup_null),
                 pool,
@@ -85,7 +85,7 @@ pub fn close_apache_listeners() {
 
 /// Sends SIGTERM to this generation's supervisors when `pconf` is cleared (restart) or
 /// destroyed (stop).
-pub fn stop_on_cleanup(pconf: *mut b::apr_pool_t, pids: Vec<Pid>) {
+pub(crate) fn stop_on_cleanup(pconf: *mut b::apr_pool_t, pids: Vec<Pid>) {
     unsafe extern "C" fn cleanup(data: *mut c_void) -> b::apr_status_t {
         guard("daemon cleanup", 0, || {
             // SAFETY: produced by Box::into_raw below, run once.

@@ -2,7 +2,7 @@
 //! URL is mapped (translate_name) and a request is served (handler).
 
 use super::bindings as b;
-use super::conf::{ServerConf, server_conf};
+use super::conf::{ServerConf, server_conf, server_conf_mut};
 use super::guard::guard;
 use super::request::Request;
 use crate::config::{AliasPattern, ServerConfig, alias};
@@ -23,6 +23,25 @@ pub(crate) unsafe extern "C" fn post_config(
     s: *mut b::server_rec,
 ) -> i32 {
     guard("post_config", SERVER_ERROR, || {
+        // A group declared in a virtual host serves only virtual hosts with its ServerName
+        // (final only now: ServerName may follow WSGIDaemonProcess).
+        let mut cur = s;
+        while !cur.is_null() {
+            // SAFETY: configuration is complete and single-threaded; each server has our record.
+            unsafe {
+                let name = (cur != s && !(*cur).server_hostname.is_null()).then(|| {
+                    std::ffi::CStr::from_ptr((*cur).server_hostname)
+                        .to_string_lossy()
+                        .into_owned()
+                });
+                server_conf_mut(cur).config.set_daemon_scope(if cur == s {
+                    None
+                } else {
+                    Some(name.as_deref().unwrap_or(""))
+                });
+                cur = (*cur).next;
+            }
+        }
         let mut servers: Vec<&ServerConfig> = Vec::new();
         let mut cur = s;
         while !cur.is_null() {
@@ -37,8 +56,78 @@ pub(crate) unsafe extern "C" fn post_config(
         let banner = CString::new(crate::embedded::version_component()).unwrap_or_default();
         // SAFETY: the component string is copied by Apache into pconf.
         unsafe { b::ap_add_version_component(pconf, banner.as_ptr()) };
-        OK
+        if super::daemons::is_first_pass(s) {
+            return OK;
+        }
+        match daemon_specs(pconf, &servers) {
+            Ok(specs) if specs.is_empty() => OK,
+            Ok(specs) => {
+                let pids =
+                    crate::daemon::groups::start(specs, &super::daemons::close_apache_listeners);
+                super::daemons::stop_on_cleanup(pconf, pids);
+                OK
+            }
+            Err(e) => {
+                super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
+                SERVER_ERROR
+            }
+        }
     })
+}
+
+/// The runtime settings of every WSGIDaemonProcess of this configuration.
+fn daemon_specs(
+    pconf: *mut b::apr_pool_t,
+    servers: &[&ServerConfig],
+) -> Result<Vec<crate::daemon::GroupSpec>, String> {
+    crate::config::daemon::check_unique(servers)?;
+    let facts = super::daemons::facts(pconf);
+    let defaults = crate::daemon::groups::Defaults {
+        uid: facts.uid,
+        gid: facts.gid,
+        user_name: facts.user_name,
+        socket_prefix: servers
+            .first()
+            .and_then(|s| s.socket_prefix.clone())
+            .unwrap_or(facts.default_socket_prefix),
+        apache_timeout: super::server_timeout(),
+        apache_version: facts.version,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut specs = Vec::new();
+    for dp in servers.iter().flat_map(|s| s.daemons.iter()) {
+        if !seen.insert(dp.name.clone()) {
+            continue;
+        }
+        let imports = servers
+            .iter()
+            .flat_map(|s| s.import_scripts.iter())
+            .filter(|i| i.process_group == dp.name)
+            .map(|i| {
+                let g = if i.application_group == "%{GLOBAL}" {
+                    String::new()
+                } else {
+                    i.application_group.clone()
+                };
+                (g, i.path.clone())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        specs.push(crate::daemon::groups::spec_from_config(
+            dp, &defaults, imports,
+        )?);
+        for opt in &dp.ignored {
+            super::log::server(
+                super::log::Level::Warning,
+                &format!(
+                    "rwsgi: WSGIDaemonProcess {}: option '{opt}' is accepted but not implemented; ignored",
+                    dp.name
+                ),
+            );
+        }
+    }
+    Ok(specs)
 }
 
 pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {

@@ -17,6 +17,8 @@ const OK: i32 = 0;
 const BAD_GATEWAY: i32 = 502;
 const UNAVAILABLE: i32 = 503;
 const GATEWAY_TIMEOUT: i32 = 504;
+/// relay(): the daemon said Goodbye before starting the request; send it again elsewhere.
+const RETRY: i32 = -1;
 
 thread_local! {
     /// This Apache thread's open connection to each group (by socket path).
@@ -31,7 +33,6 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
         let cached = CONNECTIONS
             .with(|c| c.borrow_mut().remove(&spec.socket_path))
             .filter(|ch| !ch.is_stale());
-        let reused = cached.is_some();
         let ch = match cached {
             Some(ch) => ch,
             None => match connect(spec) {
@@ -52,8 +53,8 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
         };
         match ch.send(&Frame::new(Kind::RequestHead, 1, payload.clone())) {
             Ok(()) => {}
-            // A cached connection the daemon closed meanwhile (it was restarted): once more.
-            Err(ChannelError::Closed) if reused && attempt == 0 => continue,
+            // Nothing was delivered (the daemon closed the connection: it is restarting).
+            Err(ChannelError::Closed) if attempt == 0 => continue,
             Err(e) => {
                 req.log(
                     Level::Error,
@@ -66,6 +67,9 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
             }
         }
         let (status, keep) = relay(&req, &ch, spec, timeout);
+        if status == RETRY {
+            continue;
+        }
         if keep {
             CONNECTIONS.with(|c| c.borrow_mut().insert(spec.socket_path.clone(), ch));
         }
@@ -78,25 +82,33 @@ fn connect(spec: &GroupSpec) -> Result<Channel, String> {
     let deadline = Instant::now() + spec.connect_timeout;
     let mut delay = Duration::from_millis(20);
     loop {
-        match Channel::connect(&spec.socket_path) {
+        let err = match Channel::connect(&spec.socket_path) {
             Ok(ch) => {
-                ch.send(&Frame::new(Kind::Hello, 0, spec.secret.clone()))
-                    .map_err(|e| e.to_string())?;
-                return match ch.recv(Some(
-                    Duration::from_secs(10).min(spec.connect_timeout.max(Duration::from_secs(1))),
-                )) {
-                    Ok((f, _)) if f.header.kind == Kind::HelloAck => Ok(ch),
-                    Ok((f, _)) => Err(format!("unexpected {:?} answer to HELLO", f.header.kind)),
-                    Err(e) => Err(format!("no answer to HELLO: {e}")),
-                };
+                let answer = ch
+                    .send(&Frame::new(Kind::Hello, 0, spec.secret.clone()))
+                    .and_then(|()| ch.recv(Some(Duration::from_secs(10))));
+                match answer {
+                    Ok((f, _)) if f.header.kind == Kind::HelloAck => return Ok(ch),
+                    // A process that is stopping accepted us and let go: try the next one.
+                    Ok((f, _)) if f.header.kind == Kind::Goodbye => {
+                        "the daemon process is restarting".to_string()
+                    }
+                    Err(ChannelError::Closed) => {
+                        "the daemon process closed the connection".to_string()
+                    }
+                    Ok((f, _)) => {
+                        return Err(format!("unexpected {:?} answer to HELLO", f.header.kind));
+                    }
+                    Err(e) => return Err(format!("no answer to HELLO: {e}")),
+                }
             }
-            Err(e) if Instant::now() + delay < deadline => {
-                let _ = e;
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(250));
-            }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + delay >= deadline {
+            return Err(err);
         }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(250));
     }
 }
 
@@ -106,6 +118,7 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
     let mut out = Output::new(req);
     let mut head_set = false;
     let mut body_started = false;
+    let mut body_requested = false;
     let fail = |out: &mut Output, started: bool, status: i32, keep: bool| -> (i32, bool) {
         if started {
             out.abort();
@@ -149,7 +162,9 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
         let id = frame.header.request_id;
         let p = &frame.payload;
         match frame.header.kind {
+            Kind::Goodbye if !head_set && !body_requested => return (RETRY, false),
             Kind::BodyWant => {
+                body_requested = true;
                 let want = msg::parse_u32(p).unwrap_or(0).min(MAX_PAYLOAD) as usize;
                 let mut buf = vec![0u8; want.max(1)];
                 let reply = match req.read_body(&mut buf) {

@@ -72,3 +72,96 @@ pub fn socket_path(prefix: &str, group: &str) -> std::path::PathBuf {
     let hex: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
     format!("{prefix}.{}.{hex}.sock", std::process::id()).into()
 }
+
+/// What the Apache parent knows that a group's settings default to.
+pub struct Defaults {
+    pub uid: u32,
+    pub gid: u32,
+    pub user_name: Option<String>,
+    pub socket_prefix: String,
+    pub apache_timeout: std::time::Duration,
+    pub apache_version: (u32, u32, u32),
+}
+
+fn resolve_user(v: &str) -> Result<(u32, Option<String>, Option<u32>), String> {
+    if let Some(n) = v.strip_prefix('#') {
+        let uid: u32 = n.parse().map_err(|_| format!("invalid user '{v}'"))?;
+        return Ok((uid, None, None));
+    }
+    match nix::unistd::User::from_name(v) {
+        Ok(Some(u)) => Ok((u.uid.as_raw(), Some(u.name), Some(u.gid.as_raw()))),
+        _ => Err(format!("unknown user '{v}'")),
+    }
+}
+
+fn resolve_group(v: &str) -> Result<u32, String> {
+    if let Some(n) = v.strip_prefix('#') {
+        return n.parse().map_err(|_| format!("invalid group '{v}'"));
+    }
+    match nix::unistd::Group::from_name(v) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(format!("unknown group '{v}'")),
+    }
+}
+
+/// The runtime view of a WSGIDaemonProcess declaration.
+pub fn spec_from_config(
+    dp: &crate::config::daemon::DaemonProcess,
+    d: &Defaults,
+    import_scripts: Vec<(String, String)>,
+) -> Result<GroupSpec, String> {
+    use std::time::Duration;
+    let ctx = |e: String| format!("WSGIDaemonProcess {}: {e}", dp.name);
+    let (uid, user_name) = match &dp.user {
+        Some(u) => {
+            let (uid, name, _) = resolve_user(u).map_err(ctx)?;
+            (uid, name)
+        }
+        None => (d.uid, d.user_name.clone()),
+    };
+    if uid == 0 && nix::unistd::geteuid().is_root() {
+        return Err(ctx("daemon processes may not run as root".into()));
+    }
+    let gid = match &dp.group {
+        Some(g) => resolve_group(g).map_err(ctx)?,
+        None => d.gid,
+    };
+    let supplementary_gids = match &dp.supplementary_groups {
+        Some(list) => Some(
+            list.iter()
+                .map(|g| resolve_group(g))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ctx)?,
+        ),
+        None => None,
+    };
+    Ok(GroupSpec {
+        name: dp.name.clone(),
+        scope: dp.scope.clone(),
+        processes: dp.processes.max(1),
+        multiprocess: dp.processes_given,
+        threads: dp.threads.max(1),
+        uid,
+        gid,
+        user_name,
+        supplementary_gids,
+        home: dp.home.clone(),
+        umask: dp.umask,
+        lang: dp.lang.clone(),
+        locale: dp.locale.clone(),
+        python_home: dp.python_home.clone(),
+        python_path: dp.python_path.clone(),
+        python_eggs: dp.python_eggs.clone(),
+        import_scripts,
+        socket_path: socket_path(&d.socket_prefix, &dp.name),
+        apache_uid: d.uid,
+        secret: new_secret(),
+        listen_backlog: dp.listen_backlog.min(i32::MAX as u32) as i32,
+        maximum_requests: dp.maximum_requests,
+        socket_timeout: Some(dp.effective_socket_timeout(d.apache_timeout)),
+        connect_timeout: dp.connect_timeout.unwrap_or(Duration::ZERO),
+        graceful_timeout: dp.graceful_timeout.unwrap_or(Duration::ZERO),
+        shutdown_timeout: dp.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+        apache_version: d.apache_version,
+    })
+}

@@ -19,6 +19,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
     pub name: String,
+    /// ServerName of the virtual host that declared the group (None: the main server).
+    pub scope: Option<String>,
     pub processes: u32,
     /// `processes=` was given (mod_wsgi then sets wsgi.multiprocess even for 1).
     pub multiprocess: bool,
@@ -95,6 +97,12 @@ fn http_date(t: Duration) -> String {
         t.subsec_micros(),
         y
     )
+}
+
+impl crate::config::daemon::GroupScope for GroupSpec {
+    fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
 }
 
 #[cfg(test)]

@@ -205,13 +205,16 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
             .name(format!("rwsgi-req-{i}"))
             .spawn(move || {
                 while let Ok(conn) = work_rx.recv() {
-                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
-                    let kept = serve_frame(&spec, conn);
+                    // in_flight was counted when the poller dispatched the connection
+                    let (kept, was_request) = serve_frame(&spec, conn);
                     if let Some(c) = kept {
                         let _ = ret_tx.send(c);
                         let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
                     }
                     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    if !was_request {
+                        continue;
+                    }
                     let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
                     if spec.maximum_requests > 0 && served == spec.maximum_requests {
                         log("info", &format!("rwsgi: daemon process '{}' reached maximum-requests={}; restarting.", spec.name, spec.maximum_requests));
@@ -223,13 +226,13 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     }
     drop(work_rx);
 
-    {
+    let poller_thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("rwsgi-poller".into())
             .spawn(move || poller(listener, wake_r, work_tx, ret_rx, shared))
-            .expect("spawn poller");
-    }
+            .expect("spawn poller")
+    };
 
     let sig = mask.wait().unwrap_or(Signal::SIGTERM);
     log(
@@ -238,9 +241,11 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     );
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+    // The poller ends once no request is in progress (after saying Goodbye on every idle
+    // connection); requests still running after graceful-timeout are cut off.
     let deadline = Instant::now() + spec.graceful_timeout;
-    while shared.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    while !poller_thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
     wsgi::interpreters::run_atexit();
     exit_now(0)
@@ -257,9 +262,15 @@ fn poller(
     loop {
         let stopping = shared.stopping.load(Ordering::SeqCst);
         if stopping {
-            // Idle connections are closed (their Apache threads reconnect to the new
-            // generation); connections with a request in progress finish it first.
-            idle.clear();
+            // Idle connections are closed (their Apache threads reconnect elsewhere) with a
+            // Goodbye first: a request that raced with the close is then known unstarted and
+            // safe to send again. Connections with a request in progress finish it first.
+            while let Ok(c) = ret_rx.try_recv() {
+                idle.push(c);
+            }
+            for c in idle.drain(..) {
+                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+            }
         }
         let mut fds: Vec<PollFd> = vec![PollFd::new(wake_r.as_fd(), PollFlags::POLLIN)];
         if !stopping {
@@ -269,7 +280,7 @@ fn poller(
         for c in &idle {
             fds.push(PollFd::new(c.ch.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::from(1000u16)) {
+        match poll(&mut fds, PollTimeout::from(250u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 log(
@@ -296,6 +307,7 @@ fn poller(
         for i in (0..ready.len().saturating_sub(first_conn)).rev() {
             if ready[first_conn + i] && i < idle.len() {
                 let c = idle.swap_remove(i);
+                shared.in_flight.fetch_add(1, Ordering::SeqCst);
                 if work_tx.send(c).is_err() {
                     return;
                 }
@@ -317,14 +329,24 @@ fn poller(
                 }
             }
         }
-        if stopping && shared.in_flight.load(Ordering::SeqCst) == 0 && idle.is_empty() {
+        if stopping && shared.in_flight.load(Ordering::SeqCst) == 0 {
+            for c in ret_rx.try_iter().chain(idle.drain(..)) {
+                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+            }
             return;
         }
     }
 }
 
-/// Serves the frame waiting on `conn`; returns the connection if it stays usable.
-fn serve_frame(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
+/// Serves the frame waiting on `conn`; returns the connection if it stays usable, and whether
+/// the frame was a request (maximum-requests counts those, not handshakes).
+fn serve_frame(spec: &GroupSpec, conn: Conn) -> (Option<Conn>, bool) {
+    let is_request = conn.authenticated;
+    let kept = serve_frame_inner(spec, conn);
+    (kept, is_request)
+}
+
+fn serve_frame_inner(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
     let (frame, _fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
         Ok(f) => f,
         Err(ChannelError::Closed) => return None,

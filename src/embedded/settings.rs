@@ -66,10 +66,14 @@ pub fn embedded_preloads(servers: &[&ServerConfig]) -> Result<Vec<(String, Strin
     let mut out: Vec<(String, String)> = Vec::new();
     for i in servers.iter().flat_map(|s| s.import_scripts.iter()) {
         if !(i.process_group.is_empty() || i.process_group == "%{GLOBAL}") {
-            return Err(format!(
-                "WSGIImportScript {}: WSGI process group '{}' is not configured",
-                i.path, i.process_group
-            ));
+            // A daemon group's scripts are preloaded by its own processes.
+            if crate::config::daemon::find_daemon(servers, &i.process_group).is_none() {
+                return Err(format!(
+                    "WSGIImportScript {}: WSGI process group '{}' is not configured",
+                    i.path, i.process_group
+                ));
+            }
+            continue;
         }
         let group = match i.application_group.as_str() {
             "%{GLOBAL}" => String::new(),
@@ -198,6 +202,11 @@ pub fn dir_config(req: &Request) -> DirConfig {
     conf::request_dir_config(req)
 }
 
+/// Apache's `Timeout` (the default for daemon socket-timeout).
+pub fn server_timeout() -> std::time::Duration {
+    crate::apache::server_timeout()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,9 +259,4 @@ mod tests {
         assert_eq!(sole_embedded_script(&[&dir]), None);
         assert_eq!(sole_embedded_script(&[]), None);
     }
-}
-
-/// Apache's `Timeout` (the default for daemon socket-timeout).
-pub fn server_timeout() -> std::time::Duration {
-    crate::apache::server_timeout()
 }

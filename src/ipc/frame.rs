@@ -44,6 +44,9 @@ pub enum Kind {
     Abort = 13,
     /// Daemon -> Apache: a line for Apache's error log, in the request's context.
     Log = 14,
+    /// Daemon -> Apache: this process is closing the connection and has not started (and will
+    /// not start) any request sent on it; the Apache side may send it again elsewhere.
+    Goodbye = 15,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             12 => ResponseEnd,
             13 => Abort,
             14 => Log,
+            15 => Goodbye,
             other => return Err(IpcError::UnknownKind(other)),
         })
     }
