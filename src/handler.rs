@@ -155,6 +155,17 @@ pub fn handle(req: Request) -> i32 {
         dir.enable_sendfile.unwrap_or(false),
         dir.ignore_activity.unwrap_or(false),
     );
+    if daemon.is_some() {
+        // mod_wsgi's daemon-mode keys: when the request was queued for the daemon, how many
+        // connections and restarts that took.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        environ.push(("mod_wsgi.queue_start".into(), now.to_string().into_bytes()));
+        environ.push(("mod_wsgi.daemon_connects".into(), b"1".to_vec()));
+        environ.push(("mod_wsgi.daemon_restarts".into(), b"0".to_vec()));
+    }
 
     let app = AppRequest {
         script: filename,

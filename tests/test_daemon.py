@@ -182,3 +182,14 @@ def test_large_response_to_unread_large_body_does_not_stall(srv):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head[:200]
     assert len(body) == n
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi's daemon mode refuses header lines over 32 KiB "
+                                   "and merges repeated headers; embedded mode does neither")
+def test_headers_as_in_embedded_mode(srv):
+    r = srv.get("/edge?t=bighdr&n=40000")
+    assert r.status == 200 and len(r.header("X-Big")) == 40000
+    r = srv.get("/edge?t=multi_cookie")
+    assert r.status == 200
+    assert len(r.header_all("Set-Cookie")) == 2
+    assert len(r.header_all("X-Dup")) == 2

@@ -384,7 +384,7 @@ fn serve_frame_inner(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
         }
         Kind::RequestHead if conn.authenticated => {
             let id = frame.header.request_id;
-            let (app, header_only) = match request::decode(&frame.payload, &spec.name) {
+            let (mut app, header_only) = match request::decode(&frame.payload, &spec.name) {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = conn
@@ -393,6 +393,12 @@ fn serve_frame_inner(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
                     return None;
                 }
             };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            app.environ
+                .push(("mod_wsgi.daemon_start".into(), now.to_string().into_bytes()));
             let transport =
                 RemoteTransport::new(conn.ch.clone(), id, spec.socket_timeout, header_only);
             if wsgi::run(app, Box::new(transport)) == Outcome::ServerError {
