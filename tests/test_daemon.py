@@ -193,3 +193,121 @@ def test_headers_as_in_embedded_mode(srv):
     assert r.status == 200
     assert len(r.header_all("Set-Cookie")) == 2
     assert len(r.header_all("X-Dup")) == 2
+
+
+# --------------------------------------------------------------------------
+# timeouts, restarts and access control (each with a server of its own)
+
+TIMEOUTS = """
+WSGIDaemonProcess slow threads=1 request-timeout=1 graceful-timeout=1
+WSGIDaemonProcess queue threads=1 queue-timeout=1
+WSGIDaemonProcess gone threads=1 connect-timeout=1
+WSGIScriptAlias /slow {apps}/daemon_probe.wsgi process-group=slow application-group=%{GLOBAL}
+WSGIScriptAlias /queue {apps}/daemon_probe.wsgi process-group=queue application-group=%{GLOBAL}
+WSGIScriptAlias /gone {apps}/daemon_probe.wsgi process-group=gone application-group=%{GLOBAL}
+WSGIDaemonProcess grp threads=2
+WSGIScriptAlias /grp {apps}/daemon_probe.wsgi process-group=grp application-group=%{GLOBAL}
+"""
+
+
+@pytest.fixture(scope="module")
+def tsrv(rwsgi_path):
+    s = start_server(rwsgi_path, TIMEOUTS, name="daemon-timeouts")
+    yield s
+    s.stop(wait=False)
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9 restarts the process but answers 500/502")
+def test_request_timeout_gives_504_and_restarts(tsrv):
+    before = _probe(tsrv, "/slow")["pid"]
+    mark = tsrv.log_mark()
+    r = tsrv.get("/slow?t=sleep&s=30", timeout=20)
+    assert r.status == 504
+    tsrv.wait_for_log("request-timeout", since=mark)
+    t0 = time.monotonic()
+    while True:
+        r = tsrv.get("/slow")
+        if r.status == 200:
+            break
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.1)
+    assert r.json()["pid"] != before
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi answers 504 when queue-timeout sheds a request")
+def test_queue_timeout_sheds_with_503(tsrv):
+    import threading
+    _probe(tsrv, "/queue")
+    busy = threading.Thread(target=lambda: tsrv.get("/queue?t=sleep&s=3", timeout=20))
+    busy.start()
+    time.sleep(0.3)
+    r = tsrv.get("/queue", timeout=20)  # waits for the only thread, longer than 1 s
+    busy.join()
+    assert r.status == 503
+
+
+def test_graceful_restart_completes_inflight_request(tsrv):
+    import threading
+    _probe(tsrv, "/grp")
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", tsrv.get("/grp?t=sleep&s=3", timeout=30)))
+    t.start()
+    time.sleep(0.5)
+    tsrv.graceful()
+    t.join(30)
+    assert result["r"].status == 200, result["r"]
+    assert _probe(tsrv, "/grp")["process_group"] == "grp"
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9.4 keeps its sockets outside the server root "
+                                   "(its own default prefix), where this test does not look")
+def test_socket_is_private_to_apache(tsrv):
+    socks = list(tsrv.root.rglob("*.sock"))
+    assert socks, list(tsrv.root.rglob("*"))
+    for s in socks:
+        st = s.stat()
+        assert st.st_mode & 0o077 == 0, oct(st.st_mode)  # nobody but the owner
+        assert st.st_uid == pwd.getpwnam("www-data").pw_uid
+    # another user cannot even connect
+    import subprocess
+    code = ("import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET);"
+            "s.connect(sys.argv[1])")
+    p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                        "/usr/bin/python3.11", "-c", code, str(socks[0])], capture_output=True, text=True)
+    assert p.returncode != 0 and "PermissionError" in p.stderr, p.stderr
+
+
+@pytest.mark.rwsgi_specific(reason="rwsgi's protocol (HELLO with a per-group secret)")
+def test_connection_without_the_secret_is_refused(tsrv):
+    import socket
+    import struct
+    _probe(tsrv, "/grp")
+    mark = tsrv.log_mark()
+    refused = 0
+    for sock_path in tsrv.root.rglob("*.sock"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(5)
+        s.connect(str(sock_path))
+        # a well-formed HELLO frame (magic, version 1, kind 1) with a wrong secret
+        payload = b"x" * 32
+        s.send(struct.pack("<HBBHHII", 0x5752, 1, 1, 0, 0, 0, len(payload)) + payload)
+        assert s.recv(100) == b""  # closed, no HelloAck
+        s.close()
+        refused += 1
+    assert refused
+    tsrv.wait_for_log("refused a connection", since=mark)
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi's daemons are children of the Apache parent, which restarts them")
+def test_unreachable_group_gives_503(tsrv):
+    worker = _probe(tsrv, "/gone")["pid"]
+    supervisor = int(open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()[1])
+    os.kill(supervisor, signal.SIGKILL)  # its workers follow (parent-death signal)
+    t0 = time.monotonic()
+    while True:
+        r = tsrv.get("/gone", timeout=10)
+        if r.status == 503:
+            break
+        assert time.monotonic() - t0 < 10, r.status
+        time.sleep(0.2)
+    tsrv.wait_for_log("Unable to connect to WSGI daemon process 'gone'")

@@ -31,9 +31,6 @@ pub const IGNORED_OPTIONS: &[&str] = &[
     // 6.x: linger before flushing when the daemon socket runs dry (mod_ratelimit). rwsgi's
     // framed responses flush on the daemon's own boundaries.
     "response-flush-delay",
-    // 6.x: sys.setswitchinterval() per group; parsed into `switch_interval` so the worker
-    // can apply it later (then drop it from this list).
-    "switch-interval",
     // <= 5.x: built-in New Relic agent bootstrap.
     "newrelic-config-file",
     "newrelic-environment",
@@ -77,7 +74,7 @@ pub struct DaemonProcess {
     pub display_name: Option<String>,
     /// `cpu-priority=n` for `setpriority()` (the kernel clamps it to -20..19).
     pub cpu_priority: i32,
-    /// `switch-interval=s` (6.x). Listed in [`IGNORED_OPTIONS`] for now.
+    /// `switch-interval=s` (6.x): sys.setswitchinterval() in the group's processes.
     pub switch_interval: Option<f64>,
 
     // Capacity.

@@ -163,5 +163,46 @@ pub fn spec_from_config(
         graceful_timeout: dp.graceful_timeout.unwrap_or(Duration::ZERO),
         shutdown_timeout: dp.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
         apache_version: d.apache_version,
+        limits: super::Limits {
+            cpu_priority: dp.cpu_priority,
+            memory_limit: dp.memory_limit,
+            virtual_memory_limit: dp.virtual_memory_limit,
+            cpu_time_limit: dp.cpu_time_limit,
+            stack_size: dp.stack_size,
+            send_buffer_size: dp.send_buffer_size,
+            receive_buffer_size: dp.receive_buffer_size,
+            switch_interval: dp.switch_interval,
+            restart_interval: dp.restart_interval,
+            inactivity_timeout: dp.inactivity_timeout,
+            request_timeout: dp.request_timeout,
+            queue_timeout: dp.queue_timeout,
+        },
     })
+}
+
+/// Options a group sets that the runtime does not act on yet (logged once at startup, so
+/// nothing is ignored silently).
+pub fn unimplemented_options(dp: &crate::config::daemon::DaemonProcess) -> Vec<&'static str> {
+    let base = crate::config::daemon::DaemonProcess::new(&dp.name);
+    let mut out: Vec<&'static str> = Vec::new();
+    let mut check = |set: bool, name: &'static str| {
+        if set {
+            out.push(name);
+        }
+    };
+    check(dp.display_name.is_some(), "display-name");
+    check(
+        dp.deadlock_timeout != base.deadlock_timeout,
+        "deadlock-timeout",
+    );
+    check(dp.startup_timeout.is_some(), "startup-timeout");
+    check(dp.eviction_timeout.is_some(), "eviction-timeout");
+    check(dp.interrupt_timeout.is_some(), "interrupt-timeout");
+    check(
+        dp.response_socket_timeout.is_some(),
+        "response-socket-timeout",
+    );
+    check(dp.response_buffer_size != 0, "response-buffer-size");
+    check(dp.header_buffer_size != 0, "header-buffer-size");
+    out
 }

@@ -50,6 +50,24 @@ pub struct GroupSpec {
     pub graceful_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub apache_version: (u32, u32, u32),
+    pub limits: Limits,
+}
+
+/// Resource limits and recycling rules of a group's processes (zero/None = off).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub cpu_priority: i32,
+    pub memory_limit: u64,
+    pub virtual_memory_limit: u64,
+    pub cpu_time_limit: Option<Duration>,
+    pub stack_size: Option<u64>,
+    pub send_buffer_size: u64,
+    pub receive_buffer_size: u64,
+    pub switch_interval: Option<f64>,
+    pub restart_interval: Option<Duration>,
+    pub inactivity_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub queue_timeout: Option<Duration>,
 }
 
 /// One line in Apache's error log from a daemon or supervisor process (their stderr is the

@@ -49,3 +49,14 @@ pub fn reset_signal_handlers() {
     // SAFETY: as above, SIG_IGN.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
+
+/// `setpriority(PRIO_PROCESS, 0, n)` for cpu-priority.
+pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
+    // SAFETY: plain system call on the calling process; no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -22,15 +22,23 @@ struct Conn {
     authenticated: bool,
 }
 
+/// A request in progress: when it started, its connection and its id.
+type Active = (Instant, Arc<Channel>, u32);
+
 struct Shared {
     stopping: AtomicBool,
     in_flight: AtomicUsize,
     served: AtomicU64,
+    /// Requests running now: thread index -> (start, connection, request id); the main
+    /// thread's request-timeout watchdog reads it.
+    active: std::sync::Mutex<std::collections::HashMap<usize, Active>>,
+    /// When the last request finished (inactivity-timeout).
+    last_activity: std::sync::Mutex<Instant>,
 }
 
 /// The worker's life; never returns.
 pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let supervisor = nix::unistd::getppid();
     if let Err(e) = drop_privileges(spec) {
         log(
             "crit",
@@ -41,7 +49,14 @@ pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
         );
         exit_now(1);
     }
+    // After the credential change, which clears the parent-death signal: this process must
+    // not outlive its supervisor.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    if nix::unistd::getppid() != supervisor {
+        exit_now(0);
+    }
     setup_environment(spec);
+    apply_limits(spec);
     wsgi::transport::set_server_logger(|l, m| log(level_name(l), m));
     let init = InitConfig {
         home: spec.python_home.clone(),
@@ -55,6 +70,7 @@ pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
         restrict_signal: true,
         python_path: spec.python_path.clone(),
         eggs: spec.python_eggs.clone(),
+        switch_interval: spec.limits.switch_interval,
         ..Default::default()
     };
     if let Err(e) = wsgi::interpreters::start(&init, process) {
@@ -135,6 +151,58 @@ fn drop_privileges(spec: &GroupSpec) -> nix::Result<()> {
     }
 }
 
+/// cpu-priority, memory-limit, virtual-memory-limit and cpu-time-limit, as mod_wsgi applies
+/// them (rlimits of this process; SIGXCPU at the soft CPU limit stops it gracefully, and the
+/// supervisor starts a new one).
+fn apply_limits(spec: &GroupSpec) {
+    use nix::sys::resource::{Resource, setrlimit};
+    let l = &spec.limits;
+    if l.cpu_priority != 0 {
+        if let Err(e) = super::sys::set_cpu_priority(l.cpu_priority) {
+            log(
+                "warn",
+                &format!(
+                    "rwsgi: daemon process '{}': cpu-priority={}: {e}",
+                    spec.name, l.cpu_priority
+                ),
+            );
+        }
+    }
+    let set = |what: &str, r: Resource, soft: u64, hard: u64| {
+        if let Err(e) = setrlimit(r, soft, hard) {
+            log(
+                "warn",
+                &format!("rwsgi: daemon process '{}': {what}: {e}", spec.name),
+            );
+        }
+    };
+    if l.memory_limit > 0 {
+        set(
+            "memory-limit",
+            Resource::RLIMIT_DATA,
+            l.memory_limit,
+            l.memory_limit,
+        );
+    }
+    if l.virtual_memory_limit > 0 {
+        set(
+            "virtual-memory-limit",
+            Resource::RLIMIT_AS,
+            l.virtual_memory_limit,
+            l.virtual_memory_limit,
+        );
+    }
+    if let Some(cpu) = l.cpu_time_limit {
+        let soft = cpu.as_secs().max(1);
+        set(
+            "cpu-time-limit",
+            Resource::RLIMIT_CPU,
+            soft,
+            soft + 1 + spec.shutdown_timeout.as_secs(),
+        );
+    }
+}
+
 fn setup_environment(spec: &GroupSpec) {
     if let Some(m) = spec.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
@@ -168,22 +236,30 @@ fn setup_environment(spec: &GroupSpec) {
 }
 
 fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
-    // Signals go to the main thread's sigwait; the threads spawned below inherit the mask.
+    // Signals go to the main thread (signalfd); the threads spawned below inherit the mask.
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGXCPU,
     ] {
         mask.add(s);
     }
     let _ = mask.thread_block();
+    let sfd = nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .expect("signalfd");
 
     let shared = Arc::new(Shared {
         stopping: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         served: AtomicU64::new(0),
+        active: std::sync::Mutex::new(std::collections::HashMap::new()),
+        last_activity: std::sync::Mutex::new(Instant::now()),
     });
     let threads = spec.threads.max(1) as usize;
     let (work_tx, work_rx) = crossbeam_channel::bounded::<Conn>(threads);
@@ -201,12 +277,15 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
             shared.clone(),
             spec.clone(),
         );
-        std::thread::Builder::new()
-            .name(format!("rwsgi-req-{i}"))
+        let mut builder = std::thread::Builder::new().name(format!("rwsgi-req-{i}"));
+        if let Some(size) = spec.limits.stack_size {
+            builder = builder.stack_size(size as usize);
+        }
+        builder
             .spawn(move || {
                 while let Ok(conn) = work_rx.recv() {
                     // in_flight was counted when the poller dispatched the connection
-                    let (kept, was_request) = serve_frame(&spec, conn);
+                    let (kept, was_request) = serve_frame(&spec, &shared, i, conn);
                     if let Some(c) = kept {
                         let _ = ret_tx.send(c);
                         let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
@@ -215,6 +294,7 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
                     if !was_request {
                         continue;
                     }
+                    *shared.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                     let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
                     if spec.maximum_requests > 0 && served == spec.maximum_requests {
                         log("info", &format!("rwsgi: daemon process '{}' reached maximum-requests={}; restarting.", spec.name, spec.maximum_requests));
@@ -228,16 +308,20 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
 
     let poller_thread = {
         let shared = shared.clone();
+        let buffers = (
+            spec.limits.send_buffer_size as usize,
+            spec.limits.receive_buffer_size as usize,
+        );
         std::thread::Builder::new()
             .name("rwsgi-poller".into())
-            .spawn(move || poller(listener, wake_r, work_tx, ret_rx, shared))
+            .spawn(move || poller(listener, wake_r, work_tx, ret_rx, shared, buffers))
             .expect("spawn poller")
     };
 
-    let sig = mask.wait().unwrap_or(Signal::SIGTERM);
+    let why = watch(spec, &shared, &sfd);
     log(
         "info",
-        &format!("rwsgi: daemon process '{}' stopping ({sig:?}).", spec.name),
+        &format!("rwsgi: daemon process '{}' stopping ({why}).", spec.name),
     );
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
@@ -251,12 +335,75 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     exit_now(0)
 }
 
+/// The main thread's watch: returns why the process should stop gracefully (a signal,
+/// restart-interval, inactivity-timeout). A request over request-timeout cannot be stopped
+/// from outside its thread: its client is told (504) and the process ends at once.
+fn watch(spec: &GroupSpec, shared: &Shared, sfd: &nix::sys::signalfd::SignalFd) -> String {
+    let started = Instant::now();
+    let l = &spec.limits;
+    loop {
+        let _ = channel::wait_readable(sfd.as_fd(), Some(Duration::from_millis(250)));
+        if let Ok(Some(info)) = sfd.read_signal() {
+            return match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGXCPU) => "cpu-time-limit reached".into(),
+                Ok(s) => format!("{s:?}"),
+                Err(_) => "signal".into(),
+            };
+        }
+        if let Some(t) = l.restart_interval {
+            if started.elapsed() >= t {
+                return format!("restart-interval={}s", t.as_secs_f64());
+            }
+        }
+        if let Some(t) = l.inactivity_timeout {
+            let idle = shared
+                .last_activity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed();
+            if shared.in_flight.load(Ordering::SeqCst) == 0 && idle >= t {
+                return format!("inactivity-timeout={}s", t.as_secs_f64());
+            }
+        }
+        if let Some(t) = l.request_timeout {
+            let stuck: Vec<(Arc<Channel>, u32, Duration)> = shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .filter(|(start, _, _)| start.elapsed() >= t)
+                .map(|(start, ch, id)| (ch.clone(), *id, start.elapsed()))
+                .collect();
+            if !stuck.is_empty() {
+                for (ch, id, ran) in &stuck {
+                    log(
+                        "error",
+                        &format!(
+                            "rwsgi: daemon process '{}': a request has run for {:.1}s, over request-timeout={}s; restarting the process.",
+                            spec.name,
+                            ran.as_secs_f64(),
+                            t.as_secs_f64()
+                        ),
+                    );
+                    let _ = ch.send(&msg::abort(
+                        *id,
+                        504,
+                        "request-timeout exceeded; the daemon process was restarted",
+                    ));
+                }
+                exit_now(1);
+            }
+        }
+    }
+}
+
 fn poller(
     listener: OwnedFd,
     wake_r: OwnedFd,
     work_tx: crossbeam_channel::Sender<Conn>,
     ret_rx: crossbeam_channel::Receiver<Conn>,
     shared: Arc<Shared>,
+    buffers: (usize, usize),
 ) {
     let mut idle: Vec<Conn> = Vec::new();
     loop {
@@ -316,10 +463,13 @@ fn poller(
         if listener_ready {
             loop {
                 match channel::accept(listener.as_fd()) {
-                    Ok(ch) => idle.push(Conn {
-                        ch: Arc::new(ch),
-                        authenticated: false,
-                    }),
+                    Ok(ch) => {
+                        ch.set_buffer_sizes(buffers.0, buffers.1);
+                        idle.push(Conn {
+                            ch: Arc::new(ch),
+                            authenticated: false,
+                        })
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
@@ -340,13 +490,23 @@ fn poller(
 
 /// Serves the frame waiting on `conn`; returns the connection if it stays usable, and whether
 /// the frame was a request (maximum-requests counts those, not handshakes).
-fn serve_frame(spec: &GroupSpec, conn: Conn) -> (Option<Conn>, bool) {
+fn serve_frame(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    conn: Conn,
+) -> (Option<Conn>, bool) {
     let is_request = conn.authenticated;
-    let kept = serve_frame_inner(spec, conn);
+    let kept = serve_frame_inner(spec, shared, thread, conn);
     (kept, is_request)
 }
 
-fn serve_frame_inner(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
+fn serve_frame_inner(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    mut conn: Conn,
+) -> Option<Conn> {
     let (frame, _fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
         Ok(f) => f,
         Err(ChannelError::Closed) => return None,
@@ -397,11 +557,42 @@ fn serve_frame_inner(spec: &GroupSpec, mut conn: Conn) -> Option<Conn> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros())
                 .unwrap_or(0);
+            // queue-timeout: a request that waited too long for a free thread is shed (504).
+            if let Some(limit) = spec.limits.queue_timeout {
+                let queued = app
+                    .environ
+                    .iter()
+                    .find(|(k, _)| k == "mod_wsgi.queue_start")
+                    .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+                if let Some(q) = queued {
+                    if now.saturating_sub(q) > limit.as_micros() {
+                        conn.ch
+                            .send(&msg::abort(
+                                id,
+                                503,
+                                "request waited longer than queue-timeout",
+                            ))
+                            .ok()?;
+                        return Some(conn);
+                    }
+                }
+            }
             app.environ
                 .push(("mod_wsgi.daemon_start".into(), now.to_string().into_bytes()));
             let transport =
                 RemoteTransport::new(conn.ch.clone(), id, spec.socket_timeout, header_only);
-            if wsgi::run(app, Box::new(transport)) == Outcome::ServerError {
+            shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(thread, (Instant::now(), conn.ch.clone(), id));
+            let outcome = wsgi::run(app, Box::new(transport));
+            shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&thread);
+            if outcome == Outcome::ServerError {
                 conn.ch
                     .send(&msg::abort(
                         id,
