@@ -14,6 +14,7 @@ CONFIG = """
 WSGIDaemonProcess grp processes=2 threads=4 maximum-requests=0
 WSGIDaemonProcess small threads=2 maximum-requests=3
 WSGIDaemonProcess nobody user=nobody group=nogroup threads=2
+WSGIDaemonProcess single threads=2
 WSGIChunkedRequest On
 WSGIScriptAlias /env {apps}/environ.wsgi process-group=grp application-group=%{GLOBAL}
 WSGIScriptAlias /edge {apps}/edge.wsgi process-group=grp application-group=%{GLOBAL}
@@ -21,6 +22,7 @@ WSGIScriptAlias /probe {apps}/daemon_probe.wsgi process-group=grp application-gr
 WSGIScriptAlias /small {apps}/daemon_probe.wsgi process-group=small application-group=%{GLOBAL}
 WSGIScriptAlias /nobody {apps}/daemon_probe.wsgi process-group=nobody application-group=%{GLOBAL}
 WSGIScriptAlias /emb {apps}/daemon_probe.wsgi
+WSGIScriptAlias /reload {apps}/reload.wsgi process-group=single application-group=%{GLOBAL}
 """
 
 
@@ -311,3 +313,21 @@ def test_unreachable_group_gives_503(tsrv):
         assert time.monotonic() - t0 < 10, r.status
         time.sleep(0.2)
     tsrv.wait_for_log("Unable to connect to WSGI daemon process 'gone'")
+
+
+def test_touching_the_script_restarts_the_daemon_process(srv):
+    path = srv.apps / "reload.wsgi"
+    original = path.read_text()
+    try:
+        r1 = srv.get("/reload")
+        assert r1.status == 200 and r1.body.startswith(b"version=v1 ")
+        assert srv.get("/reload").body == r1.body  # one process, no reload without a change
+        path.write_text(original.replace('VERSION = "v1"', 'VERSION = "v2"'))
+        st = os.stat(path)
+        os.utime(path, (st.st_atime, st.st_mtime + 5))
+        r2 = srv.get("/reload")
+        assert r2.status == 200 and r2.body.startswith(b"version=v2 "), r2.body
+        # a new process, not a re-import in the old one (as mod_wsgi in daemon mode)
+        assert r2.body.split(b"pid=")[1] != r1.body.split(b"pid=")[1]
+    finally:
+        path.write_text(original)

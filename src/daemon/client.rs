@@ -29,7 +29,8 @@ thread_local! {
 pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout: Duration) -> i32 {
     let payload = request::encode(app, req.header_only());
     let timeout = spec.socket_timeout.unwrap_or(default_timeout);
-    for attempt in 0..2 {
+    // A request is sent again (at most twice) only when a daemon process let go of it unstarted.
+    for attempt in 0..3 {
         let cached = CONNECTIONS
             .with(|c| c.borrow_mut().remove(&spec.socket_path))
             .filter(|ch| !ch.is_stale());
@@ -54,7 +55,7 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
         match ch.send(&Frame::new(Kind::RequestHead, 1, payload.clone())) {
             Ok(()) => {}
             // Nothing was delivered (the daemon closed the connection: it is restarting).
-            Err(ChannelError::Closed) if attempt == 0 => continue,
+            Err(ChannelError::Closed) if attempt < 2 => continue,
             Err(e) => {
                 req.log(
                     Level::Error,

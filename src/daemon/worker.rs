@@ -579,6 +579,27 @@ fn serve_frame_inner(
             }
             app.environ
                 .push(("mod_wsgi.daemon_start".into(), now.to_string().into_bytes()));
+            // WSGIScriptReloading in daemon mode: a changed script restarts the process (so
+            // every module of the application is loaded afresh); this request is handed
+            // back unstarted and the Apache side sends it again to the new process.
+            if app.reload
+                && wsgi::interpreters::script_changed(
+                    &app.application_group,
+                    &app.script,
+                    app.script_mtime,
+                )
+            {
+                log(
+                    "info",
+                    &format!(
+                        "rwsgi: WSGI script '{}' changed; restarting daemon process '{}'.",
+                        app.script, spec.name
+                    ),
+                );
+                let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+                return None;
+            }
             let transport =
                 RemoteTransport::new(conn.ch.clone(), id, spec.socket_timeout, header_only);
             shared

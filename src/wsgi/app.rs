@@ -117,3 +117,12 @@ mod tests {
         );
     }
 }
+
+/// True when `path` is loaded in this interpreter from a file with another modification
+/// time (daemon mode restarts the process instead of re-importing, as mod_wsgi does).
+pub fn loaded_from_other_version(path: &str, mtime: i64) -> bool {
+    sys_modules()
+        .dict_get_str(&cached_module_name(path))
+        .and_then(|m| loaded_mtime(&m))
+        .is_some_and(|t| t != mtime)
+}

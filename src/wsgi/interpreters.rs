@@ -183,3 +183,11 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
             .map_err(|_| super::ffi::object::Raised),
     )
 }
+
+/// Whether the interpreter of `group` runs an older version of `script` than the file's
+/// `mtime` (false when the script is not loaded yet). Must be called detached.
+pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
+    let Ok(i) = get(group) else { return false };
+    let _a = interp::Attached::enter(&i);
+    super::app::loaded_from_other_version(script, mtime)
+}
