@@ -107,6 +107,15 @@ fn load_inner(
     Ok(module)
 }
 
+/// True when `path` is loaded in this interpreter from a file with another modification
+/// time (daemon mode restarts the process instead of re-importing, as mod_wsgi does).
+pub fn loaded_from_other_version(path: &str, mtime: i64) -> bool {
+    sys_modules()
+        .dict_get_str(&cached_module_name(path))
+        .and_then(|m| loaded_mtime(&m))
+        .is_some_and(|t| t != mtime)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -116,13 +125,4 @@ mod tests {
             "_mod_wsgi_295f8766fc4bd953ab4cd252da58a6a3"
         );
     }
-}
-
-/// True when `path` is loaded in this interpreter from a file with another modification
-/// time (daemon mode restarts the process instead of re-importing, as mod_wsgi does).
-pub fn loaded_from_other_version(path: &str, mtime: i64) -> bool {
-    sys_modules()
-        .dict_get_str(&cached_module_name(path))
-        .and_then(|m| loaded_mtime(&m))
-        .is_some_and(|t| t != mtime)
 }
