@@ -163,6 +163,9 @@ pub fn spec_from_config(
         graceful_timeout: dp.graceful_timeout.unwrap_or(Duration::ZERO),
         shutdown_timeout: dp.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
         apache_version: d.apache_version,
+        title: dp
+            .process_title()
+            .unwrap_or_else(|| format!("(wsgi:{})", dp.name)),
         limits: super::Limits {
             cpu_priority: dp.cpu_priority,
             memory_limit: dp.memory_limit,
@@ -190,7 +193,6 @@ pub fn unimplemented_options(dp: &crate::config::daemon::DaemonProcess) -> Vec<&
             out.push(name);
         }
     };
-    check(dp.display_name.is_some(), "display-name");
     check(
         dp.deadlock_timeout != base.deadlock_timeout,
         "deadlock-timeout",

@@ -51,6 +51,8 @@ pub struct GroupSpec {
     pub shutdown_timeout: Duration,
     pub apache_version: (u32, u32, u32),
     pub limits: Limits,
+    /// The process name workers show (display-name; `(wsgi:NAME)` by default).
+    pub title: String,
 }
 
 /// Resource limits and recycling rules of a group's processes (zero/None = off).

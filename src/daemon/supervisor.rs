@@ -36,6 +36,7 @@ struct Slot {
 }
 
 fn run(spec: &GroupSpec) -> i32 {
+    super::sys::set_process_name(&format!("rwsgi-sup:{}", spec.name));
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let mut mask = SigSet::empty();
     for s in [

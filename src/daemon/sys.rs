@@ -50,6 +50,14 @@ pub fn reset_signal_handlers() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
+/// Names the calling process (what `ps -o comm` and `top` show; the kernel keeps 15 bytes).
+pub fn set_process_name(name: &str) {
+    let short: String = name.chars().filter(|&c| c != '\0').take(15).collect();
+    if let Ok(c) = std::ffi::CString::new(short) {
+        let _ = nix::sys::prctl::set_name(&c);
+    }
+}
+
 /// `setpriority(PRIO_PROCESS, 0, n)` for cpu-priority.
 pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
     // SAFETY: plain system call on the calling process; no memory is passed.

@@ -38,6 +38,7 @@ struct Shared {
 
 /// The worker's life; never returns.
 pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
+    super::sys::set_process_name(&spec.title);
     let supervisor = nix::unistd::getppid();
     if let Err(e) = drop_privileges(spec) {
         log(
