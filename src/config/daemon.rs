@@ -979,7 +979,6 @@ mod tests {
                 "socket-user",
                 "server-metrics",
                 "response-flush-delay",
-                "switch-interval",
                 "newrelic-config-file",
                 "newrelic-environment"
             ]
