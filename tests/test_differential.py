@@ -61,9 +61,10 @@ ENVIRON_VALUE_ALLOWED = {
 X_PROCESS_COMPARED = ("python", "executable_prefix")
 
 
-# The same applications in daemon mode (issue: daemon mode passes the same differential test).
+# The same applications in daemon mode (issue: daemon mode passes the same differential test);
+# the group inherits WSGIPythonHome, as in mod_wsgi.
 DAEMON_CONFIG = """
-WSGIDaemonProcess diff processes=2 threads=4 python-home={venv}
+WSGIDaemonProcess diff processes=2 threads=4
 WSGIProcessGroup diff
 """ + CONFIG
 

@@ -92,6 +92,10 @@ fn daemon_specs(
             .unwrap_or(facts.default_socket_prefix),
         apache_timeout: super::server_timeout(),
         apache_version: facts.version,
+        python: servers
+            .first()
+            .map(|s| s.python.clone())
+            .unwrap_or_default(),
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut specs = Vec::new();

@@ -81,6 +81,9 @@ pub struct Defaults {
     pub socket_prefix: String,
     pub apache_timeout: std::time::Duration,
     pub apache_version: (u32, u32, u32),
+    /// The server-wide WSGIPython* settings (daemon processes start Python with them, and
+    /// python-home defaults to WSGIPythonHome, as in mod_wsgi).
+    pub python: crate::config::PythonSettings,
 }
 
 fn resolve_user(v: &str) -> Result<(u32, Option<String>, Option<u32>), String> {
@@ -149,9 +152,10 @@ pub fn spec_from_config(
         umask: dp.umask,
         lang: dp.lang.clone(),
         locale: dp.locale.clone(),
-        python_home: dp.python_home.clone(),
+        python_home: dp.python_home.clone().or_else(|| d.python.home.clone()),
         python_path: dp.python_path.clone(),
-        python_eggs: dp.python_eggs.clone(),
+        python_eggs: dp.python_eggs.clone().or_else(|| d.python.eggs.clone()),
+        python: d.python.clone(),
         import_scripts,
         socket_path: socket_path(&d.socket_prefix, &dp.name),
         apache_uid: d.uid,

@@ -37,6 +37,8 @@ pub struct GroupSpec {
     pub python_home: Option<String>,
     pub python_path: Vec<String>,
     pub python_eggs: Option<String>,
+    /// Server-wide WSGIPython*/WSGIRestrict* settings.
+    pub python: crate::config::PythonSettings,
     pub import_scripts: Vec<(String, String)>,
     pub socket_path: PathBuf,
     /// Only connections from this uid (Apache's children) are accepted.

@@ -59,20 +59,28 @@ pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
     setup_environment(spec);
     apply_limits(spec);
     wsgi::transport::set_server_logger(|l, m| log(level_name(l), m));
+    let p = &spec.python;
     let init = InitConfig {
         home: spec.python_home.clone(),
-        ..Default::default()
+        optimize: p.optimize.unwrap_or(0),
+        warnings: p.warnings.clone(),
+        hash_seed: match p.hash_seed {
+            Some(crate::config::HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
     };
     let process = ProcessInfo {
         multithread: spec.threads > 1,
         multiprocess: spec.multiprocess,
         process_group: spec.name.clone(),
         apache_version: spec.apache_version,
-        restrict_signal: true,
+        restrict_stdin: p.restrict_stdin.unwrap_or(false),
+        restrict_stdout: p.restrict_stdout.unwrap_or(false),
+        restrict_signal: p.restrict_signal.unwrap_or(true),
         python_path: spec.python_path.clone(),
         eggs: spec.python_eggs.clone(),
         switch_interval: spec.limits.switch_interval,
-        ..Default::default()
     };
     if let Err(e) = wsgi::interpreters::start(&init, process) {
         log(
