@@ -204,6 +204,8 @@ TIMEOUTS = """
 WSGIDaemonProcess slow threads=1 request-timeout=1 graceful-timeout=1
 WSGIDaemonProcess queue threads=1 queue-timeout=1
 WSGIDaemonProcess gone threads=1 connect-timeout=1
+WSGIDaemonProcess wedged threads=2 deadlock-timeout=2
+WSGIScriptAlias /wedged {apps}/daemon_probe.wsgi process-group=wedged application-group=%{GLOBAL}
 WSGIScriptAlias /slow {apps}/daemon_probe.wsgi process-group=slow application-group=%{GLOBAL}
 WSGIScriptAlias /queue {apps}/daemon_probe.wsgi process-group=queue application-group=%{GLOBAL}
 WSGIScriptAlias /gone {apps}/daemon_probe.wsgi process-group=gone application-group=%{GLOBAL}
@@ -331,3 +333,28 @@ def test_touching_the_script_restarts_the_daemon_process(srv):
         assert r2.body.split(b"pid=")[1] != r1.body.split(b"pid=")[1]
     finally:
         path.write_text(original)
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi restarts the process too, but answers 500")
+def test_deadlock_timeout_restarts_a_wedged_process(tsrv):
+    before = _probe(tsrv, "/wedged")["pid"]
+    mark = tsrv.log_mark()
+    r = tsrv.get("/wedged?t=gil_hold&s=30", timeout=20)
+    assert r.status == 502
+    tsrv.wait_for_log("deadlock-timeout", since=mark)
+    t0 = time.monotonic()
+    while tsrv.get("/wedged").status != 200:
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.1)
+    assert _probe(tsrv, "/wedged")["pid"] != before
+
+
+def test_environ_does_not_leak_between_requests(srv):
+    # Apache threads reuse their daemon connection: nothing of one request may reach the next.
+    with srv.keepalive() as conn:
+        for _ in range(4):
+            a = conn.get("/env/", headers=[("X-Secret", "s3cret")]).json()
+            assert a["HTTP_X_SECRET"] == "s3cret"
+            b = conn.get("/env/").json()
+            assert "HTTP_X_SECRET" not in b
+            assert not any("s3cret" in str(v) for v in b.values())

@@ -183,6 +183,7 @@ pub fn spec_from_config(
             inactivity_timeout: dp.inactivity_timeout,
             request_timeout: dp.request_timeout,
             queue_timeout: dp.queue_timeout,
+            deadlock_timeout: dp.deadlock_timeout,
         },
     })
 }
@@ -190,17 +191,12 @@ pub fn spec_from_config(
 /// Options a group sets that the runtime does not act on yet (logged once at startup, so
 /// nothing is ignored silently).
 pub fn unimplemented_options(dp: &crate::config::daemon::DaemonProcess) -> Vec<&'static str> {
-    let base = crate::config::daemon::DaemonProcess::new(&dp.name);
     let mut out: Vec<&'static str> = Vec::new();
     let mut check = |set: bool, name: &'static str| {
         if set {
             out.push(name);
         }
     };
-    check(
-        dp.deadlock_timeout != base.deadlock_timeout,
-        "deadlock-timeout",
-    );
     check(dp.startup_timeout.is_some(), "startup-timeout");
     check(dp.eviction_timeout.is_some(), "eviction-timeout");
     check(dp.interrupt_timeout.is_some(), "interrupt-timeout");

@@ -72,6 +72,7 @@ pub struct Limits {
     pub inactivity_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,
+    pub deadlock_timeout: Option<Duration>,
 }
 
 /// One line in Apache's error log from a daemon or supervisor process (their stderr is the

@@ -327,7 +327,23 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
             .expect("spawn poller")
     };
 
-    let why = watch(spec, &shared, &sfd);
+    // deadlock-timeout: a thread takes the GIL once a second; the watch below restarts the
+    // process when it could not for that long (a C extension holding the GIL forever).
+    let gil_seen = Arc::new(std::sync::Mutex::new(Instant::now()));
+    if spec.limits.deadlock_timeout.is_some() {
+        let gil_seen = gil_seen.clone();
+        let _ = std::thread::Builder::new()
+            .name("rwsgi-gil-probe".into())
+            .spawn(move || {
+                loop {
+                    if wsgi::interpreters::touch_gil() {
+                        *gil_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+    }
+    let why = watch(spec, &shared, &sfd, &gil_seen);
     log(
         "info",
         &format!("rwsgi: daemon process '{}' stopping ({why}).", spec.name),
@@ -347,7 +363,12 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
 /// The main thread's watch: returns why the process should stop gracefully (a signal,
 /// restart-interval, inactivity-timeout). A request over request-timeout cannot be stopped
 /// from outside its thread: its client is told (504) and the process ends at once.
-fn watch(spec: &GroupSpec, shared: &Shared, sfd: &nix::sys::signalfd::SignalFd) -> String {
+fn watch(
+    spec: &GroupSpec,
+    shared: &Shared,
+    sfd: &nix::sys::signalfd::SignalFd,
+    gil_seen: &std::sync::Mutex<Instant>,
+) -> String {
     let started = Instant::now();
     let l = &spec.limits;
     loop {
@@ -372,6 +393,20 @@ fn watch(spec: &GroupSpec, shared: &Shared, sfd: &nix::sys::signalfd::SignalFd) 
                 .elapsed();
             if shared.in_flight.load(Ordering::SeqCst) == 0 && idle >= t {
                 return format!("inactivity-timeout={}s", t.as_secs_f64());
+            }
+        }
+        if let Some(t) = l.deadlock_timeout {
+            let since = gil_seen.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            if since >= t {
+                log(
+                    "error",
+                    &format!(
+                        "rwsgi: daemon process '{}': the Python GIL could not be taken for {:.0}s (deadlock-timeout); restarting the process.",
+                        spec.name,
+                        since.as_secs_f64()
+                    ),
+                );
+                exit_now(1);
             }
         }
         if let Some(t) = l.request_timeout {

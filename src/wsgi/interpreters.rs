@@ -191,3 +191,15 @@ pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
     let _a = interp::Attached::enter(&i);
     super::app::loaded_from_other_version(script, mtime)
 }
+
+/// Takes and releases the GIL once (deadlock-timeout's probe: if this cannot complete, the
+/// process is wedged). Must be called detached.
+pub fn touch_gil() -> bool {
+    match get("") {
+        Ok(i) => {
+            drop(interp::Attached::enter(&i));
+            true
+        }
+        Err(_) => false,
+    }
+}

@@ -12,6 +12,10 @@ def application(environ, start_response):
     t = q.get("t", "id")
     if t == "exit":
         os._exit(3)
+    if t == "gil_hold":
+        # libc sleep() through ctypes.PyDLL keeps the GIL for the whole call: a wedged process
+        import ctypes
+        ctypes.PyDLL(None).sleep(int(q.get("s", "30")))
     if t == "sleep":
         time.sleep(float(q.get("s", "1")))
     if t == "bigresp_noread":
