@@ -1,0 +1,157 @@
+"""`rwsgi serve` driven as a user would: spawn it, wait for its URL line, request pages,
+send SIGINT, and check that nothing is left running and the port is free again."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import APPS_DIR, REPO_DIR, _free_port, venv_path
+
+RWSGI = REPO_DIR / "target" / "release" / "rwsgi"
+
+pytestmark = pytest.mark.skipif(harness.testing_modwsgi(), reason="the rwsgi command is rwsgi's own")
+
+
+@pytest.fixture
+def appdir():
+    d = Path(tempfile.mkdtemp(prefix="rwsgi-cli-"))
+    os.chmod(d, 0o755)
+    for name in ("hello.wsgi", "flask_app.py", "import_error.wsgi", "environ.wsgi"):
+        shutil.copy(APPS_DIR / name, d / name)
+        os.chmod(d / name, 0o644)
+    (d / "templates").mkdir(mode=0o755)
+    for t in (APPS_DIR / "templates").glob("*") if (APPS_DIR / "templates").exists() else []:
+        shutil.copy(t, d / "templates" / t.name)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Serve:
+    def __init__(self, *args, port=None):
+        if not RWSGI.exists():
+            pytest.fail(f"{RWSGI} not built (scripts/build)")
+        self.port = port or _free_port()
+        self.proc = subprocess.Popen([str(RWSGI), "serve", *map(str, args), "--port", str(self.port)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines = []
+
+    def wait_url(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if f"http://127.0.0.1:{self.port}/" in line:
+                return line
+        pytest.fail("no URL line:\n" + "".join(self.lines))
+
+    def get(self, path="/", timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        # nothing may be left of the server: no process of its session, the port free
+        left = subprocess.run(["pgrep", "-s", str(self.proc.pid)], capture_output=True, text=True).stdout
+        assert not left.strip(), left
+        with socket.socket() as s:  # as a server would: TIME_WAIT leftovers do not count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", self.port))
+
+
+@pytest.mark.parametrize("mode", ["daemon", "embedded"])
+def test_serve_hello(appdir, mode):
+    args = [appdir / "hello.wsgi"] + (["--embedded"] if mode == "embedded" else [])
+    s = Serve(*args)
+    try:
+        line = s.wait_url()
+        assert ("daemon" in line) == (mode == "daemon")
+        assert s.get("/") == (200, b"Hello, World!")
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+
+
+def test_serve_flask_in_venv(appdir):
+    s = Serve(appdir / "flask_app.py", "--python-home", venv_path())
+    try:
+        s.wait_url()
+        status, body = s.get("/")
+        assert status == 200, body
+    finally:
+        s.stop()
+
+
+def test_reload_on_changes(appdir):
+    app = appdir / "hello.wsgi"
+    s = Serve(app, "--reload-on-changes")
+    try:
+        s.wait_url()
+        assert s.get("/")[1] == b"Hello, World!"
+        app.write_text(app.read_text().replace("Hello, World!", "Hello, again!"))
+        deadline = time.monotonic() + 15
+        while s.get("/")[1] != b"Hello, again!":
+            assert time.monotonic() < deadline, "no reload"
+            time.sleep(0.3)
+    finally:
+        s.stop()
+
+
+def test_missing_app_is_a_one_line_error(appdir):
+    p = subprocess.run([str(RWSGI), "serve", str(appdir / "nope.wsgi")], capture_output=True, text=True)
+    assert p.returncode == 1 and "no such file" in p.stderr
+
+
+def test_import_error_shows_the_traceback(appdir):
+    p = subprocess.run([str(RWSGI), "serve", str(appdir / "import_error.wsgi"), "--port", str(_free_port())],
+                       capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "fails to import" in p.stderr and "Traceback" in p.stderr
+
+
+def test_port_in_use(appdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run([str(RWSGI), "serve", str(appdir / "hello.wsgi"), "--port", str(port)],
+                           capture_output=True, text=True)
+    assert p.returncode == 1 and "already in use" in p.stderr
+
+
+def test_setup_only_and_module_config(appdir):
+    root = appdir / "root"
+    p = subprocess.run([str(RWSGI), "serve", str(appdir / "hello.wsgi"), "--setup-only", "--server-root", str(root)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert (root / "httpd.conf").exists() and os.access(root / "apachectl", os.X_OK)
+    assert "WSGIScriptAlias / " in (root / "httpd.conf").read_text()
+    m = subprocess.run([str(RWSGI), "module-config"], capture_output=True, text=True, env={**os.environ, "VIRTUAL_ENV": "/srv/venv"})
+    assert m.stdout.startswith("LoadModule wsgi_module ") and 'WSGIPythonHome "/srv/venv"' in m.stdout
+    v = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True)
+    assert "Apache/2.4" in v.stdout and "Python 3.11" in v.stdout
