@@ -307,6 +307,7 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
                     let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
                     if spec.maximum_requests > 0 && served == spec.maximum_requests {
                         log("info", &format!("rwsgi: daemon process '{}' reached maximum-requests={}; restarting.", spec.name, spec.maximum_requests));
+                        shared.stopping.store(true, Ordering::SeqCst);
                         let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
                     }
                 }
@@ -565,6 +566,14 @@ fn serve_frame_inner(
             return None;
         }
     };
+    // A process that is going away takes no new work: the Apache side retries elsewhere
+    // (a Goodbye answer is never mistaken for a started request).
+    if shared.stopping.load(Ordering::SeqCst)
+        && matches!(frame.header.kind, Kind::Hello | Kind::RequestHead)
+    {
+        let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+        return None;
+    }
     match frame.header.kind {
         Kind::Hello => {
             let uid_ok = conn
@@ -641,6 +650,7 @@ fn serve_frame_inner(
                     ),
                 );
                 let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+                shared.stopping.store(true, Ordering::SeqCst);
                 let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
                 return None;
             }
