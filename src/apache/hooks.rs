@@ -59,6 +59,9 @@ pub(crate) unsafe extern "C" fn post_config(
         if super::daemons::is_first_pass(s) {
             return OK;
         }
+        // SAFETY: the main server record is complete after configuration.
+        let level = unsafe { super::log::module_level(s) };
+        crate::daemon::LOG_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
         match daemon_specs(pconf, &servers) {
             Ok(specs) if specs.is_empty() => OK,
             Ok(specs) => {

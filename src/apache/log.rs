@@ -69,3 +69,23 @@ pub(crate) fn request(level: Level, r: *const b::request_rec, msg: &str) {
         )
     }
 }
+
+/// The LogLevel in force for this module on server `s` (per-module `LogLevel wsgi:...` or the
+/// server's level).
+///
+/// # Safety
+/// `s` must be a live server_rec.
+pub(crate) unsafe fn module_level(s: *const b::server_rec) -> i32 {
+    // SAFETY: per the contract; module_levels is either NULL or has an entry per module.
+    unsafe {
+        let log = &(*s).log;
+        let idx = module_index();
+        if !log.module_levels.is_null() && idx >= 0 {
+            let l = *log.module_levels.add(idx as usize) as i32;
+            if l >= 0 {
+                return l;
+            }
+        }
+        log.level
+    }
+}

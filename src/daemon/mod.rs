@@ -75,10 +75,25 @@ pub struct Limits {
     pub deadlock_timeout: Option<Duration>,
 }
 
+/// Apache's LogLevel for the wsgi module (APLOG_* numbers: 3 error .. 7 debug), set in the
+/// Apache parent before supervisors fork; daemon processes honour it like Apache would.
+pub static LOG_LEVEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(4);
+
 /// One line in Apache's error log from a daemon or supervisor process (their stderr is the
 /// error log Apache opened).
 pub fn log(level: &str, msg: &str) {
     use std::io::Write;
+    let rank = match level {
+        "crit" => 2,
+        "error" => 3,
+        "warn" => 4,
+        "notice" => 5,
+        "info" => 6,
+        _ => 7,
+    };
+    if rank > LOG_LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
