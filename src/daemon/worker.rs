@@ -9,7 +9,7 @@ use super::{GroupSpec, log, request};
 use crate::ipc::channel::{self, Channel, ChannelError};
 use crate::ipc::frame::{Frame, Kind};
 use crate::ipc::msg;
-use crate::wsgi::{self, InitConfig, Outcome, ProcessInfo};
+use crate::wsgi::{self, Outcome, ProcessInfo};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use std::os::fd::{AsFd, OwnedFd};
@@ -60,16 +60,7 @@ pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
     apply_limits(spec);
     wsgi::transport::set_server_logger(|l, m| log(level_name(l), m));
     let p = &spec.python;
-    let init = InitConfig {
-        home: spec.python_home.clone(),
-        optimize: p.optimize.unwrap_or(0),
-        warnings: p.warnings.clone(),
-        hash_seed: match p.hash_seed {
-            Some(crate::config::HashSeed::Fixed(n)) => Some(n),
-            _ => None,
-        },
-        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
-    };
+    let init = wsgi::interpreters::init_config(p, spec.python_home.clone());
     let process = ProcessInfo {
         multithread: spec.threads > 1,
         multiprocess: spec.multiprocess,

@@ -2,8 +2,8 @@
 //! (post_config) and inherited by the children, which start Python from them (child_init).
 
 use crate::apache::{Request, conf, log};
-use crate::config::{DirConfig, HashSeed, ServerConfig};
-use crate::wsgi::{self, InitConfig, ProcessInfo};
+use crate::config::{DirConfig, ServerConfig};
+use crate::wsgi::{self, ProcessInfo};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
@@ -122,16 +122,7 @@ pub fn child_init() {
     }
     wsgi::transport::set_server_logger(crate::handler::server_log);
     let p = &s.python;
-    let init = InitConfig {
-        home: p.home.clone(),
-        optimize: p.optimize.unwrap_or(0),
-        warnings: p.warnings.clone(),
-        hash_seed: match p.hash_seed {
-            Some(HashSeed::Fixed(n)) => Some(n),
-            _ => None,
-        },
-        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
-    };
+    let init = wsgi::interpreters::init_config(p, p.home.clone());
     let (threaded, threads, forked, daemons) = Request::mpm_threads_and_daemons();
     let process = ProcessInfo {
         multithread: threaded && threads != 1,

@@ -41,6 +41,21 @@ pub fn data(i: &Interpreter) -> &InterpData {
         .expect("interpreter set up by rwsgi")
 }
 
+/// What Python is started with, from the WSGIPython* settings (`home`: WSGIPythonHome or a
+/// daemon group's python-home).
+pub fn init_config(p: &crate::config::PythonSettings, home: Option<String>) -> interp::InitConfig {
+    interp::InitConfig {
+        home,
+        optimize: p.optimize.unwrap_or(0),
+        warnings: p.warnings.clone(),
+        hash_seed: match p.hash_seed {
+            Some(crate::config::HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
+    }
+}
+
 /// Starts Python and sets up the main interpreter.
 pub fn start(init: &interp::InitConfig, process: ProcessInfo) -> Result<(), String> {
     if let Some(eggs) = &process.eggs {
