@@ -5,7 +5,7 @@
 use super::{GroupSpec, request};
 use crate::apache::{Level, Output, Request};
 use crate::ipc::channel::{Channel, ChannelError};
-use crate::ipc::frame::{Frame, Kind, MAX_PAYLOAD, Reader};
+use crate::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
 use crate::ipc::{head, msg};
 use crate::wsgi::AppRequest;
 use std::cell::RefCell;
@@ -287,11 +287,7 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
 /// Checks a file passed for sendfile: exactly one descriptor, a regular file, and the slice
 /// clamped to the file's size.
 fn file_slice(p: &[u8], mut fds: Vec<OwnedFd>) -> Result<(OwnedFd, i64, i64), String> {
-    let mut r = Reader::new(p);
-    let (off, len) = (
-        r.u64().map_err(|e| e.to_string())?,
-        r.u64().map_err(|e| e.to_string())?,
-    );
+    let (off, len) = msg::parse_file_slice(p).map_err(|e| e.to_string())?;
     if fds.len() != 1 {
         return Err(format!("{} descriptors", fds.len()));
     }

@@ -110,10 +110,8 @@ impl Transport for RemoteTransport {
 
     fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
         // The descriptor itself goes to Apache, which sends it with sendfile.
-        let mut p = offset.to_le_bytes().to_vec();
-        p.extend_from_slice(&len.to_le_bytes());
         self.ch
-            .send_with_fds(&Frame::new(Kind::ResponseFile, self.id, p), &[fd])
+            .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
             .map_err(|_| TransportError::ClientGone)
     }
 

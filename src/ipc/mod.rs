@@ -70,6 +70,20 @@ pub mod msg {
         Ok((status, String::from_utf8_lossy(r.rest()).into_owned()))
     }
 
+    /// `ResponseFile`: the slice of the file (its descriptor travels with the frame).
+    pub fn file_slice(id: u32, offset: u64, len: u64) -> Frame {
+        let mut p = offset.to_le_bytes().to_vec();
+        p.extend_from_slice(&len.to_le_bytes());
+        Frame::new(Kind::ResponseFile, id, p)
+    }
+
+    pub fn parse_file_slice(payload: &[u8]) -> Result<(u64, u64), IpcError> {
+        let mut r = Reader::new(payload);
+        let v = (r.u64()?, r.u64()?);
+        r.finish()?;
+        Ok(v)
+    }
+
     /// `Log`: a level (0 error, 1 warning, 2 info, 3 debug) and one line of text.
     pub fn log(id: u32, level: u8, text: &str) -> Frame {
         let mut p = vec![level];
@@ -102,6 +116,11 @@ pub mod msg {
                 parse_log(&log(1, 9, "a\nb").payload).unwrap(),
                 (3, "a b".into())
             );
+            assert_eq!(
+                parse_file_slice(&file_slice(1, 7, 9).payload).unwrap(),
+                (7, 9)
+            );
+            assert!(parse_file_slice(&[0; 15]).is_err());
         }
     }
 }

@@ -147,18 +147,23 @@ unsafe extern "C" fn write(
     })
 }
 
+/// `_read(handle, size)` / `_readline(handle, size)`: the primitives of `mod_wsgi.Input`.
+fn input(a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t, line: bool) -> *mut ffi::PyObject {
+    run(|| {
+        let v = args(a.cast_const(), n);
+        let [cap, size] = v.as_slice() else {
+            return Err(raise(exc::type_error(), "expected (handle, size)"));
+        };
+        exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, line)
+    })
+}
+
 unsafe extern "C" fn input_read(
     _m: *mut ffi::PyObject,
     a: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    run(|| {
-        let v = args(a.cast_const(), n);
-        let [cap, size] = v.as_slice() else {
-            return Err(raise(exc::type_error(), "_read(handle, size)"));
-        };
-        exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, false)
-    })
+    input(a, n, false)
 }
 
 unsafe extern "C" fn input_readline(
@@ -166,13 +171,7 @@ unsafe extern "C" fn input_readline(
     a: *mut *mut ffi::PyObject,
     n: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    run(|| {
-        let v = args(a.cast_const(), n);
-        let [cap, size] = v.as_slice() else {
-            return Err(raise(exc::type_error(), "_readline(handle, size)"));
-        };
-        exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, true)
-    })
+    input(a, n, true)
 }
 
 unsafe extern "C" fn log(
