@@ -155,3 +155,20 @@ def test_setup_only_and_module_config(appdir):
     assert m.stdout.startswith("LoadModule wsgi_module ") and 'WSGIPythonHome "/srv/venv"' in m.stdout
     v = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True)
     assert "Apache/2.4" in v.stdout and "Python 3.11" in v.stdout
+
+
+def test_missing_apache_is_a_one_line_error(appdir, tmp_path):
+    # Where rwsgi looks for apache2 (RWSGI_APACHE, else /usr/sbin/apache2) holds nothing, and
+    # PATH has no apache2 either: a one-line error that says how to fix it, and nothing started.
+    missing = tmp_path / "sbin" / "apache2"
+    env = {**os.environ, "RWSGI_APACHE": str(missing), "PATH": "/usr/bin:/bin"}
+    p = subprocess.Popen([str(RWSGI), "serve", str(appdir / "hello.wsgi"), "--port", str(_free_port())],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 1, (out, err)
+    assert out == ""
+    assert err == f"rwsgi: apache2 not found at {missing}: install Apache with `sudo apt-get install apache2`" \
+                  " or correct RWSGI_APACHE\n"
+    left = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True).stdout
+    assert not left.strip(), left
