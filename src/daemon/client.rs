@@ -6,6 +6,7 @@ use super::{GroupSpec, request};
 use crate::apache::{Level, Output, Request};
 use crate::ipc::channel::{Channel, ChannelError};
 use crate::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
+use crate::ipc::ring::{self, Inbound, Outbound, SHM_THRESHOLD, SharedMem};
 use crate::ipc::{head, msg};
 use crate::wsgi::AppRequest;
 use std::cell::RefCell;
@@ -20,9 +21,20 @@ const GATEWAY_TIMEOUT: i32 = 504;
 /// relay(): the daemon said Goodbye before starting the request; send it again elsewhere.
 const RETRY: i32 = -1;
 
+/// A connection to a daemon process, with the two shared-memory rings this side created for
+/// it (None if the memfds could not be made or the daemon declined them: bodies then travel
+/// inline).
+struct Conn {
+    ch: Channel,
+    /// Request ring (we write) and response ring (we read).
+    rings: Option<(Outbound, Inbound)>,
+}
+
 thread_local! {
     /// This Apache thread's open connection to each group (by socket path).
-    static CONNECTIONS: RefCell<HashMap<std::path::PathBuf, Channel>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<std::path::PathBuf, Conn>> = RefCell::new(HashMap::new());
+    /// Bytes copied out of (or on their way into) a ring, reused across requests.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Serves `req` through the daemon processes of `spec`; returns the handler status.
@@ -33,9 +45,9 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
     for attempt in 0..3 {
         let cached = CONNECTIONS
             .with(|c| c.borrow_mut().remove(&spec.socket_path))
-            .filter(|ch| !ch.is_stale());
-        let ch = match cached {
-            Some(ch) => ch,
+            .filter(|conn| !conn.ch.is_stale());
+        let mut conn = match cached {
+            Some(conn) => conn,
             None => match connect(spec) {
                 Ok(ch) => ch,
                 Err(e) => {
@@ -52,7 +64,11 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
                 }
             },
         };
-        match ch.send(&Frame::new(Kind::RequestHead, 1, payload.clone())) {
+        if let Some((out, inb)) = conn.rings.as_mut() {
+            out.reset();
+            inb.reset();
+        }
+        match send_head(&mut conn, &payload) {
             Ok(()) => {}
             // Nothing was delivered (the daemon closed the connection: it is restarting).
             Err(ChannelError::Closed) if attempt < 2 => continue,
@@ -67,29 +83,77 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
                 return BAD_GATEWAY;
             }
         }
-        let (status, keep) = relay(&req, &ch, spec, timeout);
+        let (status, keep) = relay(&req, &mut conn, spec, timeout);
         if status == RETRY {
             continue;
         }
         if keep {
-            CONNECTIONS.with(|c| c.borrow_mut().insert(spec.socket_path.clone(), ch));
+            CONNECTIONS.with(|c| c.borrow_mut().insert(spec.socket_path.clone(), conn));
         }
         return status;
     }
     BAD_GATEWAY
 }
 
-fn connect(spec: &GroupSpec) -> Result<Channel, String> {
+/// The request head goes inline when it fits a frame, else through the request ring.
+fn send_head(conn: &mut Conn, payload: &[u8]) -> Result<(), ChannelError> {
+    if payload.len() <= MAX_PAYLOAD as usize {
+        return conn
+            .ch
+            .send(&Frame::new(Kind::RequestHead, 1, payload.to_vec()));
+    }
+    let out = match conn.rings.as_mut() {
+        Some((out, _)) if payload.len() <= ring::max_slice(out.capacity()) => out,
+        _ => {
+            return Err(ChannelError::Protocol(crate::ipc::IpcError::TooLarge {
+                what: "request head",
+                len: payload.len() as u64,
+                max: MAX_PAYLOAD as u64,
+            }));
+        }
+    };
+    match out.put(payload) {
+        Some((off, n)) if n == payload.len() => {
+            conn.ch
+                .send(&Frame::ring_slice(Kind::RequestHead, 1, off, n))
+        }
+        _ => Err(ChannelError::Protocol(crate::ipc::IpcError::Invalid(
+            "request ring busy",
+        ))),
+    }
+}
+
+/// Makes the two rings of a new connection; None (bodies inline) if memfds are unavailable.
+fn make_rings(size: usize) -> Option<(SharedMem, SharedMem)> {
+    Some((
+        SharedMem::create("rwsgi-request", size).ok()?,
+        SharedMem::create("rwsgi-response", size).ok()?,
+    ))
+}
+
+fn connect(spec: &GroupSpec) -> Result<Conn, String> {
     let deadline = Instant::now() + spec.connect_timeout;
     let mut delay = Duration::from_millis(20);
     loop {
         let err = match Channel::connect(&spec.socket_path) {
             Ok(ch) => {
-                let answer = ch
-                    .send(&Frame::new(Kind::Hello, 0, spec.secret.clone()))
-                    .and_then(|()| ch.recv(Some(Duration::from_secs(10))));
+                let rings = make_rings(spec.ring_size);
+                let hello = Frame::new(Kind::Hello, 0, spec.secret.clone());
+                let sent = match &rings {
+                    Some((a, b)) => {
+                        ch.send_with_fds(&hello, &[a.fd().as_raw_fd(), b.fd().as_raw_fd()])
+                    }
+                    None => ch.send(&hello),
+                };
+                let answer = sent.and_then(|()| ch.recv(Some(Duration::from_secs(10))));
                 match answer {
-                    Ok((f, _)) if f.header.kind == Kind::HelloAck => return Ok(ch),
+                    Ok((f, _)) if f.header.kind == Kind::HelloAck => {
+                        // The daemon says whether it mapped the rings.
+                        let rings = rings
+                            .filter(|_| f.payload == [1])
+                            .map(|(a, b)| (Outbound::new(a), Inbound::new(b)));
+                        return Ok(Conn { ch, rings });
+                    }
                     // A process that is stopping accepted us and let go: try the next one.
                     Ok((f, _)) if f.header.kind == Kind::Goodbye => {
                         "the daemon process is restarting".to_string()
@@ -115,7 +179,8 @@ fn connect(spec: &GroupSpec) -> Result<Channel, String> {
 
 /// Relays frames until the response ends. Returns the handler status and whether the
 /// connection is still usable.
-fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i32, bool) {
+fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) -> (i32, bool) {
+    let Conn { ch, rings } = conn;
     let mut out = Output::new(req);
     let mut head_set = false;
     let mut body_started = false;
@@ -166,17 +231,25 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
             Kind::Goodbye if !head_set && !body_requested => return (RETRY, false),
             Kind::BodyWant => {
                 body_requested = true;
-                let want = msg::parse_u32(p).unwrap_or(0).min(MAX_PAYLOAD) as usize;
-                let mut buf = vec![0u8; want.max(1)];
-                let reply = match req.read_body(&mut buf) {
-                    Ok(0) => Frame::new(Kind::BodyEnd, id, vec![]),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Frame::new(Kind::Body, id, buf)
-                    }
-                    Err(e) => msg::abort(id, 400, &e.to_string()),
-                };
+                let want = msg::parse_u32(p).unwrap_or(0) as usize;
+                let reply = body_reply(req, id, want, rings.as_mut().map(|(o, _)| o));
                 if ch.send(&reply).is_err() {
+                    return fail(&mut out, body_started, BAD_GATEWAY, false);
+                }
+            }
+            Kind::Credit => {
+                let credited = match (msg::parse_u32(p), rings.as_mut()) {
+                    (Ok(n), Some((o, _))) => o.credit(n as usize).is_ok(),
+                    _ => false,
+                };
+                if !credited {
+                    req.log(
+                        Level::Error,
+                        &format!(
+                            "rwsgi: daemon process '{}' returned credit it was not given",
+                            spec.name
+                        ),
+                    );
                     return fail(&mut out, body_started, BAD_GATEWAY, false);
                 }
             }
@@ -210,6 +283,31 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
                     ),
                 );
                 return fail(&mut out, body_started, BAD_GATEWAY, false);
+            }
+            Kind::ResponseBody if frame.in_ring() => {
+                body_started = true;
+                let sent = SCRATCH.with_borrow_mut(|buf| {
+                    let n = copy_slice(p, rings.as_mut().map(|(_, i)| i), buf)?;
+                    // Credit before the (possibly slow) write to the client, so the daemon
+                    // can refill the ring meanwhile.
+                    ch.send(&msg::credit(id, n as u32))
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(out.write(&buf[..n], false, false).is_ok())
+                });
+                match sent {
+                    Ok(true) => {}
+                    Ok(false) => return (OK, false),
+                    Err(e) => {
+                        req.log(
+                            Level::Error,
+                            &format!(
+                                "rwsgi: bad response body slice from daemon process '{}': {e}",
+                                spec.name
+                            ),
+                        );
+                        return fail(&mut out, true, BAD_GATEWAY, false);
+                    }
+                }
             }
             Kind::ResponseBody => {
                 body_started = true;
@@ -282,6 +380,55 @@ fn relay(req: &Request, ch: &Channel, spec: &GroupSpec, timeout: Duration) -> (i
             }
         }
     }
+}
+
+/// Reads up to `want` bytes of the request body for the daemon: through the request ring when
+/// the daemon asked for a bulk read and the bytes are many, else inline.
+fn body_reply(req: &Request, id: u32, want: usize, ring: Option<&mut Outbound>) -> Frame {
+    let mut ring = ring.filter(|_| want >= SHM_THRESHOLD);
+    let cap = match &ring {
+        Some(o) => ring::max_slice(o.capacity()),
+        None => MAX_PAYLOAD as usize,
+    };
+    let want = want.clamp(1, cap);
+    SCRATCH.with_borrow_mut(|buf| {
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let n = match req.read_body(&mut buf[..want]) {
+            Ok(0) => return Frame::new(Kind::BodyEnd, id, vec![]),
+            Ok(n) => n,
+            Err(e) => return msg::abort(id, 400, &e.to_string()),
+        };
+        match ring.as_mut() {
+            // A ring-sized read that came back short goes inline (n < SHM_THRESHOLD < a frame).
+            Some(o) if n >= SHM_THRESHOLD => {
+                // The daemon pulls the body, so it has returned every earlier slice before
+                // asking again: each slice starts the ring afresh.
+                o.reset();
+                match o.put(&buf[..n]) {
+                    Some((off, m)) if m == n => Frame::ring_slice(Kind::Body, id, off, n),
+                    _ => msg::abort(id, 500, "request ring unavailable"),
+                }
+            }
+            _ => Frame::new(Kind::Body, id, buf[..n].to_vec()),
+        }
+    })
+}
+
+/// Validates a response slice announced by the daemon and copies it out of the ring into
+/// `buf`; returns its length.
+fn copy_slice(p: &[u8], ring: Option<&mut Inbound>, buf: &mut Vec<u8>) -> Result<usize, String> {
+    let ring = ring.ok_or("no response ring on this connection")?;
+    let (off, n) = ring::decode_slice(p).map_err(|e| e.to_string())?;
+    if n > ring.capacity() {
+        return Err(format!("slice of {n} bytes"));
+    }
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    ring.take(off, &mut buf[..n]).map_err(|e| e.to_string())?;
+    Ok(n)
 }
 
 /// Checks a file passed for sendfile: exactly one descriptor, a regular file, and the slice

@@ -167,6 +167,12 @@ pub fn spec_from_config(
         graceful_timeout: dp.graceful_timeout.unwrap_or(Duration::ZERO),
         shutdown_timeout: dp.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
         apache_version: d.apache_version,
+        ring_size: match dp.response_buffer_size {
+            0 => crate::ipc::ring::DEFAULT_RING,
+            n => usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .clamp(crate::ipc::ring::MIN_RING, crate::ipc::ring::MAX_RING),
+        },
         title: dp
             .process_title()
             .unwrap_or_else(|| format!("(wsgi:{})", dp.name)),
@@ -204,7 +210,6 @@ pub fn unimplemented_options(dp: &crate::config::daemon::DaemonProcess) -> Vec<&
         dp.response_socket_timeout.is_some(),
         "response-socket-timeout",
     );
-    check(dp.response_buffer_size != 0, "response-buffer-size");
     check(dp.header_buffer_size != 0, "header-buffer-size");
     out
 }

@@ -53,6 +53,8 @@ pub struct GroupSpec {
     pub shutdown_timeout: Duration,
     pub apache_version: (u32, u32, u32),
     pub limits: Limits,
+    /// Size of each shared-memory ring of a connection (response-buffer-size, else 1 MiB).
+    pub ring_size: usize,
     /// The process name workers show (display-name; `(wsgi:NAME)` by default).
     pub title: String,
 }

@@ -4,13 +4,87 @@
 
 use crate::ipc::channel::{Channel, ChannelError};
 use crate::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
+use crate::ipc::ring::{self, Inbound, Outbound, SHM_THRESHOLD};
 use crate::ipc::{head, msg};
 use crate::wsgi::{LogLevel, Logger, ResponseHead, Transport, TransportError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The shared-memory rings of one connection, as this side sees them.
+pub struct Rings {
+    /// Request heads and bodies from Apache.
+    pub request: Inbound,
+    /// Response bodies to Apache.
+    pub response: Outbound,
+}
+
+pub type SharedRings = Arc<Mutex<Rings>>;
+
+fn lock(r: &SharedRings) -> MutexGuard<'_, Rings> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for the next Credit frame and returns it to the response ring.
+fn await_credit(
+    ch: &Channel,
+    rings: &SharedRings,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
+    match ch.recv(timeout) {
+        Ok((f, _)) if f.header.kind == Kind::Credit => {
+            let n = msg::parse_u32(&f.payload).map_err(|e| e.to_string())?;
+            lock(rings)
+                .response
+                .credit(n as usize)
+                .map_err(|e| e.to_string())
+        }
+        Ok((f, _)) => Err(format!(
+            "unexpected {:?} frame while waiting for ring credit",
+            f.header.kind
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// After a response: collects the credit for every slice still out, so the connection is
+/// quiet (and the ring empty) before it waits for the next request. False: drop it.
+pub fn drain_credits(ch: &Channel, rings: Option<&SharedRings>, timeout: Option<Duration>) -> bool {
+    let Some(rings) = rings else { return true };
+    while lock(rings).response.in_flight() > 0 {
+        if await_credit(ch, rings, timeout).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Copies a request slice announced by Apache out of the request ring into `buf` (exactly its
+/// length) and returns the credit. Used for ring-borne request heads and bodies.
+pub fn take_request_slice(
+    ch: &Channel,
+    rings: Option<&SharedRings>,
+    id: u32,
+    payload: &[u8],
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let rings = rings.ok_or("ring slice on a connection without rings")?;
+    let (off, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
+    if n > max {
+        return Err(format!("slice of {n} bytes exceeds the {max} asked for"));
+    }
+    let mut buf = vec![0u8; n];
+    lock(rings)
+        .request
+        .take(off, &mut buf)
+        .map_err(|e| e.to_string())?;
+    ch.send(&msg::credit(id, n as u32))
+        .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
 
 pub struct RemoteTransport {
     ch: Arc<Channel>,
+    rings: Option<SharedRings>,
     id: u32,
     timeout: Option<Duration>,
     header_only: bool,
@@ -21,12 +95,14 @@ pub struct RemoteTransport {
 impl RemoteTransport {
     pub fn new(
         ch: Arc<Channel>,
+        rings: Option<SharedRings>,
         id: u32,
         timeout: Option<Duration>,
         header_only: bool,
     ) -> RemoteTransport {
         RemoteTransport {
             ch,
+            rings,
             id,
             timeout,
             header_only,
@@ -49,12 +125,38 @@ impl Transport for RemoteTransport {
         if self.body_eof || buf.is_empty() {
             return Ok(0);
         }
-        let want = buf.len().min(MAX_PAYLOAD as usize) as u32;
+        // Bulk reads may come back through the request ring, a slice at a time.
+        let cap = match &self.rings {
+            Some(r) if buf.len() >= SHM_THRESHOLD => ring::max_slice(lock(r).request.capacity()),
+            _ => MAX_PAYLOAD as usize,
+        };
+        let want = buf.len().min(cap);
         self.ch
-            .send(&msg::body_want(self.id, want))
+            .send(&msg::body_want(self.id, want as u32))
             .map_err(std::io::Error::other)?;
-        match self.ch.recv(self.timeout) {
-            Ok((f, _)) if f.header.kind == Kind::Body && f.payload.len() <= want as usize => {
+        let mut reply = self.ch.recv(self.timeout);
+        // Credit for response slices may arrive first when the application interleaves
+        // writing and reading.
+        while let (Ok((f, _)), Some(r)) = (&reply, &self.rings) {
+            if f.header.kind != Kind::Credit {
+                break;
+            }
+            let n = msg::parse_u32(&f.payload).map_err(std::io::Error::other)?;
+            lock(r)
+                .response
+                .credit(n as usize)
+                .map_err(std::io::Error::other)?;
+            reply = self.ch.recv(self.timeout);
+        }
+        match reply {
+            Ok((f, _)) if f.header.kind == Kind::Body && f.in_ring() => {
+                let data =
+                    take_request_slice(&self.ch, self.rings.as_ref(), self.id, &f.payload, want)
+                        .map_err(std::io::Error::other)?;
+                buf[..data.len()].copy_from_slice(&data);
+                Ok(data.len())
+            }
+            Ok((f, _)) if f.header.kind == Kind::Body && f.payload.len() <= want => {
                 buf[..f.payload.len()].copy_from_slice(&f.payload);
                 Ok(f.payload.len())
             }
@@ -94,14 +196,34 @@ impl Transport for RemoteTransport {
         let _ = self.send(Frame::new(Kind::ResponseHead, self.id, head::encode(&head)));
     }
 
+    fn never_blocks(&self, len: usize, last: bool) -> bool {
+        // A small final frame fits the socket buffer of a peer that is reading us: keep the GIL.
+        last && len <= 8192
+    }
+
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        let flush = !last && !data.is_empty();
+        let mut data = data;
+        if let Some(rings) = &self.rings {
+            while data.len() >= SHM_THRESHOLD {
+                let put = lock(rings).response.put(data);
+                match put {
+                    Some((off, n)) => {
+                        self.send(Frame::ring_slice(Kind::ResponseBody, self.id, off, n))?;
+                        data = &data[n..];
+                    }
+                    None => await_credit(&self.ch, rings, self.timeout)
+                        .map_err(|_| TransportError::ClientGone)?,
+                }
+            }
+        }
         for chunk in data.chunks(MAX_PAYLOAD as usize) {
             self.send(Frame::new(Kind::ResponseBody, self.id, chunk.to_vec()))?;
         }
         if last {
             self.ended = true;
             self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
-        } else if !data.is_empty() {
+        } else if flush {
             self.send(Frame::new(Kind::ResponseFlush, self.id, vec![]))
         } else {
             Ok(())

@@ -3,7 +3,7 @@
 //! a connection with a request waiting is handed to one of `threads` Python threads over a
 //! bounded channel (back-pressure: when all are busy, requests wait in the socket).
 
-use super::remote::RemoteTransport;
+use super::remote::{self, RemoteTransport, Rings, SharedRings};
 use super::sys::exit_now;
 use super::{GroupSpec, log, request};
 use crate::ipc::channel::{self, Channel, ChannelError};
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 struct Conn {
     ch: Arc<Channel>,
     authenticated: bool,
+    /// The shared-memory rings Apache created for this connection (None: bodies inline).
+    rings: Option<SharedRings>,
 }
 
 /// A request in progress: when it started, its connection and its id.
@@ -504,6 +506,7 @@ fn poller(
                         idle.push(Conn {
                             ch: Arc::new(ch),
                             authenticated: false,
+                            rings: None,
                         })
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -543,7 +546,7 @@ fn serve_frame_inner(
     thread: usize,
     mut conn: Conn,
 ) -> Option<Conn> {
-    let (frame, _fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
+    let (frame, fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
         Ok(f) => f,
         Err(ChannelError::Closed) => return None,
         Err(e) => {
@@ -582,13 +585,47 @@ fn serve_frame_inner(
                 );
                 return None;
             }
-            conn.ch.send(&Frame::new(Kind::HelloAck, 0, vec![])).ok()?;
+            conn.rings = map_rings(spec, fds);
+            let mapped = u8::from(conn.rings.is_some());
+            conn.ch
+                .send(&Frame::new(Kind::HelloAck, 0, vec![mapped]))
+                .ok()?;
             conn.authenticated = true;
             Some(conn)
         }
         Kind::RequestHead if conn.authenticated => {
             let id = frame.header.request_id;
-            let (mut app, header_only) = match request::decode(&frame.payload, &spec.name) {
+            if let Some(r) = &conn.rings {
+                let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+                r.request.reset();
+                r.response.reset();
+            }
+            let in_ring;
+            let head: &[u8] = if frame.in_ring() {
+                in_ring = match remote::take_request_slice(
+                    &conn.ch,
+                    conn.rings.as_ref(),
+                    id,
+                    &frame.payload,
+                    usize::MAX,
+                ) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        log(
+                            "error",
+                            &format!(
+                                "rwsgi: daemon process '{}': bad request head slice: {e}",
+                                spec.name
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                &in_ring
+            } else {
+                &frame.payload
+            };
+            let (mut app, header_only) = match request::decode(head, &spec.name) {
                 Ok(v) => v,
                 Err(e) => {
                     let _ = conn
@@ -645,8 +682,13 @@ fn serve_frame_inner(
                 let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
                 return None;
             }
-            let transport =
-                RemoteTransport::new(conn.ch.clone(), id, spec.socket_timeout, header_only);
+            let transport = RemoteTransport::new(
+                conn.ch.clone(),
+                conn.rings.clone(),
+                id,
+                spec.socket_timeout,
+                header_only,
+            );
             shared
                 .active
                 .lock()
@@ -667,13 +709,52 @@ fn serve_frame_inner(
                     ))
                     .ok()?;
             }
-            Some(conn)
+            remote::drain_credits(&conn.ch, conn.rings.as_ref(), spec.socket_timeout)
+                .then_some(conn)
         }
         other => {
             log(
                 "error",
                 &format!(
                     "rwsgi: daemon process '{}': unexpected {other:?} frame; closing the connection",
+                    spec.name
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Maps the two rings Apache sent with HELLO (request, response). Without them, or when they
+/// are not sealed memfds of a sane size, bodies travel inline.
+fn map_rings(spec: &GroupSpec, fds: Vec<OwnedFd>) -> Option<SharedRings> {
+    if fds.is_empty() {
+        return None;
+    }
+    let mut fds = fds.into_iter();
+    let (Some(a), Some(b), None) = (fds.next(), fds.next(), fds.next()) else {
+        log(
+            "warn",
+            &format!(
+                "rwsgi: daemon process '{}': HELLO with a wrong number of ring descriptors; bodies go inline",
+                spec.name
+            ),
+        );
+        return None;
+    };
+    match (
+        crate::ipc::ring::SharedMem::open(a),
+        crate::ipc::ring::SharedMem::open(b),
+    ) {
+        (Ok(req), Ok(resp)) => Some(Arc::new(std::sync::Mutex::new(Rings {
+            request: crate::ipc::ring::Inbound::new(req),
+            response: crate::ipc::ring::Outbound::new(resp),
+        }))),
+        (Err(e), _) | (_, Err(e)) => {
+            log(
+                "warn",
+                &format!(
+                    "rwsgi: daemon process '{}': unusable shared-memory ring from Apache ({e}); bodies go inline",
                     spec.name
                 ),
             );

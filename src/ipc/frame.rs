@@ -50,6 +50,11 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kinds whose payload may be a ring slice instead of inline bytes.
+    pub fn may_use_ring(self) -> bool {
+        matches!(self, Kind::RequestHead | Kind::Body | Kind::ResponseBody)
+    }
+
     pub fn from_u8(v: u8) -> Result<Kind, IpcError> {
         use Kind::*;
         Ok(match v {
@@ -122,6 +127,9 @@ impl Header {
         if flags & !FLAG_SHM != 0 || b[6] != 0 || b[7] != 0 {
             return Err(IpcError::BadFlags(flags));
         }
+        if flags & FLAG_SHM != 0 && !kind.may_use_ring() {
+            return Err(IpcError::BadFlags(flags));
+        }
         let request_id = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
         let len = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
         if len > MAX_PAYLOAD {
@@ -153,6 +161,17 @@ impl Frame {
             header: Header::new(kind, request_id, payload.len()),
             payload,
         }
+    }
+
+    /// A frame whose payload is the `(offset, len)` slice of the sender's ring.
+    pub fn ring_slice(kind: Kind, request_id: u32, off: usize, len: usize) -> Frame {
+        let mut f = Frame::new(kind, request_id, super::ring::encode_slice(off, len));
+        f.header.flags = FLAG_SHM;
+        f
+    }
+
+    pub fn in_ring(&self) -> bool {
+        self.header.flags & FLAG_SHM != 0
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -278,6 +297,9 @@ mod tests {
         ));
         let mut b = good;
         b[4] = 0x80;
+        assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
+        let mut b = good;
+        b[4] = FLAG_SHM as u8; // a Credit cannot point into a ring
         assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
         let mut b = good;
         b[12..16].copy_from_slice(&(MAX_PAYLOAD + 1).to_le_bytes());

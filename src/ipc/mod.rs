@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod frame;
 pub mod head;
+pub mod ring;
 pub mod vars;
 
 pub use frame::{Frame, Header, Kind};
@@ -41,6 +42,11 @@ pub enum IpcError {
 pub mod msg {
     use super::IpcError;
     use super::frame::{Frame, Kind, Reader};
+
+    /// `Credit`: the receiver of a ring slice of `n` bytes has copied it out.
+    pub fn credit(id: u32, n: u32) -> Frame {
+        Frame::new(Kind::Credit, id, n.to_le_bytes().to_vec())
+    }
 
     pub fn body_want(id: u32, n: u32) -> Frame {
         Frame::new(Kind::BodyWant, id, n.to_le_bytes().to_vec())

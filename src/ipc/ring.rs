@@ -1,0 +1,391 @@
+//! Shared-memory rings for bulk bodies between an Apache child and a daemon process.
+//!
+//! The Apache side creates both rings of a connection as sealed memfds (they can never shrink,
+//! so a mapping cannot SIGBUS the Apache child) and passes them once with HELLO. No position
+//! lives in shared memory: the producer announces each slice `(offset, len)` in a frame and the
+//! consumer returns CREDIT frames, so a peer that scribbles over the mapping can only corrupt
+//! body bytes, never our bookkeeping. No Rust reference ever points into the mapping: bytes are
+//! copied in and out through raw pointers, because the other process may write at any time.
+
+use super::IpcError;
+use memmap2::{MmapOptions, MmapRaw};
+use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// Bodies at least this large go through a ring; smaller ones travel inline in their frame,
+/// where one socket copy costs about as much as a memcpy plus a doorbell frame.
+pub const SHM_THRESHOLD: usize = 16 * 1024;
+/// Default ring size, each direction. Pages are only backed once touched.
+pub const DEFAULT_RING: usize = 1024 * 1024;
+/// Smallest and largest ring a peer may hand us.
+pub const MIN_RING: usize = 64 * 1024;
+pub const MAX_RING: usize = 64 * 1024 * 1024;
+
+/// The seals both sides require: the size is fixed for the life of the mapping.
+fn required_seals() -> SealFlag {
+    SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL
+}
+
+/// One mapped, sealed memfd.
+pub struct SharedMem {
+    map: MmapRaw,
+    fd: OwnedFd,
+}
+
+impl SharedMem {
+    /// Creates a sealed memfd of `len` bytes and maps it (the Apache side).
+    pub fn create(name: &str, len: usize) -> std::io::Result<SharedMem> {
+        let len = len.clamp(MIN_RING, MAX_RING);
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+        nix::unistd::ftruncate(&fd, len as i64)?;
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals()))?;
+        SharedMem::map(fd, len)
+    }
+
+    /// Maps a memfd received from the peer after checking that it is sealed against resizing
+    /// and of an acceptable size (the daemon side).
+    pub fn open(fd: OwnedFd) -> Result<SharedMem, IpcError> {
+        let seals = fcntl(&fd, FcntlArg::F_GET_SEALS).map_err(|_| IpcError::Invalid("ring fd"))?;
+        let need = (SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW).bits();
+        if seals & need != need {
+            return Err(IpcError::Invalid("ring not sealed"));
+        }
+        let st = nix::sys::stat::fstat(&fd).map_err(|_| IpcError::Invalid("ring fd"))?;
+        let len = usize::try_from(st.st_size).map_err(|_| IpcError::Invalid("ring size"))?;
+        if !(MIN_RING..=MAX_RING).contains(&len) {
+            return Err(IpcError::Invalid("ring size"));
+        }
+        SharedMem::map(fd, len).map_err(|_| IpcError::Invalid("ring mapping"))
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> std::io::Result<SharedMem> {
+        let map = MmapOptions::new().len(len).map_raw(fd.as_raw_fd())?;
+        Ok(SharedMem { map, fd })
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn check(&self, off: usize, len: usize) -> Result<(), IpcError> {
+        match off.checked_add(len) {
+            Some(end) if end <= self.map.len() => Ok(()),
+            _ => Err(IpcError::OutOfBounds),
+        }
+    }
+
+    /// Copies `src` into the mapping at `off`.
+    pub fn write_at(&self, off: usize, src: &[u8]) -> Result<(), IpcError> {
+        self.check(off, src.len())?;
+        // SAFETY: [off, off+len) lies inside the live mapping (checked above; the memfd is
+        // sealed so the mapping cannot shrink under us), and `src` is ordinary memory that
+        // cannot overlap a shared mapping we created.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(off), src.len())
+        };
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes out of the mapping from `off`.
+    pub fn read_at(&self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
+        self.check(off, dst.len())?;
+        // SAFETY: as in write_at. The peer may be writing the same bytes concurrently; we only
+        // copy them as opaque body bytes, never interpret them in place.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        };
+        Ok(())
+    }
+}
+
+/// The producer's bookkeeping for one ring: what it has announced and what came back as
+/// credit. Slices never wrap: one that would cross the end starts again at offset 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingWriter {
+    cap: usize,
+    /// Next byte to write (offset into the ring).
+    head: usize,
+    /// Bytes announced and not credited yet.
+    in_flight: usize,
+    /// Bytes skipped at the end of the ring by slices that restarted at 0; they come back
+    /// with the credit of the slice that follows them.
+    pending: std::collections::VecDeque<(usize, usize)>,
+}
+
+impl RingWriter {
+    pub fn new(cap: usize) -> RingWriter {
+        RingWriter {
+            cap,
+            head: 0,
+            in_flight: 0,
+            pending: Default::default(),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Where up to `want` bytes can be written now, contiguously: `(offset, len)`, or None
+    /// when the ring is too full (wait for credit).
+    pub fn reserve(&self, want: usize) -> Option<(usize, usize)> {
+        let free = self.cap - self.in_flight;
+        let to_end = self.cap - self.head;
+        let (off, room) = if to_end >= want.min(free) || to_end >= self.cap / 4 {
+            (self.head, to_end.min(free))
+        } else {
+            // Skipping the tail end of the ring costs those bytes until the next credit.
+            (0, free.saturating_sub(to_end).min(self.cap))
+        };
+        let n = want.min(room);
+        if n == 0 { None } else { Some((off, n)) }
+    }
+
+    /// Records that `len` bytes were written at `off` (as returned by `reserve`) and announced.
+    pub fn commit(&mut self, off: usize, len: usize) {
+        let skipped = if off == self.head {
+            0
+        } else {
+            self.cap - self.head
+        };
+        self.in_flight += skipped + len;
+        self.pending.push_back((skipped, len));
+        self.head = (off + len) % self.cap;
+    }
+
+    /// The consumer returned `n` bytes: exactly the next announced slice (credits come back in
+    /// order, one per slice).
+    pub fn credit(&mut self, n: usize) -> Result<(), IpcError> {
+        match self.pending.front() {
+            Some(&(skipped, len)) if len == n => {
+                self.pending.pop_front();
+                self.in_flight -= skipped + len;
+                Ok(())
+            }
+            _ => Err(IpcError::Invalid("credit")),
+        }
+    }
+
+    /// Forgets everything: both ends start a request with an empty ring.
+    pub fn reset(&mut self) {
+        *self = RingWriter::new(self.cap);
+    }
+}
+
+/// The consumer's bookkeeping: the next slice must start where the last one ended (or at 0
+/// when it would not fit before the end), and lie inside the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingReader {
+    cap: usize,
+    next: usize,
+}
+
+impl RingReader {
+    pub fn new(cap: usize) -> RingReader {
+        RingReader { cap, next: 0 }
+    }
+
+    /// Validates an announced slice and advances past it.
+    pub fn accept(&mut self, off: usize, len: usize) -> Result<(), IpcError> {
+        let end = off.checked_add(len).ok_or(IpcError::OutOfBounds)?;
+        if len == 0 || end > self.cap || (off != self.next && off != 0) {
+            return Err(IpcError::OutOfBounds);
+        }
+        self.next = end % self.cap;
+        Ok(())
+    }
+
+    pub fn reset(&mut self) {
+        self.next = 0;
+    }
+}
+
+/// Largest slice announced at once: a quarter of the ring, so the producer can fill the next
+/// slices while the consumer copies out the first.
+pub fn max_slice(cap: usize) -> usize {
+    cap / 4
+}
+
+/// The producing end of a ring: mapping plus bookkeeping.
+pub struct Outbound {
+    mem: SharedMem,
+    w: RingWriter,
+}
+
+impl Outbound {
+    pub fn new(mem: SharedMem) -> Outbound {
+        let w = RingWriter::new(mem.len());
+        Outbound { mem, w }
+    }
+
+    /// Copies as much of `data` as fits contiguously (at most one slice) into the ring and
+    /// returns the slice to announce; None when the ring is full.
+    pub fn put(&mut self, data: &[u8]) -> Option<(usize, usize)> {
+        let (off, n) = self.w.reserve(data.len().min(max_slice(self.mem.len())))?;
+        self.mem.write_at(off, &data[..n]).ok()?;
+        self.w.commit(off, n);
+        Some((off, n))
+    }
+
+    pub fn credit(&mut self, n: usize) -> Result<(), IpcError> {
+        self.w.credit(n)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.w.in_flight()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+
+    pub fn reset(&mut self) {
+        self.w.reset();
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.mem.fd()
+    }
+}
+
+/// The consuming end of a ring.
+pub struct Inbound {
+    mem: SharedMem,
+    r: RingReader,
+}
+
+impl Inbound {
+    pub fn new(mem: SharedMem) -> Inbound {
+        let r = RingReader::new(mem.len());
+        Inbound { mem, r }
+    }
+
+    /// Validates the announced slice and copies it into `dst` (which must be exactly as long).
+    pub fn take(&mut self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
+        self.r.accept(off, dst.len())?;
+        self.mem.read_at(off, dst)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.mem.len()
+    }
+
+    pub fn reset(&mut self) {
+        self.r.reset();
+    }
+
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.mem.fd()
+    }
+}
+
+/// `(offset, len)` of a ring slice: the payload of a frame with `FLAG_SHM`.
+pub fn encode_slice(off: usize, len: usize) -> Vec<u8> {
+    let mut p = (off as u32).to_le_bytes().to_vec();
+    p.extend_from_slice(&(len as u32).to_le_bytes());
+    p
+}
+
+pub fn decode_slice(payload: &[u8]) -> Result<(usize, usize), IpcError> {
+    let mut r = super::frame::Reader::new(payload);
+    let v = (r.u32()? as usize, r.u32()? as usize);
+    r.finish()?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_is_sealed_and_bounds_checked() {
+        let a = SharedMem::create("t", MIN_RING).unwrap();
+        assert_eq!(a.len(), MIN_RING);
+        let fd = a.fd().try_clone_to_owned().unwrap();
+        // a sealed memfd cannot be shrunk by the peer
+        assert!(nix::unistd::ftruncate(&fd, 10).is_err());
+        let b = SharedMem::open(fd).unwrap();
+        a.write_at(100, b"hello").unwrap();
+        let mut out = [0u8; 5];
+        b.read_at(100, &mut out).unwrap();
+        assert_eq!(&out, b"hello");
+        assert_eq!(
+            b.read_at(MIN_RING - 2, &mut out),
+            Err(IpcError::OutOfBounds)
+        );
+        assert_eq!(a.write_at(usize::MAX, b"x"), Err(IpcError::OutOfBounds));
+    }
+
+    #[test]
+    fn unsealed_or_odd_sized_memory_is_refused() {
+        let fd = memfd_create("u", MFdFlags::MFD_CLOEXEC).unwrap();
+        nix::unistd::ftruncate(&fd, MIN_RING as i64).unwrap();
+        assert!(SharedMem::open(fd).is_err());
+        let fd = memfd_create("s", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).unwrap();
+        nix::unistd::ftruncate(&fd, 4096).unwrap();
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(required_seals())).unwrap();
+        assert!(SharedMem::open(fd).is_err());
+    }
+
+    #[test]
+    fn writer_and_reader_agree_across_wraps() {
+        let cap = 1000;
+        let mut w = RingWriter::new(cap);
+        let mut r = RingReader::new(cap);
+        let mut announced = std::collections::VecDeque::new();
+        let mut total = 0usize;
+        // produce odd-sized slices, consuming with a lag, many times round the ring
+        for i in 0..500usize {
+            let want = 1 + (i * 37) % 400;
+            while w.reserve(want).is_none() {
+                let n = announced.pop_front().unwrap();
+                w.credit(n).unwrap();
+            }
+            let (off, n) = w.reserve(want).unwrap();
+            assert!(off + n <= cap && n > 0);
+            w.commit(off, n);
+            r.accept(off, n).unwrap();
+            announced.push_back(n);
+            total += n;
+            assert!(w.in_flight() <= cap);
+            if i % 3 == 0 {
+                if let Some(n) = announced.pop_front() {
+                    w.credit(n).unwrap();
+                }
+            }
+        }
+        assert!(total > 10 * cap);
+        while let Some(n) = announced.pop_front() {
+            w.credit(n).unwrap();
+        }
+        assert_eq!(w.in_flight(), 0);
+    }
+
+    #[test]
+    fn hostile_slices_and_credits_are_rejected() {
+        let mut r = RingReader::new(100);
+        assert!(r.accept(0, 0).is_err());
+        assert!(r.accept(90, 20).is_err());
+        assert!(r.accept(usize::MAX, 2).is_err());
+        r.accept(0, 10).unwrap();
+        assert!(r.accept(50, 10).is_err()); // not where the last slice ended
+        r.accept(10, 10).unwrap();
+        let mut w = RingWriter::new(100);
+        assert!(w.credit(5).is_err()); // nothing announced
+        let (off, n) = w.reserve(30).unwrap();
+        w.commit(off, n);
+        assert!(w.credit(31).is_err());
+        w.credit(30).unwrap();
+        assert_eq!(decode_slice(&encode_slice(7, 9)).unwrap(), (7, 9));
+        assert!(decode_slice(&[0; 7]).is_err());
+    }
+}
