@@ -111,7 +111,7 @@ pub fn handle(req: Request) -> i32 {
         // rwsgi's default: the only application this process can run gets the main
         // interpreter (C extensions and PyO3 packages work there); otherwise one
         // sub-interpreter per script, as mod_wsgi's %{RESOURCE}.
-        None if alias_forced && s.sole_script.as_deref() == Some(filename.as_str()) => {
+        None if alias_forced && s.sole_script_of(&process_group) == Some(filename.as_str()) => {
             "%{GLOBAL}".into()
         }
         None => "%{RESOURCE}".into(),

@@ -49,6 +49,14 @@ def test_requests_run_in_daemon_processes(srv):
     assert d["multiprocess"] is True and d["multithread"] is True
 
 
+@pytest.mark.parametrize("path,group", [("/probe", "grp"), ("/emb", "")])
+def test_applications_can_import_mod_wsgi(srv, path, group):
+    m = _probe(srv, path + "?t=module")
+    # both run in the main interpreter: /probe by application-group=%{GLOBAL}, /emb as the
+    # only embedded mount
+    assert m == {"process_group": group, "application_group": "", "version": [4, 9, 4]}
+
+
 def test_environ_matches_embedded_except_process_group(srv):
     env = srv.get("/env/x?y=1").json()
     assert env["mod_wsgi.process_group"] == "grp"

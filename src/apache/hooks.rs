@@ -124,15 +124,6 @@ fn daemon_specs(
         specs.push(crate::daemon::groups::spec_from_config(
             dp, &defaults, imports,
         )?);
-        for opt in crate::daemon::groups::unimplemented_options(dp) {
-            super::log::server(
-                super::log::Level::Warning,
-                &format!(
-                    "rwsgi: WSGIDaemonProcess {}: option '{opt}' is not implemented by rwsgi yet; ignored",
-                    dp.name
-                ),
-            );
-        }
         for opt in &dp.ignored {
             super::log::server(
                 super::log::Level::Warning,

@@ -239,6 +239,24 @@ impl Request {
         if rc == b::OK { Ok(()) } else { Err(rc) }
     }
 
+    /// Sets the timeout of the client connection's socket (what the core output filter waits
+    /// for a slow client) and returns the previous one, to be restored.
+    pub fn set_client_timeout(&self, t: std::time::Duration) -> Option<std::time::Duration> {
+        // SAFETY: the connection and its socket live as long as the request.
+        unsafe {
+            let s = b::ap_get_conn_socket((*self.r).connection);
+            if s.is_null() {
+                return None;
+            }
+            let mut prev: b::apr_interval_time_t = 0;
+            b::apr_socket_timeout_get(s, &mut prev);
+            b::apr_socket_timeout_set(s, t.as_micros().min(i64::MAX as u128) as i64);
+            u64::try_from(prev)
+                .ok()
+                .map(std::time::Duration::from_micros)
+        }
+    }
+
     /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
     pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.

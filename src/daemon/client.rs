@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const OK: i32 = 0;
+const SERVER_ERROR: i32 = 500;
 const BAD_GATEWAY: i32 = 502;
 const UNAVAILABLE: i32 = 503;
 const GATEWAY_TIMEOUT: i32 = 504;
@@ -181,6 +182,9 @@ fn connect(spec: &GroupSpec) -> Result<Conn, String> {
 /// connection is still usable.
 fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) -> (i32, bool) {
     let Conn { ch, rings } = conn;
+    let _client_timeout = spec
+        .response_socket_timeout
+        .map(|t| ClientTimeout::set(req, t));
     let mut out = Output::new(req);
     let mut head_set = false;
     let mut body_started = false;
@@ -254,6 +258,19 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                 }
             }
             Kind::ResponseHead if !head_set => match head::decode(p) {
+                Ok(h) if too_long_header(&h, spec.header_buffer_size).is_some() => {
+                    req.log(
+                        Level::Error,
+                        &format!(
+                            "rwsgi: Response header line too long from daemon process '{}' ({} bytes; header-buffer-size={}): {}",
+                            spec.name,
+                            too_long_header(&h, spec.header_buffer_size).unwrap_or(0),
+                            spec.header_buffer_size.unwrap_or(0),
+                            req.uri()
+                        ),
+                    );
+                    return fail(&mut out, body_started, SERVER_ERROR, false);
+                }
                 Ok(h) => {
                     req.set_status(h.status, &h.status_line);
                     for (k, v) in &h.headers {
@@ -380,6 +397,37 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
             }
         }
     }
+}
+
+/// response-socket-timeout: the client socket's timeout while this request relays its
+/// response; the previous one comes back on drop.
+struct ClientTimeout<'a> {
+    req: &'a Request,
+    prev: Option<Duration>,
+}
+
+impl<'a> ClientTimeout<'a> {
+    fn set(req: &'a Request, t: Duration) -> ClientTimeout<'a> {
+        let prev = req.set_client_timeout(t);
+        ClientTimeout { req, prev }
+    }
+}
+
+impl Drop for ClientTimeout<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.prev {
+            self.req.set_client_timeout(p);
+        }
+    }
+}
+
+/// The length of the first header line (`Name: value`) over header-buffer-size, if any.
+fn too_long_header(h: &head::ResponseHead, limit: Option<usize>) -> Option<usize> {
+    let limit = limit?;
+    h.headers
+        .iter()
+        .map(|(k, v)| k.len() + 2 + v.len())
+        .find(|&n| n > limit)
 }
 
 /// Reads up to `want` bytes of the request body for the daemon: through the request ring when

@@ -165,14 +165,21 @@ pub fn spec_from_config(
         socket_timeout: Some(dp.effective_socket_timeout(d.apache_timeout)),
         connect_timeout: dp.connect_timeout.unwrap_or(Duration::ZERO),
         graceful_timeout: dp.graceful_timeout.unwrap_or(Duration::ZERO),
+        eviction_timeout: dp.effective_eviction_timeout().unwrap_or(Duration::ZERO),
         shutdown_timeout: dp.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
         apache_version: d.apache_version,
+        response_socket_timeout: dp.response_socket_timeout,
+        header_buffer_size: match dp.header_buffer_size {
+            0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        },
         ring_size: match dp.response_buffer_size {
             0 => crate::ipc::ring::DEFAULT_RING,
             n => usize::try_from(n)
                 .unwrap_or(usize::MAX)
                 .clamp(crate::ipc::ring::MIN_RING, crate::ipc::ring::MAX_RING),
         },
+        display_name_set: dp.display_name.is_some(),
         title: dp
             .process_title()
             .unwrap_or_else(|| format!("(wsgi:{})", dp.name)),
@@ -190,26 +197,8 @@ pub fn spec_from_config(
             request_timeout: dp.request_timeout,
             queue_timeout: dp.queue_timeout,
             deadlock_timeout: dp.deadlock_timeout,
+            startup_timeout: dp.startup_timeout,
+            interrupt_timeout: dp.interrupt_timeout,
         },
     })
-}
-
-/// Options a group sets that the runtime does not act on yet (logged once at startup, so
-/// nothing is ignored silently).
-pub fn unimplemented_options(dp: &crate::config::daemon::DaemonProcess) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
-    let mut check = |set: bool, name: &'static str| {
-        if set {
-            out.push(name);
-        }
-    };
-    check(dp.startup_timeout.is_some(), "startup-timeout");
-    check(dp.eviction_timeout.is_some(), "eviction-timeout");
-    check(dp.interrupt_timeout.is_some(), "interrupt-timeout");
-    check(
-        dp.response_socket_timeout.is_some(),
-        "response-socket-timeout",
-    );
-    check(dp.header_buffer_size != 0, "header-buffer-size");
-    out
 }

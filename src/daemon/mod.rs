@@ -50,13 +50,22 @@ pub struct GroupSpec {
     pub socket_timeout: Option<Duration>,
     pub connect_timeout: Duration,
     pub graceful_timeout: Duration,
+    /// How long a process told to go by SIGUSR1 may finish its requests.
+    pub eviction_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub apache_version: (u32, u32, u32),
     pub limits: Limits,
+    /// Write timeout towards the client while relaying the body (response-socket-timeout).
+    pub response_socket_timeout: Option<Duration>,
+    /// Longest response header line accepted (header-buffer-size, only when set: by default
+    /// headers of any size pass, as in embedded mode).
+    pub header_buffer_size: Option<usize>,
     /// Size of each shared-memory ring of a connection (response-buffer-size, else 1 MiB).
     pub ring_size: usize,
     /// The process name workers show (display-name; `(wsgi:NAME)` by default).
     pub title: String,
+    /// display-name was given: workers also rewrite their command line to it.
+    pub display_name_set: bool,
 }
 
 /// Resource limits and recycling rules of a group's processes (zero/None = off).
@@ -75,6 +84,8 @@ pub struct Limits {
     pub request_timeout: Option<Duration>,
     pub queue_timeout: Option<Duration>,
     pub deadlock_timeout: Option<Duration>,
+    pub startup_timeout: Option<Duration>,
+    pub interrupt_timeout: Option<Duration>,
 }
 
 /// Apache's LogLevel for the wsgi module (APLOG_* numbers: 3 error .. 7 debug), set in the

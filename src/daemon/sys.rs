@@ -58,6 +58,40 @@ pub fn set_process_name(name: &str) {
     }
 }
 
+/// Rewrites the process's command line (what `ps -f`, `ps aux` and `/proc/PID/cmdline` show),
+/// as mod_wsgi does for display-name: the text replaces the original arguments and is cut to
+/// their length (the kernel gives a process no more room without privileges).
+pub fn set_command_line(title: &str) {
+    let Some((start, end)) = argument_area() else {
+        return;
+    };
+    let room = end - start;
+    if room < 2 {
+        return;
+    }
+    let text = title.as_bytes();
+    let n = text.len().min(room - 1);
+    // SAFETY: [start, end) is this process's argument area (from /proc/self/stat): writable
+    // memory at the top of the initial stack that only the kernel reads (for ps). We stay
+    // inside it and leave it NUL-terminated. Called before any other thread exists, and no
+    // Rust value points into it (Apache's argv pointers are never used again in a daemon).
+    unsafe {
+        std::ptr::write_bytes(start as *mut u8, 0, room);
+        std::ptr::copy_nonoverlapping(text.as_ptr(), start as *mut u8, n);
+    }
+}
+
+/// `arg_start` and `arg_end` (fields 48 and 49 of /proc/self/stat).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // the command name (field 2) may contain spaces; fields after it start at 3
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let start: usize = fields.get(48 - 3)?.parse().ok()?;
+    let end: usize = fields.get(49 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
+}
+
 /// `setpriority(PRIO_PROCESS, 0, n)` for cpu-priority.
 pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
     // SAFETY: plain system call on the calling process; no memory is passed.

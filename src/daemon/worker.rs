@@ -24,15 +24,24 @@ struct Conn {
     rings: Option<SharedRings>,
 }
 
-/// A request in progress: when it started, its connection and its id.
-type Active = (Instant, Arc<Channel>, u32);
+/// A request in progress.
+struct Active {
+    started: Instant,
+    ch: Arc<Channel>,
+    id: u32,
+    /// Where it runs: application group and Python thread (for interrupt-timeout).
+    group: String,
+    thread_ident: u64,
+    /// When mod_wsgi.RequestTimeout was raised in it.
+    interrupted: Option<Instant>,
+}
 
 struct Shared {
     stopping: AtomicBool,
     in_flight: AtomicUsize,
     served: AtomicU64,
-    /// Requests running now: thread index -> (start, connection, request id); the main
-    /// thread's request-timeout watchdog reads it.
+    /// Requests running now, by thread index; the main thread's request-timeout watchdog
+    /// reads it.
     active: std::sync::Mutex<std::collections::HashMap<usize, Active>>,
     /// When the last request finished (inactivity-timeout).
     last_activity: std::sync::Mutex<Instant>,
@@ -41,6 +50,9 @@ struct Shared {
 /// The worker's life; never returns.
 pub fn main(spec: &GroupSpec, listener: OwnedFd) -> ! {
     super::sys::set_process_name(&spec.title);
+    if spec.display_name_set {
+        super::sys::set_command_line(&spec.title);
+    }
     let supervisor = nix::unistd::getppid();
     if let Err(e) = drop_privileges(spec) {
         log(
@@ -337,7 +349,7 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
                 }
             });
     }
-    let why = watch(spec, &shared, &sfd, &gil_seen);
+    let (why, evicted) = watch(spec, &shared, &sfd, &gil_seen);
     log(
         "info",
         &format!("rwsgi: daemon process '{}' stopping ({why}).", spec.name),
@@ -345,8 +357,14 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
     // The poller ends once no request is in progress (after saying Goodbye on every idle
-    // connection); requests still running after graceful-timeout are cut off.
-    let deadline = Instant::now() + spec.graceful_timeout;
+    // connection); requests still running after graceful-timeout (eviction-timeout when an
+    // admin sent SIGUSR1) are cut off.
+    let grace = if evicted {
+        spec.eviction_timeout
+    } else {
+        spec.graceful_timeout
+    };
+    let deadline = Instant::now() + grace;
     while !poller_thread.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -355,28 +373,47 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
 }
 
 /// The main thread's watch: returns why the process should stop gracefully (a signal,
-/// restart-interval, inactivity-timeout). A request over request-timeout cannot be stopped
-/// from outside its thread: its client is told (504) and the process ends at once.
+/// restart-interval, inactivity-timeout, startup-timeout) and whether it was an eviction
+/// (SIGUSR1 from outside). A request over request-timeout cannot be stopped from outside its
+/// thread: its client is told (504) and the process ends at once.
 fn watch(
     spec: &GroupSpec,
     shared: &Shared,
     sfd: &nix::sys::signalfd::SignalFd,
     gil_seen: &std::sync::Mutex<Instant>,
-) -> String {
+) -> (String, bool) {
     let started = Instant::now();
     let l = &spec.limits;
     loop {
         let _ = channel::wait_readable(sfd.as_fd(), Some(Duration::from_millis(250)));
         if let Ok(Some(info)) = sfd.read_signal() {
             return match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGXCPU) => "cpu-time-limit reached".into(),
-                Ok(s) => format!("{s:?}"),
-                Err(_) => "signal".into(),
+                Ok(Signal::SIGXCPU) => ("cpu-time-limit reached".into(), false),
+                // maximum-requests and script reloading signal the process themselves after
+                // setting `stopping`; a SIGUSR1 that finds it unset came from an admin.
+                Ok(Signal::SIGUSR1) if !shared.stopping.load(Ordering::SeqCst) => {
+                    ("SIGUSR1: evicted".into(), true)
+                }
+                Ok(s) => (format!("{s:?}"), false),
+                Err(_) => ("signal".into(), false),
             };
         }
         if let Some(t) = l.restart_interval {
             if started.elapsed() >= t {
-                return format!("restart-interval={}s", t.as_secs_f64());
+                return (format!("restart-interval={}s", t.as_secs_f64()), false);
+            }
+        }
+        if let Some(t) = l.startup_timeout {
+            if wsgi::script_startup::failing_since().is_some_and(|since| since.elapsed() >= t) {
+                log(
+                    "error",
+                    &format!(
+                        "rwsgi: daemon process '{}': the WSGI script has not loaded within startup-timeout={}s of its first failure; restarting the process.",
+                        spec.name,
+                        t.as_secs_f64()
+                    ),
+                );
+                return (format!("startup-timeout={}s", t.as_secs_f64()), false);
             }
         }
         if let Some(t) = l.inactivity_timeout {
@@ -386,7 +423,7 @@ fn watch(
                 .unwrap_or_else(|e| e.into_inner())
                 .elapsed();
             if shared.in_flight.load(Ordering::SeqCst) == 0 && idle >= t {
-                return format!("inactivity-timeout={}s", t.as_secs_f64());
+                return (format!("inactivity-timeout={}s", t.as_secs_f64()), false);
             }
         }
         if let Some(t) = l.deadlock_timeout {
@@ -404,13 +441,22 @@ fn watch(
             }
         }
         if let Some(t) = l.request_timeout {
+            // With interrupt-timeout, an overdue request is first interrupted; only one the
+            // interruption did not end within interrupt-timeout restarts the process.
+            if l.interrupt_timeout.is_some() {
+                interrupt_overdue(spec, shared, t);
+            }
             let stuck: Vec<(Arc<Channel>, u32, Duration)> = shared
                 .active
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .values()
-                .filter(|(start, _, _)| start.elapsed() >= t)
-                .map(|(start, ch, id)| (ch.clone(), *id, start.elapsed()))
+                .filter(|a| match (a.interrupted, l.interrupt_timeout) {
+                    (Some(at), Some(grace)) => at.elapsed() >= grace,
+                    (None, Some(_)) => false,
+                    _ => a.started.elapsed() >= t,
+                })
+                .map(|a| (a.ch.clone(), a.id, a.started.elapsed()))
                 .collect();
             if !stuck.is_empty() {
                 for (ch, id, ran) in &stuck {
@@ -693,21 +739,39 @@ fn serve_frame_inner(
                 .active
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(thread, (Instant::now(), conn.ch.clone(), id));
+                .insert(
+                    thread,
+                    Active {
+                        started: Instant::now(),
+                        ch: conn.ch.clone(),
+                        id,
+                        group: app.application_group.clone(),
+                        thread_ident: wsgi::interpreters::thread_ident(),
+                        interrupted: None,
+                    },
+                );
             let outcome = wsgi::run(app, Box::new(transport));
-            shared
+            let interrupted = shared
                 .active
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&thread);
+                .remove(&thread)
+                .is_some_and(|a| a.interrupted.is_some());
             if outcome == Outcome::ServerError {
-                conn.ch
-                    .send(&msg::abort(
+                let abort = if interrupted {
+                    msg::abort(
+                        id,
+                        504,
+                        "request-timeout exceeded; the request was interrupted",
+                    )
+                } else {
+                    msg::abort(
                         id,
                         500,
                         "the application failed (see the daemon's messages above)",
-                    ))
-                    .ok()?;
+                    )
+                };
+                conn.ch.send(&abort).ok()?;
             }
             remote::drain_credits(&conn.ch, conn.rings.as_ref(), spec.socket_timeout)
                 .then_some(conn)
@@ -722,6 +786,42 @@ fn serve_frame_inner(
             );
             None
         }
+    }
+}
+
+/// interrupt-timeout: raises mod_wsgi.RequestTimeout in every request thread over
+/// request-timeout that was not interrupted yet (its request then ends with a 504, and the
+/// process lives on).
+fn interrupt_overdue(spec: &GroupSpec, shared: &Shared, limit: Duration) {
+    let due: Vec<(usize, String, u64, Duration)> = shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, a)| a.interrupted.is_none() && a.started.elapsed() >= limit)
+        .map(|(k, a)| (*k, a.group.clone(), a.thread_ident, a.started.elapsed()))
+        .collect();
+    for (thread, group, ident, ran) in due {
+        log(
+            "error",
+            &format!(
+                "rwsgi: daemon process '{}': a request has run for {:.1}s, over request-timeout={}s; interrupting it with mod_wsgi.RequestTimeout.",
+                spec.name,
+                ran.as_secs_f64(),
+                limit.as_secs_f64()
+            ),
+        );
+        // Taking the GIL may wait for the stuck thread's next switch interval; the mark is
+        // set first so the request's thread sees it however soon the exception lands.
+        if let Some(a) = shared
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&thread)
+        {
+            a.interrupted = Some(Instant::now());
+        }
+        wsgi::interpreters::interrupt(&group, ident);
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Settings {
     pub case_insensitive: bool,
     /// The only script any WSGIScriptAlias can run embedded, when there is exactly one.
     pub sole_script: Option<String>,
+    /// The same per daemon process group: (group, its only script).
+    pub sole_daemon_scripts: Vec<(String, String)>,
     /// WSGIImportScript entries for embedded mode: (application group, script).
     pub preload: Vec<(String, String)>,
     python_ready: bool,
@@ -22,6 +24,17 @@ pub struct Settings {
 impl Settings {
     pub fn python_ready(&self) -> bool {
         self.python_ready
+    }
+
+    /// The only script the process group (`""`: embedded) can run, if there is exactly one.
+    pub fn sole_script_of(&self, process_group: &str) -> Option<&str> {
+        if process_group.is_empty() || process_group == "%{GLOBAL}" {
+            return self.sole_script.as_deref();
+        }
+        self.sole_daemon_scripts
+            .iter()
+            .find(|(g, _)| g == process_group)
+            .map(|(_, s)| s.as_str())
     }
 }
 
@@ -44,11 +57,44 @@ fn store(s: Settings) {
 /// hosts (or inherited from the main server) counts once; the same file mounted at two URLs
 /// is two applications, as with mod_wsgi's %{RESOURCE}.
 pub fn sole_embedded_script(servers: &[&ServerConfig]) -> Option<String> {
+    sole_script(servers, |a| a.is_embedded())
+}
+
+/// For each daemon process group, its only script by the same rule. A mount counts for a group
+/// when its `process-group=` names the group, or when it has none or a computed one
+/// (`WSGIProcessGroup` or `%{ENV:..}` may send it anywhere): so a group keeps the main
+/// interpreter only when no other application could possibly reach it.
+pub fn sole_daemon_scripts(servers: &[&ServerConfig]) -> Vec<(String, String)> {
+    let mut names: Vec<&str> = servers
+        .iter()
+        .flat_map(|s| s.daemons.iter())
+        .map(|d| d.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|g| {
+            let script = sole_script(servers, |a| {
+                a.options
+                    .process_group
+                    .as_deref()
+                    .is_none_or(|pg| pg == g || pg.contains("%{"))
+            })?;
+            Some((g.to_string(), script))
+        })
+        .collect()
+}
+
+fn sole_script(
+    servers: &[&ServerConfig],
+    counts: impl Fn(&crate::config::ScriptAlias) -> bool,
+) -> Option<String> {
     let mut mounts = BTreeSet::new();
     for a in servers
         .iter()
         .flat_map(|s| s.aliases.iter())
-        .filter(|a| a.is_embedded())
+        .filter(|a| counts(a))
     {
         a.fixed_script()?;
         mounts.insert((format!("{:?}", a.pattern), a.target.clone()));
@@ -103,6 +149,7 @@ pub fn configure(servers: &[&ServerConfig]) -> Result<(), String> {
         restrict_embedded: python.restrict_embedded.unwrap_or(false),
         case_insensitive: python.case_sensitivity == Some(false),
         sole_script: sole_embedded_script(servers),
+        sole_daemon_scripts: sole_daemon_scripts(servers),
         preload: embedded_preloads(servers)?,
         python,
         python_ready: false,
@@ -143,6 +190,7 @@ pub fn child_init() {
                 restrict_embedded: s.restrict_embedded,
                 case_insensitive: s.case_insensitive,
                 sole_script: s.sole_script.clone(),
+                sole_daemon_scripts: s.sole_daemon_scripts.clone(),
                 preload: s.preload.clone(),
                 python_ready: true,
             });
@@ -249,5 +297,46 @@ mod tests {
         };
         assert_eq!(sole_embedded_script(&[&dir]), None);
         assert_eq!(sole_embedded_script(&[]), None);
+    }
+
+    #[test]
+    fn sole_script_rule_per_daemon_group() {
+        let group = crate::config::daemon::DaemonProcess::new;
+        // the classic site: one group, one mount routed by WSGIProcessGroup (no option)
+        let site = ServerConfig {
+            aliases: vec![alias("/", "/srv/app.wsgi", None)],
+            daemons: vec![group("example.com")],
+            ..Default::default()
+        };
+        assert_eq!(
+            sole_daemon_scripts(&[&site]),
+            vec![("example.com".to_string(), "/srv/app.wsgi".to_string())]
+        );
+        // two groups, each mount naming its own group
+        let two = ServerConfig {
+            aliases: vec![
+                alias("/a", "/a.wsgi", Some("ga")),
+                alias("/b", "/b.wsgi", Some("gb")),
+            ],
+            daemons: vec![group("ga"), group("gb")],
+            ..Default::default()
+        };
+        assert_eq!(
+            sole_daemon_scripts(&[&two]),
+            vec![
+                ("ga".to_string(), "/a.wsgi".to_string()),
+                ("gb".to_string(), "/b.wsgi".to_string())
+            ]
+        );
+        // a mount without process-group= could be sent to either group: neither is sole
+        let open = ServerConfig {
+            aliases: vec![
+                alias("/a", "/a.wsgi", Some("ga")),
+                alias("/x", "/x.wsgi", None),
+            ],
+            daemons: vec![group("ga")],
+            ..Default::default()
+        };
+        assert_eq!(sole_daemon_scripts(&[&open]), vec![]);
     }
 }

@@ -52,7 +52,40 @@ pub enum LoadError {
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
 pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> Result<Obj, LoadError> {
-    load_inner(interp, path, mtime, reload).map_err(|(e, Raised)| e)
+    let r = load_inner(interp, path, mtime, reload).map_err(|(e, Raised)| e);
+    startup::record(r.is_ok());
+    r
+}
+
+/// Whether this process ever loaded a WSGI script (daemon mode's startup-timeout restarts a
+/// process whose scripts keep failing to load, e.g. Django started while its database was
+/// down: Django cannot be set up twice in one process).
+pub mod startup {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    static LOADED: AtomicBool = AtomicBool::new(false);
+    static FIRST_FAILURE: Mutex<Option<Instant>> = Mutex::new(None);
+
+    pub(super) fn record(ok: bool) {
+        if ok {
+            LOADED.store(true, Ordering::Relaxed);
+        } else if !LOADED.load(Ordering::Relaxed) {
+            FIRST_FAILURE
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// When loading first failed, if no load has succeeded since the process started.
+    pub fn failing_since() -> Option<Instant> {
+        if LOADED.load(Ordering::Relaxed) {
+            return None;
+        }
+        *FIRST_FAILURE.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn load_inner(

@@ -110,6 +110,12 @@ class Log(object):
         self.flush()
 
 
+class RequestTimeout(BaseException):
+    """Raised inside a request thread that ran over request-timeout in a daemon process with
+    interrupt-timeout set (as in mod_wsgi 6): a BaseException, so `except Exception` in the
+    application does not swallow it."""
+
+
 class Restricted(object):
     """What sys.stdin / sys.stdout become with WSGIRestrictStdin / WSGIRestrictStdout On."""
 
@@ -147,7 +153,6 @@ def _restricted_signal(signum, handler):
 
 
 def _setup(restrict_stdin, restrict_stdout, restrict_signal, python_path):
-    _sys.modules['mod_wsgi'] = _sys.modules.get(__name__)
     _sys.stderr = Log(None, '<stderr>')
     _sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(None, '<stdout>')
     if restrict_stdin:

@@ -4,7 +4,9 @@
 
 use super::ffi::interp::{self, Interpreter, Keep, describe};
 use super::ffi::native;
-use super::ffi::object::{Obj, PyResult, builtins, eval_code, module_dict, new_module};
+use super::ffi::object::{
+    Obj, PyResult, builtins, eval_code, module_dict, new_module, sys_modules,
+};
 use std::sync::{Arc, OnceLock};
 
 const BOOTSTRAP: &str = include_str!("bootstrap.py");
@@ -32,6 +34,7 @@ pub struct InterpData {
     pub log_class: Keep,
     pub file_wrapper_class: Keep,
     pub template: Keep,
+    pub request_timeout_class: Keep,
 }
 
 pub fn data(i: &Interpreter) -> &InterpData {
@@ -87,6 +90,8 @@ fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     for (name, f) in native::module_functions()? {
         dict.dict_set_str(name, &f)?;
     }
+    // `import mod_wsgi` in applications finds this module (it has no file to import from).
+    sys_modules().dict_set(&Obj::str("mod_wsgi")?, &module)?;
     let code = compile(BOOTSTRAP, "<rwsgi bootstrap>")?;
     eval_code(&code, &dict)?;
     dict.dict_set_str(c"process_group", &Obj::str(&p.process_group)?)?;
@@ -138,6 +143,7 @@ fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
         log_class: Keep::new(get("Log")),
         file_wrapper_class: Keep::new(file_wrapper),
         template: Keep::new(template),
+        request_timeout_class: Keep::new(get("RequestTimeout")),
     })
 }
 
@@ -209,6 +215,24 @@ pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
 
 /// Takes and releases the GIL once (deadlock-timeout's probe: if this cannot complete, the
 /// process is wedged). Must be called detached.
+/// Raises `mod_wsgi.RequestTimeout` in the request thread `ident` running in application
+/// group `group` (daemon mode's interrupt-timeout). It takes effect when that thread next runs
+/// Python bytecode: a thread blocked inside C stays blocked. True if the thread was found.
+pub fn interrupt(group: &str, ident: u64) -> bool {
+    match get(group) {
+        Ok(i) => {
+            let attached = interp::Attached::enter(&i);
+            interp::raise_in_thread(&attached, ident, &data(&i).request_timeout_class)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The calling thread's Python identifier (what [`interrupt`] needs).
+pub fn thread_ident() -> u64 {
+    interp::thread_ident()
+}
+
 pub fn touch_gil() -> bool {
     match get("") {
         Ok(i) => {

@@ -12,6 +12,7 @@ pub mod response;
 pub mod transport;
 pub mod validate;
 
+pub use app::startup as script_startup;
 pub use ffi::interp::InitConfig;
 pub use interpreters::ProcessInfo;
 pub use response::{AppRequest, Outcome, run};

@@ -318,6 +318,20 @@ impl Drop for Attached {
     }
 }
 
+/// Python's identifier of the calling OS thread (`threading.get_ident()`); needs no GIL.
+pub fn thread_ident() -> u64 {
+    // SAFETY: PyThread_get_thread_ident only reads the calling thread's id.
+    unsafe { ffi::PyThread_get_thread_ident() as u64 }
+}
+
+/// Schedules `exc_type` to be raised in the thread `ident` of the interpreter this thread is
+/// attached to, the next time that thread runs Python code. True if such a thread exists.
+pub fn raise_in_thread(_attached: &Attached, ident: u64, exc_type: &Keep) -> bool {
+    // SAFETY: we are attached (the guard proves it); PyThreadState_SetAsyncExc takes a new
+    // reference to the exception type and only looks up threads of the current interpreter.
+    unsafe { ffi::PyThreadState_SetAsyncExc(ident as _, exc_type.ptr()) > 0 }
+}
+
 /// Runs `f` with the GIL released (for blocking I/O). `f` must not touch Python objects.
 pub fn without_gil<T>(f: impl FnOnce() -> T) -> T {
     struct Reattach(*mut ffi::PyThreadState);
