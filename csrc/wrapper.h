@@ -7,7 +7,9 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <http_main.h>
+#include <http_connection.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <ap_regex.h>
 #include <util_script.h>
 #include <util_filter.h>
