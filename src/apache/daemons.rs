@@ -77,6 +77,33 @@ pub(crate) fn is_first_pass(s: *mut b::server_rec) -> bool {
     false
 }
 
+/// The secret of group `group` for this Apache parent's whole life: the one a previous
+/// configuration generation used, else `fresh`. After a graceful restart (logrotate does one
+/// every night) children of the old generation still talk to the group's socket, now served
+/// by the new generation's processes; a new secret would lock them out (503).
+pub(crate) fn stable_secret(s: *mut b::server_rec, group: &str, fresh: Vec<u8>) -> Vec<u8> {
+    let Ok(key) = std::ffi::CString::new(format!("rwsgi-secret:{group}")) else {
+        return fresh;
+    };
+    // SAFETY: userdata on the process pool, which lives for the whole Apache parent (unlike
+    // this module's statics, which a restart reloads); the key and the bytes are copied into
+    // that pool, and the bytes are read back with the length they were stored with.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        b::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);
+        if !data.is_null() {
+            return std::slice::from_raw_parts(data.cast::<u8>(), fresh.len()).to_vec();
+        }
+        let copy = b::apr_pmemdup(pool, fresh.as_ptr().cast(), fresh.len() as _);
+        let key = b::apr_pstrdup(pool, key.as_ptr());
+        if !copy.is_null() && !key.is_null() {
+            b::apr_pool_userdata_set(copy, key, Some(b::apr_pool_cleanup_null), pool);
+        }
+    }
+    fresh
+}
+
 /// Closes Apache's listening sockets in a supervisor (it must not accept HTTP connections).
 pub fn close_apache_listeners() {
     // SAFETY: runs in the freshly forked supervisor, which never returns into Apache.
@@ -84,17 +111,38 @@ pub fn close_apache_listeners() {
 }
 
 /// Sends SIGTERM to this generation's supervisors when `pconf` is cleared (restart) or
-/// destroyed (stop).
-pub(crate) fn stop_on_cleanup(pconf: *mut b::apr_pool_t, pids: Vec<Pid>) {
+/// destroyed (stop). On a stop, the group sockets are removed at once: the supervisors may
+/// outlive Apache's parent while their processes finish (or be killed with it by an init
+/// system), and stale sockets would pile up in the runtime directory. On a restart they stay:
+/// the next generation binds the same paths.
+pub(crate) fn stop_on_cleanup(
+    pconf: *mut b::apr_pool_t,
+    pids: Vec<Pid>,
+    sockets: Vec<std::path::PathBuf>,
+) {
+    // (supervisors, sockets, the Apache parent's pid)
+    type Generation = (Vec<Pid>, Vec<std::path::PathBuf>, u32);
     unsafe extern "C" fn cleanup(data: *mut c_void) -> b::apr_status_t {
         guard("daemon cleanup", 0, || {
             // SAFETY: produced by Box::into_raw below, run once.
-            let pids = unsafe { Box::from_raw(data.cast::<Vec<Pid>>()) };
-            crate::daemon::groups::stop(&pids);
+            let generation = unsafe { Box::from_raw(data.cast::<Generation>()) };
+            // Only the parent owns the groups: a child that tears its copy of the pools
+            // down on exit must not stop them.
+            if generation.2 != std::process::id() {
+                return 0;
+            }
+            crate::daemon::groups::stop(&generation.0);
+            // SAFETY: a plain query of the server's state.
+            let state = unsafe { b::ap_state_query(b::AP_SQ_MAIN_STATE as i32) };
+            if state == b::AP_SQ_MS_EXITING as i32 {
+                for path in &generation.1 {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
             0
         })
     }
-    let data = Box::into_raw(Box::new(pids)).cast::<c_void>();
+    let data = Box::into_raw(Box::new((pids, sockets, std::process::id()))).cast::<c_void>();
     // SAFETY: the cleanup owns `data` and frees it exactly once; the child cleanup is a no-op
     // (Apache children never exec).
     unsafe {

@@ -64,10 +64,18 @@ pub(crate) unsafe extern "C" fn post_config(
         crate::daemon::LOG_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
         match daemon_specs(pconf, &servers) {
             Ok(specs) if specs.is_empty() => OK,
-            Ok(specs) => {
+            Ok(mut specs) => {
+                for spec in &mut specs {
+                    spec.secret = super::daemons::stable_secret(
+                        s,
+                        &spec.name,
+                        std::mem::take(&mut spec.secret),
+                    );
+                }
+                let sockets = specs.iter().map(|s| s.socket_path.clone()).collect();
                 let pids =
                     crate::daemon::groups::start(specs, &super::daemons::close_apache_listeners);
-                super::daemons::stop_on_cleanup(pconf, pids);
+                super::daemons::stop_on_cleanup(pconf, pids, sockets);
                 OK
             }
             Err(e) => {
