@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mod_rwsgi::ipc::{Frame, head, msg, vars};
+use mod_rwsgi::ipc::{Frame, head, msg, ring, vars};
 
 fuzz_target!(|data: &[u8]| {
     let _ = Frame::decode(data);
@@ -13,6 +13,29 @@ fuzz_target!(|data: &[u8]| {
     let _ = msg::parse_abort(data);
     let _ = msg::parse_log(data);
     let _ = mod_rwsgi::daemon::request::decode(data, "group");
+    // Ring slices a hostile peer announces: a sequence of (offset, len) pairs against a small
+    // ring must be accepted or refused, never lead outside it.
+    let mut reader = ring::RingReader::new(4096);
+    for pair in data.chunks_exact(8) {
+        if let Ok((off, len)) = ring::decode_slice(pair) {
+            if reader.accept(off, len).is_ok() {
+                assert!(off + len <= 4096 && len > 0);
+            }
+        }
+    }
+    let mut writer = ring::RingWriter::new(4096);
+    for &b in data {
+        match writer.reserve(b as usize * 16 + 1) {
+            Some((off, n)) if b % 3 != 0 => {
+                assert!(off + n <= 4096);
+                writer.commit(off, n);
+            }
+            _ => {
+                let _ = writer.credit(b as usize * 16);
+            }
+        }
+        assert!(writer.in_flight() <= 4096);
+    }
     // A valid frame header in front of the data exercises the payload decoders too.
     if let Ok(f) = Frame::decode(data) {
         let _ = head::decode(&f.payload);
