@@ -29,6 +29,14 @@ WSGIDaemonProcess sup threads=1 user=nobody group=nogroup supplementary-groups=a
     python-path={apps}/extra_path
 WSGIDaemonProcess pre threads=1
 WSGIImportScript {apps}/preload.py process-group=pre application-group=%{GLOBAL}
+WSGIDaemonProcess envgrp threads=1 home={apps}/extra_path python-home={venv} python-eggs={var} \
+    lang=C.UTF-8 locale=C.UTF-8 umask=0027 stack-size=1048576 memory-limit=3000000000 \
+    virtual-memory-limit=6000000000 cpu-priority=5 cpu-time-limit=3000 listen-backlog=17 \
+    send-buffer-size=98304 receive-buffer-size=98304
+WSGIDaemonProcess recycle threads=1 restart-interval=2
+WSGIDaemonProcess idle threads=1 inactivity-timeout=2
+WSGIDaemonProcess sock threads=1 socket-timeout=1
+WSGIDaemonProcess reaper threads=1 graceful-timeout=1 shutdown-timeout=1
 WSGIDaemonProcess sole threads=1
 WSGIDaemonProcess multi threads=1
 WSGIScriptAlias /evict {apps}/daemon_probe.wsgi process-group=evict application-group=%{GLOBAL}
@@ -40,6 +48,11 @@ WSGIScriptAlias /rst {apps}/daemon_probe.wsgi process-group=rst application-grou
 WSGIScriptAlias /named {apps}/daemon_probe.wsgi process-group=named application-group=%{GLOBAL}
 WSGIScriptAlias /sup {apps}/daemon_probe.wsgi process-group=sup application-group=%{GLOBAL}
 WSGIScriptAlias /pre {apps}/daemon_probe.wsgi process-group=pre application-group=%{GLOBAL}
+WSGIScriptAlias /envgrp {apps}/daemon_probe.wsgi process-group=envgrp application-group=%{GLOBAL}
+WSGIScriptAlias /recycle {apps}/daemon_probe.wsgi process-group=recycle application-group=%{GLOBAL}
+WSGIScriptAlias /idle {apps}/daemon_probe.wsgi process-group=idle application-group=%{GLOBAL}
+WSGIScriptAlias /sock {apps}/daemon_probe.wsgi process-group=sock application-group=%{GLOBAL}
+WSGIScriptAlias /reaper {apps}/daemon_probe.wsgi process-group=reaper application-group=%{GLOBAL}
 WSGIScriptAlias /sole {apps}/daemon_probe.wsgi process-group=sole
 WSGIScriptAlias /m1 {apps}/daemon_probe.wsgi process-group=multi
 WSGIScriptAlias /m2 {apps}/daemon_probe.wsgi process-group=multi
@@ -192,3 +205,57 @@ def test_default_application_group_of_a_group_with_one_mount(srv):
     # ... a group with two mounts gives each its own sub-interpreter, as %{RESOURCE}
     a, b = _probe(srv, "/m1")["application_group"], _probe(srv, "/m2")["application_group"]
     assert a and b and a != b and a.endswith("|/m1") and b.endswith("|/m2")
+
+
+def test_process_environment_and_limits(srv):
+    e = _probe(srv, "/envgrp?t=env")
+    assert e["cwd"] == str(srv.apps / "extra_path")  # home=
+    assert e["prefix"] == os.environ.get("RWSGI_VENV", "/var/tmp/rwsgi-venv")  # python-home=
+    assert e["eggs"] == str(srv.var)  # python-eggs=
+    assert e["lang"] == "C.UTF-8" and e["lc_all"] == "C.UTF-8"  # lang=, locale=
+    assert e["umask"] == 0o027
+    assert e["priority"] == 5  # cpu-priority=
+    assert e["rlimit_data"] == [3000000000, 3000000000]  # memory-limit=
+    assert e["rlimit_as"] == [6000000000, 6000000000]  # virtual-memory-limit=
+    assert e["rlimit_cpu"][0] == 3000  # cpu-time-limit=
+    assert e["stack_size"] == 1048576  # stack-size= (request threads)
+    # send/receive-buffer-size= on the daemon's end of each connection (Linux doubles them)
+    assert [2 * 98304, 2 * 98304] in e["socket_buffers"], e["socket_buffers"]
+
+
+def test_listen_backlog(srv):
+    import subprocess
+    _probe(srv, "/envgrp")
+    parent = int(srv.pid_path.read_text().strip())
+    out = subprocess.run(["ss", "-xlH"], capture_output=True, text=True).stdout
+    lines = [l.split() for l in out.splitlines() if "rwsgi.%d." % parent in l]
+    # Send-Q of a listening socket is its backlog; exactly one group asked for 17
+    assert sorted(int(l[3]) for l in lines).count(17) == 1, out
+
+
+def test_restart_interval_recycles(srv):
+    pid = _probe(srv, "/recycle")["pid"]
+    _wait_for_new_pid(srv, "/recycle", pid, limit=10)
+
+
+def test_inactivity_timeout_recycles_an_idle_process(srv):
+    pid = _probe(srv, "/idle")["pid"]
+    time.sleep(3)
+    _wait_for_new_pid(srv, "/idle", pid, limit=10)
+
+
+def test_socket_timeout_gives_504(srv):
+    t0 = time.monotonic()
+    r = srv.get("/sock?t=sleep&s=4", timeout=20)
+    assert r.status == 504 and time.monotonic() - t0 < 3.5
+
+
+def test_shutdown_timeout_ends_a_process_whose_atexit_hangs(srv):
+    pid = _probe(srv, "/reaper?t=hang_at_exit")["pid"]
+    mark = srv.log_mark()
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGUSR1)
+    # graceful-timeout=1 + shutdown-timeout=1, not the handler's hour
+    _wait_for_new_pid(srv, "/reaper", pid, limit=10)
+    assert time.monotonic() - t0 < 8
+    assert "shutdown-timeout=1s" in srv.error_log_since(mark)

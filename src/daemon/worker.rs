@@ -368,6 +368,23 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     while !poller_thread.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // shutdown-timeout: the application's atexit handlers (and whatever requests are still
+    // running) get that long; then the process ends regardless.
+    let limit = spec.shutdown_timeout;
+    let name = spec.name.clone();
+    let _ = std::thread::Builder::new()
+        .name("rwsgi-reaper".into())
+        .spawn(move || {
+            std::thread::sleep(limit);
+            log(
+                "warn",
+                &format!(
+                    "rwsgi: daemon process '{name}' did not finish shutting down within shutdown-timeout={}s; exiting.",
+                    limit.as_secs_f64()
+                ),
+            );
+            exit_now(1)
+        });
     wsgi::interpreters::run_atexit();
     exit_now(0)
 }

@@ -38,6 +38,59 @@ def application(environ, start_response):
                            "extra": extra}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if t == "hang_at_exit":
+        # an atexit handler that never finishes (shutdown-timeout must end the process)
+        import atexit
+        atexit.register(time.sleep, 3600)
+    if t == "env":
+        import ctypes
+        import locale
+        import resource
+        import socket
+        import sys
+        import threading
+
+        def stack_size():
+            libc = ctypes.CDLL(None)
+            attr = ctypes.create_string_buffer(128)
+            size = ctypes.c_size_t()
+            libc.pthread_getattr_np(ctypes.c_ulong(threading.get_ident()), attr)
+            libc.pthread_attr_getstacksize(attr, ctypes.byref(size))
+            libc.pthread_attr_destroy(attr)
+            return size.value
+
+        def socket_buffers():
+            # the daemon's connections to Apache children: unix sockets among our fds
+            out = set()
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if not os.readlink("/proc/self/fd/" + fd).startswith("socket:"):
+                        continue
+                    s = socket.socket(fileno=os.dup(int(fd)))
+                except OSError:
+                    continue
+                try:
+                    if s.family == socket.AF_UNIX and s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
+                        out.add((s.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                                 s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)))
+                finally:
+                    s.close()
+            return sorted(out)
+
+        mask = os.umask(0)
+        os.umask(mask)
+        body = json.dumps({
+            "pid": os.getpid(), "cwd": os.getcwd(), "prefix": sys.prefix,
+            "eggs": os.environ.get("PYTHON_EGG_CACHE"), "lang": os.environ.get("LANG"),
+            "lc_all": os.environ.get("LC_ALL"), "ctype": locale.setlocale(locale.LC_CTYPE),
+            "umask": mask, "priority": os.getpriority(os.PRIO_PROCESS, 0),
+            "rlimit_data": resource.getrlimit(resource.RLIMIT_DATA),
+            "rlimit_as": resource.getrlimit(resource.RLIMIT_AS),
+            "rlimit_cpu": resource.getrlimit(resource.RLIMIT_CPU),
+            "stack_size": stack_size(), "socket_buffers": socket_buffers(),
+        }).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
     if t == "exit":
         os._exit(3)
     if t == "gil_hold":
