@@ -133,8 +133,8 @@ pub(crate) fn stop_on_cleanup(
             }
             crate::daemon::groups::stop(&generation.0);
             // SAFETY: a plain query of the server's state.
-            let state = unsafe { b::ap_state_query(b::AP_SQ_MAIN_STATE as i32) };
-            if state == b::AP_SQ_MS_EXITING as i32 {
+            let state = unsafe { b::ap_state_query(b::AP_SQ_MAIN_STATE) };
+            if state == b::AP_SQ_MS_EXITING {
                 for path in &generation.1 {
                     let _ = std::fs::remove_file(path);
                 }
