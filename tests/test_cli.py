@@ -150,7 +150,13 @@ def test_setup_only_and_module_config(appdir):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert (root / "httpd.conf").exists() and os.access(root / "apachectl", os.X_OK)
-    assert "WSGIScriptAlias / " in (root / "httpd.conf").read_text()
+    conf = (root / "httpd.conf").read_text()
+    assert "WSGIScriptAlias / " in conf and "ErrorLog /dev/stderr" in conf.replace('"', "")
+    # --no-log-to-terminal: the error log goes to a file in the server root
+    p = subprocess.run([str(RWSGI), "serve", str(appdir / "hello.wsgi"), "--setup-only", "--server-root",
+                        str(root), "--no-log-to-terminal"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "ErrorLog %s/error.log" % root in (root / "httpd.conf").read_text().replace('"', "")
     m = subprocess.run([str(RWSGI), "module-config"], capture_output=True, text=True, env={**os.environ, "VIRTUAL_ENV": "/srv/venv"})
     assert m.stdout.startswith("LoadModule wsgi_module ") and 'WSGIPythonHome "/srv/venv"' in m.stdout
     v = subprocess.run([str(RWSGI), "--version"], capture_output=True, text=True)

@@ -81,9 +81,12 @@ pub struct ServeArgs {
     /// Apache LogLevel.
     #[arg(long, default_value = "warn")]
     pub log_level: String,
-    /// Send the error log to the terminal (default; use --no-log-to-terminal for a file).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// Send the error log to the terminal (the default).
+    #[arg(long, overrides_with = "no_log_to_terminal")]
     pub log_to_terminal: bool,
+    /// Write the error log to <server-root>/error.log instead of the terminal.
+    #[arg(long, overrides_with = "log_to_terminal")]
+    pub no_log_to_terminal: bool,
     /// Recycle a daemon process after this many requests (0: never).
     #[arg(long, default_value_t = 0)]
     pub max_requests: u64,
@@ -222,7 +225,7 @@ fn config(
         // Apache never serves requests as root.
         let _ = writeln!(c, "User www-data\nGroup www-data");
     }
-    let log = if a.log_to_terminal {
+    let log = if !a.no_log_to_terminal {
         "/dev/stderr".to_string()
     } else {
         format!("{r}/error.log")
