@@ -8,7 +8,7 @@ use crate::config::alias::collapse_slashes;
 use crate::config::groups::{ExpandContext, expand_application_group};
 use crate::embedded::settings;
 use crate::embedded::transport::{ApacheTransport, level};
-use crate::wsgi::{self, AppRequest, Outcome};
+use crate::wsgi::{self, AppRequest, Environ, Outcome};
 
 const OK: i32 = 0;
 const NOT_FOUND: i32 = 404;
@@ -129,12 +129,11 @@ pub fn handle(req: Request) -> i32 {
     let (mut environ, script_name) = cgi_environ(&req, pass_auth);
     // WSGIMapHEADToGET On: the application sees GET for HEAD (Apache drops the body). Auto
     // behaves as Off, which is what mod_wsgi 4.9 effectively does.
-    if dir.map_head_to_get == Some(crate::config::MapHeadToGet::On) && req.header_only() {
-        for (k, v) in environ.iter_mut() {
-            if k == "REQUEST_METHOD" && v.as_slice() == b"HEAD" {
-                *v = b"GET".to_vec();
-            }
-        }
+    if dir.map_head_to_get == Some(crate::config::MapHeadToGet::On)
+        && req.header_only()
+        && environ.get("REQUEST_METHOD") == Some(b"HEAD")
+    {
+        environ.set("REQUEST_METHOD", b"GET");
     }
     let application_group = expand(&req, &application_group, &script_name);
     let https = req.is_https()
@@ -162,9 +161,9 @@ pub fn handle(req: Request) -> i32 {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros())
             .unwrap_or(0);
-        environ.push(("mod_wsgi.queue_start".into(), now.to_string().into_bytes()));
-        environ.push(("mod_wsgi.daemon_connects".into(), b"1".to_vec()));
-        environ.push(("mod_wsgi.daemon_restarts".into(), b"0".to_vec()));
+        environ.push("mod_wsgi.queue_start", now.to_string().as_bytes());
+        environ.push("mod_wsgi.daemon_connects", b"1");
+        environ.push("mod_wsgi.daemon_restarts", b"0");
     }
 
     let app = AppRequest {
@@ -209,29 +208,25 @@ fn expand(req: &Request, value: &str, script_name: &str) -> String {
 }
 
 /// Apache's CGI variables adjusted as mod_wsgi adjusts them; returns them and SCRIPT_NAME.
-fn cgi_environ(req: &Request, pass_auth: bool) -> (Vec<(String, Vec<u8>)>, String) {
+fn cgi_environ(req: &Request, pass_auth: bool) -> (Environ, String) {
     req.drop_invalid_headers();
     let mut vars = req.cgi_variables();
-    vars.retain(|(k, _)| k != "PATH" && k != "HTTPS");
+    vars.retain_keys(|k| k != "PATH" && k != "HTTPS");
     if pass_auth {
         if let Some(a) = req.header_in("Authorization") {
-            vars.push(("HTTP_AUTHORIZATION".into(), a.into_bytes()));
+            vars.push("HTTP_AUTHORIZATION", a.as_bytes());
         }
     }
-    let mut script_name = String::new();
-    let mut has_path_info = false;
-    for (k, v) in vars.iter_mut() {
-        if k == "SCRIPT_NAME" || k == "PATH_INFO" {
-            *v = collapse_slashes(v);
-            if k == "SCRIPT_NAME" {
-                script_name = String::from_utf8_lossy(v).into_owned();
-            } else {
-                has_path_info = true;
-            }
+    let script_name = match vars.get("SCRIPT_NAME").map(collapse_slashes) {
+        Some(s) => {
+            vars.set("SCRIPT_NAME", &s);
+            String::from_utf8_lossy(&s).into_owned()
         }
-    }
-    if !has_path_info {
-        vars.push(("PATH_INFO".into(), Vec::new()));
+        None => String::new(),
+    };
+    match vars.get("PATH_INFO").map(collapse_slashes) {
+        Some(p) => vars.set("PATH_INFO", &p),
+        None => vars.push("PATH_INFO", b""),
     }
     (vars, script_name)
 }
@@ -239,7 +234,7 @@ fn cgi_environ(req: &Request, pass_auth: bool) -> (Vec<(String, Vec<u8>)>, Strin
 #[allow(clippy::too_many_arguments)]
 fn add_mod_wsgi_keys(
     req: &Request,
-    vars: &mut Vec<(String, Vec<u8>)>,
+    vars: &mut Environ,
     process_group: &str,
     application_group: &str,
     callable: &str,
@@ -247,56 +242,38 @@ fn add_mod_wsgi_keys(
     sendfile: bool,
     ignore_activity: bool,
 ) {
-    let get = |vars: &Vec<(String, Vec<u8>)>, k: &str| {
-        vars.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let get = |vars: &Environ, k: &str| vars.get(k).unwrap_or_default().to_vec();
     let script_name = get(vars, "SCRIPT_NAME");
     let path_info = get(vars, "PATH_INFO");
     let listener_host = get(vars, "SERVER_ADDR");
     let listener_port = get(vars, "SERVER_PORT");
-    let flag = |b: bool| if b { b"1".to_vec() } else { b"0".to_vec() };
+    let flag = |b: bool| -> &'static [u8] { if b { b"1" } else { b"0" } };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    vars.extend([
-        (
-            "mod_wsgi.process_group".into(),
-            process_group.as_bytes().to_vec(),
-        ),
-        (
-            "mod_wsgi.application_group".into(),
-            application_group.as_bytes().to_vec(),
-        ),
-        (
-            "mod_wsgi.callable_object".into(),
-            callable.as_bytes().to_vec(),
-        ),
-        (
-            "mod_wsgi.request_handler".into(),
-            req.handler().unwrap_or_default().as_bytes().to_vec(),
-        ),
-        ("mod_wsgi.handler_script".into(), Vec::new()),
-        ("mod_wsgi.script_reloading".into(), flag(reload)),
-        ("mod_wsgi.listener_host".into(), listener_host),
-        ("mod_wsgi.listener_port".into(), listener_port),
-        ("mod_wsgi.enable_sendfile".into(), flag(sendfile)),
-        ("mod_wsgi.ignore_activity".into(), flag(ignore_activity)),
-        (
-            "mod_wsgi.request_start".into(),
-            req.request_time().to_string().into_bytes(),
-        ),
-        ("mod_wsgi.script_start".into(), now.to_string().into_bytes()),
-        (
-            "mod_wsgi.request_id".into(),
-            req.log_id().unwrap_or_default().into_bytes(),
-        ),
-        ("mod_wsgi.script_name".into(), script_name),
-        ("mod_wsgi.path_info".into(), path_info),
-    ]);
+    let request_handler = req.handler().unwrap_or_default();
+    let request_start = req.request_time().to_string();
+    let request_id = req.log_id().unwrap_or_default();
+    for (k, v) in [
+        ("mod_wsgi.process_group", process_group.as_bytes()),
+        ("mod_wsgi.application_group", application_group.as_bytes()),
+        ("mod_wsgi.callable_object", callable.as_bytes()),
+        ("mod_wsgi.request_handler", request_handler.as_bytes()),
+        ("mod_wsgi.handler_script", b""),
+        ("mod_wsgi.script_reloading", flag(reload)),
+        ("mod_wsgi.listener_host", &listener_host),
+        ("mod_wsgi.listener_port", &listener_port),
+        ("mod_wsgi.enable_sendfile", flag(sendfile)),
+        ("mod_wsgi.ignore_activity", flag(ignore_activity)),
+        ("mod_wsgi.request_start", request_start.as_bytes()),
+        ("mod_wsgi.script_start", now.to_string().as_bytes()),
+        ("mod_wsgi.request_id", request_id.as_bytes()),
+        ("mod_wsgi.script_name", &script_name),
+        ("mod_wsgi.path_info", &path_info),
+    ] {
+        vars.push(k, v);
+    }
 }
 
 /// Where rwsgi's own messages without a request go.

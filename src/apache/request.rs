@@ -181,13 +181,32 @@ impl Request {
 
     /// The CGI/1.1 variables Apache computes (ap_add_common_vars + ap_add_cgi_vars), plus
     /// anything SetEnv / mod_rewrite / mod_ssl put into subprocess_env, in table order.
-    pub fn cgi_variables(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn cgi_variables(&self) -> crate::wsgi::Environ {
         // SAFETY: both functions fill r->subprocess_env from the live request.
         unsafe {
             b::ap_add_common_vars(self.r);
             b::ap_add_cgi_vars(self.r);
         }
-        Self::entries(self.rec().subprocess_env)
+        let t = self.rec().subprocess_env;
+        // Room for the mod_wsgi.* keys the handler adds.
+        let mut env = crate::wsgi::Environ::with_capacity(64, 2048);
+        // SAFETY: as in entries(): the table's live entry array; NULL keys are deleted slots.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            for i in 0..(*arr).nelts as usize {
+                let e = &*elts.add(i);
+                if let Some(k) = cstr(e.key) {
+                    let v = if e.val.is_null() {
+                        &[][..]
+                    } else {
+                        CStr::from_ptr(e.val).to_bytes()
+                    };
+                    env.push(&k, v);
+                }
+            }
+        }
+        env
     }
 
     pub fn is_https(&self) -> bool {

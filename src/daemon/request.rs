@@ -27,7 +27,7 @@ pub fn encode(app: &AppRequest, header_only: bool) -> Vec<u8> {
         (HTTPS.as_bytes(), flag(app.https)),
         (HEAD.as_bytes(), flag(header_only)),
     ];
-    all.extend(app.environ.iter().map(|(k, v)| (k.as_bytes(), v.clone())));
+    all.extend(app.environ.iter().map(|(k, v)| (k.as_bytes(), v.to_vec())));
     vars::encode(&all)
 }
 
@@ -42,7 +42,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
         application_group: String::new(),
         process_group: process_group.to_string(),
         reload: true,
-        environ: Vec::with_capacity(table.len()),
+        environ: crate::wsgi::Environ::with_capacity(table.len(), payload.len()),
         https: false,
     };
     let mut header_only = false;
@@ -61,10 +61,10 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
             b"rwsgi.https" => app.https = v == b"1",
             b"rwsgi.header_only" => header_only = v == b"1",
             k if k.starts_with(b"rwsgi.") => return Err(IpcError::Invalid("rwsgi variable")),
-            k => app.environ.push((
-                String::from_utf8(k.to_vec()).map_err(|_| IpcError::Invalid("variable name"))?,
-                v.to_vec(),
-            )),
+            k => app.environ.push(
+                std::str::from_utf8(k).map_err(|_| IpcError::Invalid("variable name"))?,
+                v,
+            ),
         }
     }
     if app.script.is_empty() || app.callable.is_empty() {
@@ -86,7 +86,7 @@ mod tests {
             application_group: "g".into(),
             process_group: "ignored".into(),
             reload: false,
-            environ: vec![("PATH_INFO".into(), b"/x".to_vec())],
+            environ: [("PATH_INFO", b"/x")].into_iter().collect(),
             https: true,
         };
         let (back, head) = decode(&encode(&app, true), "daemon").unwrap();
@@ -96,8 +96,8 @@ mod tests {
         assert_eq!(back.process_group, "daemon");
         assert!(!back.reload && back.https);
         assert_eq!(
-            back.environ,
-            vec![("PATH_INFO".to_string(), b"/x".to_vec())]
+            back.environ.iter().collect::<Vec<_>>(),
+            vec![("PATH_INFO", &b"/x"[..])]
         );
     }
 

@@ -705,9 +705,8 @@ fn serve_frame_inner(
             if let Some(limit) = spec.limits.queue_timeout {
                 let queued = app
                     .environ
-                    .iter()
-                    .find(|(k, _)| k == "mod_wsgi.queue_start")
-                    .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+                    .get("mod_wsgi.queue_start")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
                 if let Some(q) = queued {
                     if now.saturating_sub(q) > limit.as_micros() {
                         conn.ch
@@ -722,7 +721,7 @@ fn serve_frame_inner(
                 }
             }
             app.environ
-                .push(("mod_wsgi.daemon_start".into(), now.to_string().into_bytes()));
+                .push("mod_wsgi.daemon_start", now.to_string().as_bytes());
             // WSGIScriptReloading in daemon mode: a changed script restarts the process (so
             // every module of the application is loaded afresh); this request is handed
             // back unstarted and the Apache side sends it again to the new process.

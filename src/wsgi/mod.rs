@@ -5,6 +5,7 @@
 
 mod app;
 mod current;
+pub mod environ;
 pub mod exchange;
 pub mod ffi;
 pub mod interpreters;
@@ -13,6 +14,7 @@ pub mod transport;
 pub mod validate;
 
 pub use app::startup as script_startup;
+pub use environ::Environ;
 pub use ffi::interp::InitConfig;
 pub use interpreters::ProcessInfo;
 pub use response::{AppRequest, Outcome, run};

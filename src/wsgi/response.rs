@@ -27,7 +27,7 @@ pub struct AppRequest {
     pub process_group: String,
     pub reload: bool,
     /// CGI and mod_wsgi.* variables, values as the raw bytes Apache has.
-    pub environ: Vec<(String, Vec<u8>)>,
+    pub environ: super::Environ,
     pub https: bool,
 }
 
@@ -260,7 +260,7 @@ fn counters() -> (u64, u64, u64) {
 
 fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -> PyResult<Obj> {
     let env = data.template.get().dict_copy()?;
-    for (k, v) in &req.environ {
+    for (k, v) in req.environ.iter() {
         env.dict_set(&Obj::str(k)?, &Obj::latin1(v)?)?;
     }
     let (thread_id, thread_requests, total) = counters();
