@@ -147,6 +147,7 @@ fn daemon_specs(
 
 pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {
     guard("child_init", (), || {
+        super::stopping::child_init();
         crate::embedded::child_init();
         // SAFETY: the cleanup runs once when the child's pool is destroyed at child exit.
         unsafe {
@@ -245,7 +246,10 @@ pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
             Some(h) if h == HANDLER.to_str().unwrap_or_default() || h == HANDLER_ALT => {}
             _ => return DECLINED,
         }
-        crate::handler::handle(req)
+        let status = crate::handler::handle(req);
+        // Not back into the MPM while it may be force-closing this thread's socket.
+        super::stopping::wait_while_closing_worker_sockets();
+        status
     })
 }
 

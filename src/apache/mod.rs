@@ -12,6 +12,7 @@ pub mod log;
 pub mod module;
 pub mod output;
 pub mod request;
+pub mod stopping;
 
 pub use log::Level;
 pub use output::{Output, OutputError};

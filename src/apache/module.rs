@@ -3,7 +3,7 @@
 //! `#[no_mangle]` static: a struct defined in the C shim is not exported from a cdylib.
 
 use super::bindings::{self as b, consts};
-use super::{commands, conf, hooks};
+use super::{commands, conf, hooks, stopping};
 use std::ptr::{null, null_mut};
 
 #[unsafe(no_mangle)]
@@ -56,6 +56,14 @@ unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
                 order,
             );
             b::ap_hook_handler(Some(hooks::handler), null(), null(), order);
+            // First, so its pool cleanup runs as late as possible (cleanups run in reverse).
+            b::ap_hook_pre_connection(
+                Some(stopping::pre_connection),
+                null(),
+                null(),
+                b::APR_HOOK_REALLY_FIRST,
+            );
+            b::ap_hook_child_stopping(Some(stopping::child_stopping), null(), null(), order);
         }
     })
 }
