@@ -223,7 +223,16 @@ pub fn child_init() {
 
 /// Child exit: run `atexit` callbacks in every interpreter. Python is not finalised (the
 /// process is exiting; finalisation is where Python >= 3.9 shutdown hangs come from).
+///
+/// Skipped while a thread is still inside Python: the threaded MPMs run this after joining
+/// their workers, but prefork runs it from its SIGTERM handler, on top of whatever the child
+/// was doing — taking the GIL that the interrupted request holds would hang the child until
+/// Apache SIGKILLs it, and running Python there is not safe anyway. Nothing is logged in that
+/// case: the interrupted code may hold the allocator's lock, and logging allocates.
 pub fn child_exit() {
+    if wsgi::interpreters::threads_in_python() > 0 {
+        return;
+    }
     wsgi::interpreters::run_atexit();
 }
 

@@ -164,6 +164,11 @@ pub fn compile_bytes(source: &[u8], filename: &str) -> PyResult<Obj> {
     ])
 }
 
+/// How many threads are inside Python through rwsgi (see `interp::threads_in_python`).
+pub fn threads_in_python() -> usize {
+    interp::threads_in_python()
+}
+
 /// Runs `atexit` callbacks and flushes output in every interpreter (process exit).
 pub fn run_atexit() {
     if !interp::is_initialized() {

@@ -9,7 +9,8 @@ use pyo3_ffi as ffi;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 
 /// Settings that must be decided before Python starts.
 #[derive(Debug, Clone, Default)]
@@ -256,19 +257,34 @@ pub fn interpreter(
     Ok(interp)
 }
 
-/// Every interpreter created so far (for shutdown work).
+/// Every interpreter created so far (for shutdown work). Gives up (empty) when the table stays
+/// locked for a second: shutdown work may run in a signal handler that interrupted the thread
+/// holding the lock (prefork's SIGTERM handler), which would otherwise wait forever.
 pub fn all() -> Vec<Arc<Interpreter>> {
-    RUNTIME
-        .get()
-        .map(|rt| {
-            rt.interps
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(rt) = RUNTIME.get() else {
+        return Vec::new();
+    };
+    for _ in 0..500 {
+        match rt.interps.try_lock() {
+            Ok(t) => return t.values().cloned().collect(),
+            Err(TryLockError::Poisoned(e)) => return e.into_inner().values().cloned().collect(),
+            Err(TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Threads inside an [`Attached`] scope: holding the GIL, waiting for it, or in a
+/// [`without_gil`] section of a Python call still in progress.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// How many threads are inside Python through rwsgi right now (see [`IN_PYTHON`]). At process
+/// exit a non-zero count means the exit interrupted them (a signal handler on this very thread,
+/// or a thread the MPM did not join): running Python code then could deadlock on the GIL.
+pub fn threads_in_python() -> usize {
+    IN_PYTHON.load(Ordering::SeqCst)
 }
 
 /// This thread, attached to an interpreter; detaches on drop.
@@ -278,6 +294,9 @@ pub struct Attached {
 
 impl Attached {
     pub fn enter(interp: &Interpreter) -> Attached {
+        // Counted before the GIL is taken, so that a signal arriving at any point of an
+        // attached scope sees it.
+        IN_PYTHON.fetch_add(1, Ordering::SeqCst);
         // SAFETY: each thread state is only ever used by the thread that created it. For the
         // main interpreter we use the GILState-registered state, so C extensions calling
         // PyGILState_Ensure on this thread find it.
@@ -315,6 +334,7 @@ impl Drop for Attached {
     fn drop(&mut self) {
         // SAFETY: we are attached with self.ts current.
         unsafe { ffi::PyEval_SaveThread() };
+        IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
