@@ -42,8 +42,21 @@ thread_local! {
 pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout: Duration) -> i32 {
     let payload = request::encode(app, req.header_only());
     let timeout = spec.socket_timeout.unwrap_or(default_timeout);
-    // A request is sent again (at most twice) only when a daemon process let go of it unstarted.
-    for attempt in 0..3 {
+    // A request is sent again only when a daemon process let go of it unstarted (Goodbye, or
+    // the connection closed before it was delivered): while a group restarts (graceful restart,
+    // logrotate, maximum-requests), for up to connect-timeout, first at once, then backing off.
+    let deadline = Instant::now() + spec.connect_timeout.max(Duration::from_secs(1));
+    let retry = |attempt: u32| -> bool {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(5 << attempt.min(5)));
+        }
+        true
+    };
+    let mut attempt = 0u32;
+    loop {
         let cached = CONNECTIONS
             .with(|c| c.borrow_mut().remove(&spec.socket_path))
             .filter(|conn| !conn.ch.is_stale());
@@ -72,7 +85,10 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
         match send_head(&mut conn, &payload) {
             Ok(()) => {}
             // Nothing was delivered (the daemon closed the connection: it is restarting).
-            Err(ChannelError::Closed) if attempt < 2 => continue,
+            Err(ChannelError::Closed) if retry(attempt) => {
+                attempt += 1;
+                continue;
+            }
             Err(e) => {
                 req.log(
                     Level::Error,
@@ -86,14 +102,26 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
         }
         let (status, keep) = relay(&req, &mut conn, spec, timeout);
         if status == RETRY {
-            continue;
+            if retry(attempt) {
+                attempt += 1;
+                continue;
+            }
+            req.log(
+                Level::Error,
+                &format!(
+                    "rwsgi: daemon processes of group '{}' kept turning the request away (restarting) for connect-timeout={}s: {}",
+                    spec.name,
+                    spec.connect_timeout.as_secs_f64(),
+                    req.uri()
+                ),
+            );
+            return UNAVAILABLE;
         }
         if keep {
             CONNECTIONS.with(|c| c.borrow_mut().insert(spec.socket_path.clone(), conn));
         }
         return status;
     }
-    BAD_GATEWAY
 }
 
 /// The request head goes inline when it fits a frame, else through the request ring.

@@ -200,7 +200,18 @@ fn reap(spec: &GroupSpec, slots: &mut [Slot], stopping: bool) {
             WaitStatus::Signaled(_, s, _) => Some(format!("was killed by signal {s:?}")),
             _ => Some("ended".into()),
         };
-        if !stopping {
+        if stopping {
+            // A process that dies badly while the group stops is still worth knowing about.
+            if let Some(how) = &how {
+                log(
+                    "error",
+                    &format!(
+                        "rwsgi: daemon process {pid} of group '{}' {how} while stopping.",
+                        spec.name
+                    ),
+                );
+            }
+        } else {
             if let Some(how) = &how {
                 log(
                     "error",

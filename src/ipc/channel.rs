@@ -162,13 +162,14 @@ impl Channel {
 
     fn recv_into(&self, buf: &mut [u8]) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
         let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let mut flags_in = MsgFlags::MSG_CMSG_CLOEXEC;
         let (n, flags, fds) = loop {
             let mut iov = [IoSliceMut::new(buf)];
             match socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg_space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
+                flags_in,
             ) {
                 Ok(msg) => {
                     let mut fds = Vec::new();
@@ -182,7 +183,14 @@ impl Channel {
                     break (msg.bytes, msg.flags, fds);
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                // The peer closed with our last frame unread in its queue. Linux reports that
+                // reset before any frames still queued for us (and clears it): look once more,
+                // without waiting, so a Goodbye the peer sent before closing is not lost.
+                Err(Errno::ECONNRESET) if !flags_in.contains(MsgFlags::MSG_DONTWAIT) => {
+                    flags_in |= MsgFlags::MSG_DONTWAIT;
+                    continue;
+                }
+                Err(Errno::ECONNRESET) | Err(Errno::EAGAIN) => return Err(ChannelError::Closed),
                 Err(e) => return Err(e.into()),
             }
         };
@@ -250,6 +258,20 @@ mod tests {
         assert_eq!(frame.header.kind, Kind::ResponseFile);
         assert_eq!(fds.len(), 1);
         assert!(b.peer_uid().is_ok());
+    }
+
+    #[test]
+    fn last_frame_before_a_reset_close_is_still_delivered() {
+        // The peer sends a frame and closes while a frame from us sits unread in its queue:
+        // the kernel flags a reset, but the peer's last frame must still be readable.
+        let (a, b) = pair().unwrap();
+        a.send(&Frame::new(Kind::RequestHead, 1, b"unread".to_vec()))
+            .unwrap();
+        b.send(&Frame::new(Kind::Goodbye, 0, vec![])).unwrap();
+        drop(b);
+        let (f, _) = a.recv(Some(Duration::from_secs(1))).unwrap();
+        assert_eq!(f.header.kind, Kind::Goodbye);
+        assert!(matches!(a.recv(None), Err(ChannelError::Closed)));
     }
 
     #[test]
