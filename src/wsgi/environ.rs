@@ -42,7 +42,8 @@ impl Environ {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        (0..self.items.len()).find(|&i| self.key_at(i) == key)
+        let key = key.as_bytes();
+        self.items.iter().position(|(k, _)| self.slice(k) == key)
     }
 
     pub fn get(&self, key: &str) -> Option<&[u8]> {
