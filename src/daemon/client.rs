@@ -356,6 +356,12 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
             }
             Kind::ResponseBody => {
                 body_started = true;
+                if frame.ends_response() {
+                    // The final bytes and the end of the stream in one pass down the filters.
+                    // The daemon is done either way: its connection stays usable.
+                    let _ = out.write(p, false, true);
+                    return (OK, true);
+                }
                 if out.write(p, false, false).is_err() {
                     return (OK, false);
                 }

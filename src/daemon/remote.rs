@@ -217,8 +217,15 @@ impl Transport for RemoteTransport {
                 }
             }
         }
-        for chunk in data.chunks(MAX_PAYLOAD as usize) {
-            self.send(Frame::new(Kind::ResponseBody, self.id, chunk.to_vec()))?;
+        let mut chunks = data.chunks(MAX_PAYLOAD as usize).peekable();
+        while let Some(chunk) = chunks.next() {
+            let frame = Frame::new(Kind::ResponseBody, self.id, chunk.to_vec());
+            if last && chunks.peek().is_none() {
+                // The last bytes end the response: no separate ResponseEnd frame.
+                self.ended = true;
+                return self.send(frame.ending());
+            }
+            self.send(frame)?;
         }
         if last {
             self.ended = true;

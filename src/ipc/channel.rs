@@ -152,17 +152,35 @@ impl Channel {
 
     /// Receives one frame (and any descriptors sent with it). `Err(Closed)` at EOF.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
-        if timeout.is_some() && !wait_readable(self.as_fd(), timeout)? {
-            return Err(ChannelError::Timeout);
-        }
         // One receive buffer per thread: most frames are a few bytes, and a fresh zeroed 64 KiB
         // buffer per frame showed up in profiles.
-        RECV_BUF.with_borrow_mut(|buf| self.recv_into(buf))
+        RECV_BUF.with_borrow_mut(|buf| {
+            if timeout.is_some() {
+                // A frame is often already there (the rest of a response): take it without a
+                // poll() first, which would cost a second system call per frame.
+                match self.recv_into(buf, true) {
+                    Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    other => return other,
+                }
+                if !wait_readable(self.as_fd(), timeout)? {
+                    return Err(ChannelError::Timeout);
+                }
+            }
+            self.recv_into(buf, false)
+        })
     }
 
-    fn recv_into(&self, buf: &mut [u8]) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
+    fn recv_into(
+        &self,
+        buf: &mut [u8],
+        nonblocking: bool,
+    ) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
         let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
         let mut flags_in = MsgFlags::MSG_CMSG_CLOEXEC;
+        if nonblocking {
+            flags_in |= MsgFlags::MSG_DONTWAIT;
+        }
+        let mut reset_seen = false;
         let (n, flags, fds) = loop {
             let mut iov = [IoSliceMut::new(buf)];
             match socket::recvmsg::<()>(
@@ -186,11 +204,13 @@ impl Channel {
                 // The peer closed with our last frame unread in its queue. Linux reports that
                 // reset before any frames still queued for us (and clears it): look once more,
                 // without waiting, so a Goodbye the peer sent before closing is not lost.
-                Err(Errno::ECONNRESET) if !flags_in.contains(MsgFlags::MSG_DONTWAIT) => {
+                Err(Errno::ECONNRESET) if !reset_seen => {
+                    reset_seen = true;
                     flags_in |= MsgFlags::MSG_DONTWAIT;
                     continue;
                 }
-                Err(Errno::ECONNRESET) | Err(Errno::EAGAIN) => return Err(ChannelError::Closed),
+                Err(Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(Errno::EAGAIN) if reset_seen => return Err(ChannelError::Closed),
                 Err(e) => return Err(e.into()),
             }
         };

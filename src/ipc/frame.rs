@@ -80,6 +80,9 @@ impl Kind {
 
 /// Flag bit: the payload is not inline but an (offset, length) slice of the sender's ring.
 pub const FLAG_SHM: u16 = 1;
+/// Flag bit on ResponseBody: the response ends with these bytes (saves a ResponseEnd frame on
+/// every small response).
+pub const FLAG_END: u16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -124,10 +127,13 @@ impl Header {
         }
         let kind = Kind::from_u8(b[3])?;
         let flags = u16::from_le_bytes([b[4], b[5]]);
-        if flags & !FLAG_SHM != 0 || b[6] != 0 || b[7] != 0 {
+        if flags & !(FLAG_SHM | FLAG_END) != 0 || b[6] != 0 || b[7] != 0 {
             return Err(IpcError::BadFlags(flags));
         }
         if flags & FLAG_SHM != 0 && !kind.may_use_ring() {
+            return Err(IpcError::BadFlags(flags));
+        }
+        if flags & FLAG_END != 0 && kind != Kind::ResponseBody {
             return Err(IpcError::BadFlags(flags));
         }
         let request_id = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
@@ -172,6 +178,16 @@ impl Frame {
 
     pub fn in_ring(&self) -> bool {
         self.header.flags & FLAG_SHM != 0
+    }
+
+    /// Marks a ResponseBody frame as the last of its response.
+    pub fn ending(mut self) -> Frame {
+        self.header.flags |= FLAG_END;
+        self
+    }
+
+    pub fn ends_response(&self) -> bool {
+        self.header.flags & FLAG_END != 0
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -297,6 +313,9 @@ mod tests {
         ));
         let mut b = good;
         b[4] = 0x80;
+        assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
+        let mut b = good;
+        b[4] = FLAG_END as u8; // only a ResponseBody can end a response
         assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
         let mut b = good;
         b[4] = FLAG_SHM as u8; // a Credit cannot point into a ring
