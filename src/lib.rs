@@ -10,7 +10,9 @@
 //! | `child_init`          | `embedded::child_init`: start Python in this child                   |
 //! | `translate_name`      | `apache::hooks::translate_name`: WSGIScriptAlias(Match) mapping      |
 //! | `handler`             | `handler::handle` -> `wsgi::run` here, or `daemon::client::forward`  |
-//! | child pool cleanup    | `embedded::child_exit`: atexit callbacks                             |
+//! | `pre_connection`      | `apache::stopping`: pools wait while the MPM force-closes sockets    |
+//! | `child_stopping`      | `apache::stopping`: the MPM has closed its busy workers' sockets     |
+//! | child pool cleanup    | `embedded::child_exit`: atexit callbacks (none while Python is busy) |
 //!
 //! Layering: `apache` is the only code touching Apache/APR types; `wsgi` knows nothing about
 //! Apache (its `ffi` submodule is the only code touching the Python C API); `config` is pure.
