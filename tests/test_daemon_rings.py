@@ -89,8 +89,19 @@ def test_keepalive_connections_reuse_rings_across_requests(srv):
 
 
 def test_request_head_larger_than_a_frame(srv):
-    # ~150 KiB of headers: more than one 64 KiB frame, so the head goes through the ring
-    headers = [("X-Big-%d" % i, "h" * 15000) for i in range(10)]
-    r = srv.get("/bulk?t=headers", headers=headers, timeout=30)
+    # ~600 KiB of headers: more than a frame and more than the response ring, so the head goes
+    # whole through the (1 MiB) request ring
+    headers = [("X-Big-%d" % i, "h" * 15000) for i in range(40)]
+    r = srv.get("/tiny?t=headers", headers=headers, timeout=30)
     assert r.status == 200, srv.error_log()[-2000:]
-    assert r.body == b"150000"
+    assert r.body == b"600000"
+
+
+@pytest.mark.parametrize("mount", ["/bulk", "/tiny"])
+def test_ring_pages_are_given_back_after_each_request(srv, mount):
+    # shared memory counts in RSS (socket buffers do not): idle rings must not stay resident
+    for _ in range(4):
+        r = srv.post(mount + "?t=echo", os.urandom(3 * 1024 * 1024), timeout=60)
+        assert r.status == 200
+    r = srv.get(mount + "?t=maps")
+    assert r.status == 200 and r.header("X-Ring-Rss-KiB") == "0", r.headers

@@ -101,6 +101,11 @@ pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout
             }
         }
         let (status, keep) = relay(&req, &mut conn, spec, timeout);
+        // The daemon is done with both rings now (it drained them before finishing).
+        if let Some((out, inb)) = conn.rings.as_mut() {
+            out.release_if_used();
+            inb.release_if_used();
+        }
         if status == RETRY {
             if retry(attempt) {
                 attempt += 1;
@@ -132,16 +137,17 @@ fn send_head(conn: &mut Conn, payload: &[u8]) -> Result<(), ChannelError> {
             .send(&Frame::new(Kind::RequestHead, 1, payload.to_vec()));
     }
     let out = match conn.rings.as_mut() {
-        Some((out, _)) if payload.len() <= ring::max_slice(out.capacity()) => out,
-        _ => {
+        Some((out, _)) if payload.len() <= out.capacity() => out,
+        other => {
+            let max = other.map_or(MAX_PAYLOAD as usize, |(o, _)| o.capacity());
             return Err(ChannelError::Protocol(crate::ipc::IpcError::TooLarge {
                 what: "request head",
                 len: payload.len() as u64,
-                max: MAX_PAYLOAD as u64,
+                max: max as u64,
             }));
         }
     };
-    match out.put(payload) {
+    match out.put_all(payload) {
         Some((off, n)) if n == payload.len() => {
             conn.ch
                 .send(&Frame::ring_slice(Kind::RequestHead, 1, off, n))
@@ -153,9 +159,11 @@ fn send_head(conn: &mut Conn, payload: &[u8]) -> Result<(), ChannelError> {
 }
 
 /// Makes the two rings of a new connection; None (bodies inline) if memfds are unavailable.
+/// The request ring is at least 1 MiB: a request head (up to Apache's LimitRequestFields x
+/// LimitRequestFieldSize, ~800 KiB by default) must fit it whole. Untouched pages cost nothing.
 fn make_rings(size: usize) -> Option<(SharedMem, SharedMem)> {
     Some((
-        SharedMem::create("rwsgi-request", size).ok()?,
+        SharedMem::create("rwsgi-request", size.max(1 << 20)).ok()?,
         SharedMem::create("rwsgi-response", size).ok()?,
     ))
 }

@@ -60,7 +60,7 @@ pub struct GroupSpec {
     /// Longest response header line accepted (header-buffer-size, only when set: by default
     /// headers of any size pass, as in embedded mode).
     pub header_buffer_size: Option<usize>,
-    /// Size of each shared-memory ring of a connection (response-buffer-size, else 1 MiB).
+    /// Size of each shared-memory ring of a connection (response-buffer-size, else 256 KiB).
     pub ring_size: usize,
     /// The process name workers show (display-name; `(wsgi:NAME)` by default).
     pub title: String,

@@ -16,8 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 /// Bodies at least this large go through a ring; smaller ones travel inline in their frame,
 /// where one socket copy costs about as much as a memcpy plus a doorbell frame.
 pub const SHM_THRESHOLD: usize = 16 * 1024;
-/// Default ring size, each direction. Pages are only backed once touched.
-pub const DEFAULT_RING: usize = 1024 * 1024;
+/// Default ring size, each direction. Pages are only backed once touched, and given back after
+/// each request that used them ([`SharedMem::release`]).
+pub const DEFAULT_RING: usize = 256 * 1024;
 /// Smallest and largest ring a peer may hand us.
 pub const MIN_RING: usize = 64 * 1024;
 pub const MAX_RING: usize = 64 * 1024 * 1024;
@@ -66,6 +67,19 @@ impl SharedMem {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Gives the ring's pages back to the kernel (both mappings then read zeros until written
+    /// again). Shared memory counts in every mapping process's RSS, unlike socket buffers: an
+    /// idle connection should not hold a ring's worth of it.
+    pub fn release(&self) {
+        use nix::fcntl::{FallocateFlags, fallocate};
+        let _ = fallocate(
+            &self.fd,
+            FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            0,
+            self.map.len() as i64,
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -219,12 +233,24 @@ pub fn max_slice(cap: usize) -> usize {
 pub struct Outbound {
     mem: SharedMem,
     w: RingWriter,
+    used: bool,
 }
 
 impl Outbound {
     pub fn new(mem: SharedMem) -> Outbound {
         let w = RingWriter::new(mem.len());
-        Outbound { mem, w }
+        Outbound {
+            mem,
+            w,
+            used: false,
+        }
+    }
+
+    /// Releases the pages if anything went through the ring since the last call.
+    pub fn release_if_used(&mut self) {
+        if std::mem::take(&mut self.used) {
+            self.mem.release();
+        }
     }
 
     /// Copies as much of `data` as fits contiguously (at most one slice) into the ring and
@@ -233,6 +259,20 @@ impl Outbound {
         let (off, n) = self.w.reserve(data.len().min(max_slice(self.mem.len())))?;
         self.mem.write_at(off, &data[..n]).ok()?;
         self.w.commit(off, n);
+        self.used = true;
+        Some((off, n))
+    }
+
+    /// Like [`Outbound::put`], but all of `data` as one slice of up to the whole ring (a
+    /// request head), or nothing.
+    pub fn put_all(&mut self, data: &[u8]) -> Option<(usize, usize)> {
+        let (off, n) = self.w.reserve(data.len())?;
+        if n != data.len() {
+            return None;
+        }
+        self.mem.write_at(off, data).ok()?;
+        self.w.commit(off, n);
+        self.used = true;
         Some((off, n))
     }
 
@@ -261,17 +301,30 @@ impl Outbound {
 pub struct Inbound {
     mem: SharedMem,
     r: RingReader,
+    used: bool,
 }
 
 impl Inbound {
     pub fn new(mem: SharedMem) -> Inbound {
         let r = RingReader::new(mem.len());
-        Inbound { mem, r }
+        Inbound {
+            mem,
+            r,
+            used: false,
+        }
+    }
+
+    /// Releases the pages if anything went through the ring since the last call.
+    pub fn release_if_used(&mut self) {
+        if std::mem::take(&mut self.used) {
+            self.mem.release();
+        }
     }
 
     /// Validates the announced slice and copies it into `dst` (which must be exactly as long).
     pub fn take(&mut self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
         self.r.accept(off, dst.len())?;
+        self.used = true;
         self.mem.read_at(off, dst)
     }
 
@@ -318,6 +371,13 @@ mod tests {
         let mut out = [0u8; 5];
         b.read_at(100, &mut out).unwrap();
         assert_eq!(&out, b"hello");
+        // released pages read as zeros in both mappings, and can be written again
+        a.release();
+        b.read_at(100, &mut out).unwrap();
+        assert_eq!(&out, &[0; 5]);
+        a.write_at(100, b"again").unwrap();
+        b.read_at(100, &mut out).unwrap();
+        assert_eq!(&out, b"again");
         assert_eq!(
             b.read_at(MIN_RING - 2, &mut out),
             Err(IpcError::OutOfBounds)

@@ -44,7 +44,16 @@ def application(environ, start_response):
     if t == "maps":
         with open("/proc/self/maps") as f:
             names = sorted({line[line.index("memfd:"):].strip() for line in f if "memfd:rwsgi" in line})
-        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid()))])
+        # resident KiB of all ring mappings (smaps: a mapping line, then its counters)
+        rss, in_ring = 0, False
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                if "-" in line.split(" ")[0]:
+                    in_ring = "memfd:rwsgi" in line
+                elif in_ring and line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid())),
+                                  ("X-Ring-Rss-KiB", str(rss))])
         return ["\n".join(names).encode()]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"unknown test"]
