@@ -482,26 +482,46 @@ fn body_reply(req: &Request, id: u32, want: usize, ring: Option<&mut Outbound>) 
     };
     let want = want.clamp(1, cap);
     SCRATCH.with_borrow_mut(|buf| {
-        if buf.len() < want {
-            buf.resize(want, 0);
+        // Never more than a frame's worth of scratch per Apache thread (it lives as long as
+        // the thread): a bulk read is copied into the ring a piece at a time.
+        let step = want.min(MAX_PAYLOAD as usize);
+        if buf.len() < step {
+            buf.resize(step, 0);
         }
-        let n = match req.read_body(&mut buf[..want]) {
-            Ok(0) => return Frame::new(Kind::BodyEnd, id, vec![]),
-            Ok(n) => n,
-            Err(e) => return msg::abort(id, 400, &e.to_string()),
+        let Some(o) = ring.as_mut() else {
+            return match req.read_body(&mut buf[..step]) {
+                Ok(0) => Frame::new(Kind::BodyEnd, id, vec![]),
+                Ok(n) => Frame::new(Kind::Body, id, buf[..n].to_vec()),
+                Err(e) => msg::abort(id, 400, &e.to_string()),
+            };
         };
-        match ring.as_mut() {
-            // A ring-sized read that came back short goes inline (n < SHM_THRESHOLD < a frame).
-            Some(o) if n >= SHM_THRESHOLD => {
-                // The daemon pulls the body, so it has returned every earlier slice before
-                // asking again: each slice starts the ring afresh.
-                o.reset();
-                match o.put(&buf[..n]) {
-                    Some((off, m)) if m == n => Frame::ring_slice(Kind::Body, id, off, n),
-                    _ => msg::abort(id, 500, "request ring unavailable"),
-                }
+        // The daemon pulls the body, so it has returned every earlier slice before asking
+        // again: each slice starts the ring afresh.
+        o.reset();
+        let mut filled = 0;
+        while filled < want {
+            let chunk = step.min(want - filled);
+            let n = match req.read_body(&mut buf[..chunk]) {
+                Ok(n) => n,
+                Err(e) if filled == 0 => return msg::abort(id, 400, &e.to_string()),
+                // What was read so far goes now; the error comes back on the next read.
+                Err(_) => break,
+            };
+            if n > 0 && o.stage(filled, &buf[..n]).is_err() {
+                return msg::abort(id, 500, "request ring unavailable");
             }
-            _ => Frame::new(Kind::Body, id, buf[..n].to_vec()),
+            filled += n;
+            // Stop at a short read: the client has sent no more yet (or the body ended).
+            if n < chunk {
+                break;
+            }
+        }
+        if filled == 0 {
+            return Frame::new(Kind::BodyEnd, id, vec![]);
+        }
+        match o.announce(filled) {
+            Some((off, n)) => Frame::ring_slice(Kind::Body, id, off, n),
+            None => msg::abort(id, 500, "request ring unavailable"),
         }
     })
 }

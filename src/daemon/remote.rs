@@ -67,19 +67,36 @@ pub fn take_request_slice(
     payload: &[u8],
     max: usize,
 ) -> Result<Vec<u8>, String> {
-    let rings = rings.ok_or("ring slice on a connection without rings")?;
-    let (off, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
+    let (_, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
     if n > max {
         return Err(format!("slice of {n} bytes exceeds the {max} asked for"));
     }
     let mut buf = vec![0u8; n];
+    take_request_slice_into(ch, rings, id, payload, &mut buf)?;
+    Ok(buf)
+}
+
+/// The same, straight into `dst` (the application's read buffer); returns the slice's length.
+pub fn take_request_slice_into(
+    ch: &Channel,
+    rings: Option<&SharedRings>,
+    id: u32,
+    payload: &[u8],
+    dst: &mut [u8],
+) -> Result<usize, String> {
+    let rings = rings.ok_or("ring slice on a connection without rings")?;
+    let (off, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
+    let asked = dst.len();
+    let dst = dst
+        .get_mut(..n)
+        .ok_or_else(|| format!("slice of {n} bytes exceeds the {asked} asked for"))?;
     lock(rings)
         .request
-        .take(off, &mut buf)
+        .take(off, dst)
         .map_err(|e| e.to_string())?;
     ch.send(&msg::credit(id, n as u32))
         .map_err(|e| e.to_string())?;
-    Ok(buf)
+    Ok(n)
 }
 
 pub struct RemoteTransport {
@@ -149,13 +166,14 @@ impl Transport for RemoteTransport {
             reply = self.ch.recv(self.timeout);
         }
         match reply {
-            Ok((f, _)) if f.header.kind == Kind::Body && f.in_ring() => {
-                let data =
-                    take_request_slice(&self.ch, self.rings.as_ref(), self.id, &f.payload, want)
-                        .map_err(std::io::Error::other)?;
-                buf[..data.len()].copy_from_slice(&data);
-                Ok(data.len())
-            }
+            Ok((f, _)) if f.header.kind == Kind::Body && f.in_ring() => take_request_slice_into(
+                &self.ch,
+                self.rings.as_ref(),
+                self.id,
+                &f.payload,
+                &mut buf[..want],
+            )
+            .map_err(std::io::Error::other),
             Ok((f, _)) if f.header.kind == Kind::Body && f.payload.len() <= want => {
                 buf[..f.payload.len()].copy_from_slice(&f.payload);
                 Ok(f.payload.len())

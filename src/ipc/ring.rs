@@ -276,6 +276,25 @@ impl Outbound {
         Some((off, n))
     }
 
+    /// Writes `data` at `off` of a ring that was just reset, as part of one slice assembled
+    /// piecewise (a request body read from the client in small steps); see [`Outbound::announce`].
+    pub fn stage(&mut self, off: usize, data: &[u8]) -> Result<(), IpcError> {
+        self.mem.write_at(off, data)?;
+        self.used = true;
+        Ok(())
+    }
+
+    /// Announces the first `len` staged bytes as one slice starting at 0.
+    pub fn announce(&mut self, len: usize) -> Option<(usize, usize)> {
+        match self.w.reserve(len) {
+            Some((0, n)) if n == len => {
+                self.w.commit(0, len);
+                Some((0, len))
+            }
+            _ => None,
+        }
+    }
+
     pub fn credit(&mut self, n: usize) -> Result<(), IpcError> {
         self.w.credit(n)
     }
