@@ -173,6 +173,15 @@ fn connect(spec: &GroupSpec) -> Result<Conn, String> {
     let mut delay = Duration::from_millis(20);
     loop {
         let err = match Channel::connect(&spec.socket_path) {
+            // SO_PEERCRED both ways: whoever listens on the group's path must be its
+            // supervisor, not a process that managed to put a socket there.
+            Ok(ch) if !ch.peer_uid().is_ok_and(|u| u == spec.supervisor_uid) => {
+                return Err(format!(
+                    "the socket is not served by this server's daemon processes (peer uid {:?}, expected {})",
+                    ch.peer_uid().ok(),
+                    spec.supervisor_uid
+                ));
+            }
             Ok(ch) => {
                 let rings = make_rings(spec.ring_size);
                 let hello = Frame::new(Kind::Hello, 0, spec.secret.clone());

@@ -159,6 +159,7 @@ pub fn spec_from_config(
         import_scripts,
         socket_path: socket_path(&d.socket_prefix, &dp.name),
         apache_uid: d.uid,
+        supervisor_uid: nix::unistd::geteuid().as_raw(),
         secret: new_secret(),
         listen_backlog: dp.listen_backlog.min(i32::MAX as u32) as i32,
         maximum_requests: dp.maximum_requests,

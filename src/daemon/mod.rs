@@ -43,6 +43,9 @@ pub struct GroupSpec {
     pub socket_path: PathBuf,
     /// Only connections from this uid (Apache's children) are accepted.
     pub apache_uid: u32,
+    /// The uid the group's supervisor runs as (the Apache parent's): it created the listening
+    /// socket, so SO_PEERCRED on an Apache child's connection must name it.
+    pub supervisor_uid: u32,
     /// Shown by Apache children in HELLO; other code running as Apache's user cannot know it.
     pub secret: Vec<u8>,
     pub listen_backlog: i32,
