@@ -37,6 +37,7 @@ WSGIDaemonProcess recycle threads=1 restart-interval=2
 WSGIDaemonProcess idle threads=1 inactivity-timeout=2
 WSGIDaemonProcess sock threads=1 socket-timeout=1
 WSGIDaemonProcess reaper threads=1 graceful-timeout=1 shutdown-timeout=1
+WSGIDaemonProcess spoof threads=1 connect-timeout=1
 WSGIDaemonProcess sole threads=1
 WSGIDaemonProcess multi threads=1
 WSGIScriptAlias /evict {apps}/daemon_probe.wsgi process-group=evict application-group=%{GLOBAL}
@@ -53,6 +54,7 @@ WSGIScriptAlias /recycle {apps}/daemon_probe.wsgi process-group=recycle applicat
 WSGIScriptAlias /idle {apps}/daemon_probe.wsgi process-group=idle application-group=%{GLOBAL}
 WSGIScriptAlias /sock {apps}/daemon_probe.wsgi process-group=sock application-group=%{GLOBAL}
 WSGIScriptAlias /reaper {apps}/daemon_probe.wsgi process-group=reaper application-group=%{GLOBAL}
+WSGIScriptAlias /spoof {apps}/daemon_probe.wsgi process-group=spoof application-group=%{GLOBAL}
 WSGIScriptAlias /sole {apps}/daemon_probe.wsgi process-group=sole
 WSGIScriptAlias /m1 {apps}/daemon_probe.wsgi process-group=multi
 WSGIScriptAlias /m2 {apps}/daemon_probe.wsgi process-group=multi
@@ -259,3 +261,41 @@ def test_shutdown_timeout_ends_a_process_whose_atexit_hangs(srv):
     _wait_for_new_pid(srv, "/reaper", pid, limit=10)
     assert time.monotonic() - t0 < 8
     assert "shutdown-timeout=1s" in srv.error_log_since(mark)
+
+
+FAKE_DAEMON = r"""
+import os, socket, sys
+path = sys.argv[1]
+os.unlink(path)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(path)
+os.chmod(path, 0o777)
+os.setuid(65534)          # listen() as another user: that is what SO_PEERCRED reports
+s.listen(5)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(70000)
+    # a well-formed HELLO_ACK ("rings mapped"), to make the impostor convincing
+    c.send(bytes([0x52, 0x57, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]))
+"""
+
+
+def test_apache_refuses_a_socket_not_served_by_the_groups_supervisor(srv):
+    import hashlib
+    import subprocess
+    import sys
+    parent = int(srv.pid_path.read_text().strip())
+    h = hashlib.md5(b"spoof").hexdigest()[:12]
+    path = "%s/run/rwsgi.%d.%s.sock" % (srv.root, parent, h)
+    assert os.path.exists(path)
+    fake = subprocess.Popen([sys.executable, "-c", FAKE_DAEMON, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout.readline().strip() == "ready"
+        mark = srv.log_mark()
+        r = srv.get("/spoof", timeout=20)
+        assert r.status == 503
+        assert "not served by this server's daemon processes (peer uid Some(65534)" in srv.error_log_since(mark)
+    finally:
+        fake.kill()
+        fake.wait()
