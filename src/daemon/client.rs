@@ -303,20 +303,19 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                 }
             }
             Kind::ResponseHead if !head_set => match head::decode(p) {
-                Ok(h) if too_long_header(&h, spec.header_buffer_size).is_some() => {
-                    req.log(
-                        Level::Error,
-                        &format!(
-                            "rwsgi: Response header line too long from daemon process '{}' ({} bytes; header-buffer-size={}): {}",
-                            spec.name,
-                            too_long_header(&h, spec.header_buffer_size).unwrap_or(0),
-                            spec.header_buffer_size.unwrap_or(0),
-                            req.uri()
-                        ),
-                    );
-                    return fail(&mut out, body_started, SERVER_ERROR, false);
-                }
                 Ok(h) => {
+                    if let Some(len) = too_long_header(&h, spec.header_buffer_size) {
+                        req.log(
+                            Level::Error,
+                            &format!(
+                                "rwsgi: Response header line too long from daemon process '{}' ({len} bytes; header-buffer-size={}): {}",
+                                spec.name,
+                                spec.header_buffer_size.unwrap_or(0),
+                                req.uri()
+                            ),
+                        );
+                        return fail(&mut out, body_started, SERVER_ERROR, false);
+                    }
                     req.set_status(h.status, &h.status_line);
                     for (k, v) in &h.headers {
                         req.add_header(&String::from_utf8_lossy(k), v);

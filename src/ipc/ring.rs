@@ -32,6 +32,8 @@ fn required_seals() -> SealFlag {
 pub struct SharedMem {
     map: MmapRaw,
     fd: OwnedFd,
+    /// Written or read since the last [`SharedMem::release_if_touched`].
+    touched: std::sync::atomic::AtomicBool,
 }
 
 impl SharedMem {
@@ -62,7 +64,11 @@ impl SharedMem {
 
     fn map(fd: OwnedFd, len: usize) -> std::io::Result<SharedMem> {
         let map = MmapOptions::new().len(len).map_raw(fd.as_raw_fd())?;
-        Ok(SharedMem { map, fd })
+        Ok(SharedMem {
+            map,
+            fd,
+            touched: Default::default(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -80,6 +86,16 @@ impl SharedMem {
             0,
             self.map.len() as i64,
         );
+    }
+
+    /// [`SharedMem::release`], if anything went through the mapping since the last call.
+    pub fn release_if_touched(&self) {
+        if self
+            .touched
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.release();
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,6 +116,8 @@ impl SharedMem {
     /// Copies `src` into the mapping at `off`.
     pub fn write_at(&self, off: usize, src: &[u8]) -> Result<(), IpcError> {
         self.check(off, src.len())?;
+        self.touched
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: [off, off+len) lies inside the live mapping (checked above; the memfd is
         // sealed so the mapping cannot shrink under us), and `src` is ordinary memory that
         // cannot overlap a shared mapping we created.
@@ -112,6 +130,8 @@ impl SharedMem {
     /// Copies `dst.len()` bytes out of the mapping from `off`.
     pub fn read_at(&self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
         self.check(off, dst.len())?;
+        self.touched
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: as in write_at. The peer may be writing the same bytes concurrently; we only
         // copy them as opaque body bytes, never interpret them in place.
         unsafe {
@@ -233,55 +253,47 @@ pub fn max_slice(cap: usize) -> usize {
 pub struct Outbound {
     mem: SharedMem,
     w: RingWriter,
-    used: bool,
 }
 
 impl Outbound {
     pub fn new(mem: SharedMem) -> Outbound {
         let w = RingWriter::new(mem.len());
-        Outbound {
-            mem,
-            w,
-            used: false,
-        }
+        Outbound { mem, w }
     }
 
-    /// Releases the pages if anything went through the ring since the last call.
+    /// Gives the pages back if anything went through the ring since the last call.
     pub fn release_if_used(&mut self) {
-        if std::mem::take(&mut self.used) {
-            self.mem.release();
+        self.mem.release_if_touched();
+    }
+
+    /// Copies the first `n` bytes of `data` (no more than fits contiguously) into the ring and
+    /// records them as one slice.
+    fn put_slice(&mut self, data: &[u8], n: usize, whole: bool) -> Option<(usize, usize)> {
+        let (off, n) = self.w.reserve(n)?;
+        if whole && n != data.len() {
+            return None;
         }
+        self.mem.write_at(off, &data[..n]).ok()?;
+        self.w.commit(off, n);
+        Some((off, n))
     }
 
     /// Copies as much of `data` as fits contiguously (at most one slice) into the ring and
     /// returns the slice to announce; None when the ring is full.
     pub fn put(&mut self, data: &[u8]) -> Option<(usize, usize)> {
-        let (off, n) = self.w.reserve(data.len().min(max_slice(self.mem.len())))?;
-        self.mem.write_at(off, &data[..n]).ok()?;
-        self.w.commit(off, n);
-        self.used = true;
-        Some((off, n))
+        self.put_slice(data, data.len().min(max_slice(self.mem.len())), false)
     }
 
     /// Like [`Outbound::put`], but all of `data` as one slice of up to the whole ring (a
     /// request head), or nothing.
     pub fn put_all(&mut self, data: &[u8]) -> Option<(usize, usize)> {
-        let (off, n) = self.w.reserve(data.len())?;
-        if n != data.len() {
-            return None;
-        }
-        self.mem.write_at(off, data).ok()?;
-        self.w.commit(off, n);
-        self.used = true;
-        Some((off, n))
+        self.put_slice(data, data.len(), true)
     }
 
     /// Writes `data` at `off` of a ring that was just reset, as part of one slice assembled
     /// piecewise (a request body read from the client in small steps); see [`Outbound::announce`].
     pub fn stage(&mut self, off: usize, data: &[u8]) -> Result<(), IpcError> {
-        self.mem.write_at(off, data)?;
-        self.used = true;
-        Ok(())
+        self.mem.write_at(off, data)
     }
 
     /// Announces the first `len` staged bytes as one slice starting at 0.
@@ -320,30 +332,22 @@ impl Outbound {
 pub struct Inbound {
     mem: SharedMem,
     r: RingReader,
-    used: bool,
 }
 
 impl Inbound {
     pub fn new(mem: SharedMem) -> Inbound {
         let r = RingReader::new(mem.len());
-        Inbound {
-            mem,
-            r,
-            used: false,
-        }
+        Inbound { mem, r }
     }
 
-    /// Releases the pages if anything went through the ring since the last call.
+    /// Gives the pages back if anything went through the ring since the last call.
     pub fn release_if_used(&mut self) {
-        if std::mem::take(&mut self.used) {
-            self.mem.release();
-        }
+        self.mem.release_if_touched();
     }
 
     /// Validates the announced slice and copies it into `dst` (which must be exactly as long).
     pub fn take(&mut self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
         self.r.accept(off, dst.len())?;
-        self.used = true;
         self.mem.read_at(off, dst)
     }
 
