@@ -117,11 +117,62 @@ fn run(
             let pool = unsafe { (*cmd).pool };
             let resolve = |p: &str| server_root_relative(pool, p);
             apply_server(spec, &mut conf.config, raw, &resolve)?;
+            if spec.name() == "WSGIDaemonProcess" {
+                claim_group_name(cmd, &mut conf.config)?;
+            }
             conf.compile_new_patterns()
         }
         // SAFETY: for directory-target directives Apache passes our DirConf as mconfig.
         Target::Dir => apply_dir(spec, unsafe { dir_conf_mut(mconfig) }, raw),
     }
+}
+
+/// Daemon process group names declared so far in this reading of the configuration, with
+/// where: a name is unique across the main server and every virtual host, and a duplicate
+/// must fail `apache2 -t` with both places (as mod_wsgi does), not only the start.
+static GROUP_NAMES: std::sync::Mutex<crate::config::daemon::GroupNames> =
+    std::sync::Mutex::new(crate::config::daemon::GroupNames::new());
+
+/// A new reading of the configuration begins (pre_config runs before any directive).
+pub(crate) fn forget_group_names() {
+    GROUP_NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+}
+
+/// Records the group the WSGIDaemonProcess just parsed declares; a name already declared
+/// elsewhere takes it back out and is an error naming the first declaration.
+fn claim_group_name(
+    cmd: *mut b::cmd_parms,
+    conf: &mut crate::config::ServerConfig,
+) -> Result<(), String> {
+    let Some(name) = conf.daemons.last().map(|d| d.name.clone()) else {
+        return Ok(());
+    };
+    // SAFETY: during directive processing cmd->directive is the directive being applied; its
+    // file name is a NUL-terminated string in the configuration pool.
+    let place = unsafe {
+        let d = (*cmd).directive;
+        if d.is_null() || (*d).filename.is_null() {
+            String::from("?")
+        } else {
+            format!(
+                "{}:{}",
+                CStr::from_ptr((*d).filename).to_string_lossy(),
+                (*d).line_num
+            )
+        }
+    };
+    let claimed = GROUP_NAMES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .claim(&name, &place);
+    if let Err(e) = claimed {
+        conf.daemons.pop();
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn server_root_relative(pool: *mut b::apr_pool_t, path: &str) -> String {

@@ -16,6 +16,19 @@ const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR;
 pub const HANDLER: &CStr = c"wsgi-script";
 const HANDLER_ALT: &str = "application/x-httpd-wsgi";
 
+/// A reading of the configuration begins (at start-up and on every restart, before any
+/// directive is processed).
+pub(crate) unsafe extern "C" fn pre_config(
+    _pconf: *mut b::apr_pool_t,
+    _plog: *mut b::apr_pool_t,
+    _ptemp: *mut b::apr_pool_t,
+) -> i32 {
+    guard("pre_config", SERVER_ERROR, || {
+        super::commands::forget_group_names();
+        OK
+    })
+}
+
 pub(crate) unsafe extern "C" fn post_config(
     pconf: *mut b::apr_pool_t,
     _plog: *mut b::apr_pool_t,
@@ -23,32 +36,7 @@ pub(crate) unsafe extern "C" fn post_config(
     s: *mut b::server_rec,
 ) -> i32 {
     guard("post_config", SERVER_ERROR, || {
-        // A group declared in a virtual host serves only virtual hosts with its ServerName
-        // (final only now: ServerName may follow WSGIDaemonProcess).
-        let mut cur = s;
-        while !cur.is_null() {
-            // SAFETY: configuration is complete and single-threaded; each server has our record.
-            unsafe {
-                let name = (cur != s && !(*cur).server_hostname.is_null()).then(|| {
-                    std::ffi::CStr::from_ptr((*cur).server_hostname)
-                        .to_string_lossy()
-                        .into_owned()
-                });
-                server_conf_mut(cur).config.set_daemon_scope(if cur == s {
-                    None
-                } else {
-                    Some(name.as_deref().unwrap_or(""))
-                });
-                cur = (*cur).next;
-            }
-        }
-        let mut servers: Vec<&ServerConfig> = Vec::new();
-        let mut cur = s;
-        while !cur.is_null() {
-            // SAFETY: Apache's server list is fully built by now; each has our config record.
-            servers.push(unsafe { &server_conf(cur).config });
-            cur = unsafe { (*cur).next };
-        }
+        let servers = distinct_configs(s);
         if let Err(e) = crate::embedded::configure(&servers) {
             super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
             return SERVER_ERROR;
@@ -84,6 +72,42 @@ pub(crate) unsafe extern "C" fn post_config(
             }
         }
     })
+}
+
+/// Our configuration record of every server, each once, the main server's first, with the
+/// scope of its daemon groups set (final only now: ServerName may follow WSGIDaemonProcess).
+///
+/// A virtual host with no directive of ours has no record of its own: Apache gives it the
+/// main server's (the same pointer, see merge_server_configs in server/config.c). Walking the
+/// server list naively would see the main server's groups twice (and scope them to that
+/// virtual host): Debian's 000-default.conf next to a server-level WSGIDaemonProcess did not
+/// start.
+fn distinct_configs<'a>(s: *mut b::server_rec) -> Vec<&'a ServerConfig> {
+    let mut seen: Vec<*const ServerConf> = Vec::new();
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: configuration is complete and single-threaded; each server has our record
+        // (its own, or the main server's when the virtual host has no directive of ours).
+        unsafe {
+            let conf: *const ServerConf = server_conf(cur);
+            if !seen.contains(&conf) {
+                seen.push(conf);
+                let name = (cur != s && !(*cur).server_hostname.is_null()).then(|| {
+                    CStr::from_ptr((*cur).server_hostname)
+                        .to_string_lossy()
+                        .into_owned()
+                });
+                server_conf_mut(cur).config.set_daemon_scope(if cur == s {
+                    None
+                } else {
+                    Some(name.as_deref().unwrap_or(""))
+                });
+            }
+            cur = (*cur).next;
+        }
+    }
+    // SAFETY: the records live in pconf for this whole configuration generation.
+    seen.into_iter().map(|c| unsafe { &(*c).config }).collect()
 }
 
 /// The runtime settings of every WSGIDaemonProcess of this configuration.

@@ -39,6 +39,7 @@ unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
         // directive of ours is parsed; the table is 'static.
         unsafe {
             let order = b::APR_HOOK_MIDDLE;
+            b::ap_hook_pre_config(Some(hooks::pre_config), null(), null(), order);
             b::ap_hook_post_config(Some(hooks::post_config), null(), null(), order);
             b::ap_hook_child_init(Some(hooks::child_init), null(), null(), order);
             // After mod_alias (which is MIDDLE) as mod_wsgi does, so Alias wins over WSGIScriptAlias

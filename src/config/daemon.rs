@@ -521,6 +521,32 @@ pub fn check_unique(servers: &[&ServerConfig]) -> Result<()> {
     Ok(())
 }
 
+/// The daemon process group names one reading of the configuration declares, and where each
+/// was declared (`file:line`).
+#[derive(Debug, Default)]
+pub struct GroupNames(Vec<(String, String)>);
+
+impl GroupNames {
+    pub const fn new() -> GroupNames {
+        GroupNames(Vec::new())
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Claims `name` for the declaration at `place`; a name claimed before is an error.
+    pub fn claim(&mut self, name: &str, place: &str) -> Result<()> {
+        if let Some((_, first)) = self.0.iter().find(|(n, _)| n == name) {
+            return Err(format!(
+                "Name duplicates previous WSGI daemon definition: '{name}' (first declared at {first}; daemon process group names must be unique across the main server and all virtual hosts)"
+            ));
+        }
+        self.0.push((name.to_string(), place.to_string()));
+        Ok(())
+    }
+}
+
 /// The group called `name` among those the servers declare.
 pub fn find_daemon<'a>(servers: &[&'a ServerConfig], name: &str) -> Option<&'a DaemonProcess> {
     servers
@@ -1041,6 +1067,31 @@ mod tests {
                 .daemons
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn group_names_are_claimed_once() {
+        let mut names = GroupNames::new();
+        assert!(
+            names
+                .claim("a", "/etc/apache2/sites-enabled/a.conf:3")
+                .is_ok()
+        );
+        assert!(
+            names
+                .claim("b", "/etc/apache2/sites-enabled/b.conf:3")
+                .is_ok()
+        );
+        let e = names
+            .claim("a", "/etc/apache2/sites-enabled/c.conf:9")
+            .unwrap_err();
+        assert!(e.contains("'a'"), "{e}");
+        assert!(
+            e.contains("first declared at /etc/apache2/sites-enabled/a.conf:3"),
+            "{e}"
+        );
+        names.clear();
+        assert!(names.claim("a", "x:1").is_ok());
     }
 
     #[test]
