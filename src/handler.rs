@@ -179,7 +179,8 @@ pub fn handle(req: Request) -> i32 {
     if let Some(group) = daemon {
         return crate::daemon::client::forward(req, &app, &group, settings::server_timeout());
     }
-    match wsgi::run(app, Box::new(ApacheTransport::new(req))) {
+    let (transport, log) = ApacheTransport::new(req);
+    match wsgi::run(app, Box::new(transport), log) {
         Outcome::Sent => OK,
         Outcome::ServerError => SERVER_ERROR,
     }

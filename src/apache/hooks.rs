@@ -195,9 +195,15 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> b::apr_status_t {
 /// WSGIScriptAlias / WSGIScriptAliasMatch: first match in declaration order wins (the virtual
 /// host's aliases before the main server's), exactly as mod_wsgi.
 pub(crate) unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
-    guard("translate_name", DECLINED, || {
-        // SAFETY: called by Apache with the live request.
-        let req = unsafe { Request::from_raw(r) };
+    // SAFETY: called by Apache with the live request, in this thread only.
+    guard("translate_name", DECLINED, || unsafe {
+        Request::with(r, translate)
+    })
+}
+
+fn translate(req: Request<'_>) -> i32 {
+    {
+        let r = req.raw();
         let uri = req.uri();
         if !uri.starts_with('/') {
             return DECLINED;
@@ -238,7 +244,7 @@ pub(crate) unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
             return OK;
         }
         DECLINED
-    })
+    }
 }
 
 /// `$0`..`$9` substitution as ap_pregsub does (`\$` escapes a dollar).
@@ -263,9 +269,14 @@ fn substitute(target: &str, groups: &[Option<String>]) -> String {
 }
 
 pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
-    guard("handler", SERVER_ERROR, || {
-        // SAFETY: called by Apache with the live request.
-        let req = unsafe { Request::from_raw(r) };
+    // SAFETY: called by Apache with the live request, in this thread only.
+    guard("handler", SERVER_ERROR, || unsafe {
+        Request::with(r, handle)
+    })
+}
+
+fn handle(req: Request<'_>) -> i32 {
+    {
         match req.handler() {
             Some(h) if h == HANDLER.to_str().unwrap_or_default() || h == HANDLER_ALT => {}
             _ => return DECLINED,
@@ -274,7 +285,7 @@ pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
         // Not back into the MPM while it may be force-closing this thread's socket.
         super::stopping::wait_while_closing_worker_sockets();
         status
-    })
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod stopping;
 
 pub use log::Level;
 pub use output::{Output, OutputError};
-pub use request::{FileType, Request};
+pub use request::{FileType, Request, RequestLog};
 
 /// The running Apache's version ("2.4.71").
 pub fn server_version() -> String {

@@ -10,21 +10,26 @@ pub enum OutputError {
     ClientGone,
 }
 
-/// One brigade reused for the whole response.
-pub struct Output {
+/// One brigade reused for the whole response, for as long as the request lasts (`'r`).
+pub struct Output<'r> {
     r: *mut b::request_rec,
     bb: *mut b::apr_bucket_brigade,
+    _serving: std::marker::PhantomData<&'r mut b::request_rec>,
 }
 
-// SAFETY: like Request: used under the exchange mutex while the request is live.
-unsafe impl Send for Output {}
+// SAFETY: like Request: moved with its request, never shared.
+unsafe impl Send for Output<'_> {}
 
-impl Output {
-    pub fn new(req: &Request) -> Output {
+impl<'r> Output<'r> {
+    pub fn new(req: &Request<'r>) -> Output<'r> {
         let r = req.raw();
         // SAFETY: the brigade lives in the request pool and uses the connection's allocator.
         let bb = unsafe { b::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
-        Output { r, bb }
+        Output {
+            r,
+            bb,
+            _serving: std::marker::PhantomData,
+        }
     }
 
     fn alloc(&self) -> *mut b::apr_bucket_alloc_t {

@@ -5,20 +5,41 @@ use super::bindings as b;
 use super::log::{self, Level};
 use std::borrow::Cow;
 use std::ffi::{CStr, CString, c_char};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-/// The handle src/embedded uses. It is only created by the handler hook for the request being
-/// served and must not outlive it.
-#[derive(Clone, Copy)]
-pub struct Request {
-    r: *mut b::request_rec,
+/// The request a hook is serving, for as long as the hook runs (`'r`). Not `Copy`, not
+/// `Clone` and not `Sync`: whatever keeps it must give it back before the hook returns, so a
+/// closure or object that outlives the request cannot hold it (an application thread writing
+/// to a kept `wsgi.errors` once reached a freed request_rec that way).
+pub struct Request<'r> {
+    r: NonNull<b::request_rec>,
+    _serving: PhantomData<&'r mut b::request_rec>,
 }
 
-// SAFETY: a Request is moved into the WSGI exchange, which Python threads may touch; every use
-// is serialised by the exchange's mutex and ends before the handler hook returns.
-unsafe impl Send for Request {}
-// SAFETY: shared use is limited to logging, which only reads the request (as mod_wsgi does
-// from application threads).
-unsafe impl Sync for Request {}
+// SAFETY: a Request may be moved to another thread (the WSGI exchange hands it to whichever
+// Python thread reads the body or writes the response), but it is never shared: every use
+// goes through `&mut`/`&` of its single owner, which the exchange serialises with a mutex.
+unsafe impl Send for Request<'_> {}
+
+/// Logging on behalf of a request, from any thread, while the request lasts (`'r`).
+#[derive(Clone)]
+pub struct RequestLog<'r> {
+    r: NonNull<b::request_rec>,
+    _serving: PhantomData<&'r b::request_rec>,
+}
+
+// SAFETY: ap_log_rerror only reads the request (and its connection and server), which stay
+// unchanged while the request lasts; mod_wsgi logs from application threads the same way.
+unsafe impl Send for RequestLog<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for RequestLog<'_> {}
+
+impl RequestLog<'_> {
+    pub fn log(&self, level: Level, msg: &str) {
+        log::request(level, self.r.as_ptr(), msg)
+    }
+}
 
 fn cstr<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
     // SAFETY: Apache strings are NUL-terminated and live at least as long as the request.
@@ -34,20 +55,37 @@ pub enum FileType {
     Other,
 }
 
-impl Request {
+impl<'r> Request<'r> {
+    /// Runs `f` with the request `r`; nothing `f` is given can outlive the call.
+    ///
     /// # Safety
-    /// `r` must be the live request of the current hook invocation.
-    pub unsafe fn from_raw(r: *mut b::request_rec) -> Request {
-        Request { r }
+    /// `r` must be the live request of the current hook invocation, used by no other thread
+    /// while `f` runs.
+    pub unsafe fn with<T>(r: *mut b::request_rec, f: impl for<'a> FnOnce(Request<'a>) -> T) -> T {
+        match NonNull::new(r) {
+            Some(r) => f(Request {
+                r,
+                _serving: PhantomData,
+            }),
+            None => panic!("Apache passed a NULL request_rec"),
+        }
     }
 
     fn rec(&self) -> &b::request_rec {
-        // SAFETY: see from_raw.
-        unsafe { &*self.r }
+        // SAFETY: the request is live for 'r (see `with`).
+        unsafe { self.r.as_ref() }
     }
 
     pub(crate) fn raw(&self) -> *mut b::request_rec {
-        self.r
+        self.r.as_ptr()
+    }
+
+    /// A logging handle for other threads, valid as long as the request.
+    pub fn logger(&self) -> RequestLog<'r> {
+        RequestLog {
+            r: self.r,
+            _serving: PhantomData,
+        }
     }
 
     fn pool(&self) -> *mut b::apr_pool_t {
@@ -93,11 +131,11 @@ impl Request {
     pub fn set_filename(&self, f: &str) {
         let p = self.pstr(f);
         // SAFETY: the request is live and the string is pool-allocated.
-        unsafe { (*self.r).filename = p.cast_mut() };
+        unsafe { (*self.raw()).filename = p.cast_mut() };
     }
     pub fn set_handler(&self, h: &'static CStr) {
         // SAFETY: as above; a static string outlives the request.
-        unsafe { (*self.r).handler = h.as_ptr() };
+        unsafe { (*self.raw()).handler = h.as_ptr() };
     }
 
     pub fn file_type(&self) -> FileType {
@@ -116,7 +154,7 @@ impl Request {
     /// `Options ExecCGI` in force for this request.
     pub fn allows_exec_cgi(&self) -> bool {
         // SAFETY: reads the request's merged core configuration.
-        unsafe { b::ap_allow_options(self.r) & b::OPT_EXECCGI != 0 }
+        unsafe { b::ap_allow_options(self.raw()) & b::OPT_EXECCGI != 0 }
     }
 
     fn table_get(t: *mut b::apr_table_t, key: &str) -> Option<String> {
@@ -184,8 +222,8 @@ impl Request {
     pub fn cgi_variables(&self) -> crate::wsgi::Environ {
         // SAFETY: both functions fill r->subprocess_env from the live request.
         unsafe {
-            b::ap_add_common_vars(self.r);
-            b::ap_add_cgi_vars(self.r);
+            b::ap_add_common_vars(self.raw());
+            b::ap_add_cgi_vars(self.raw());
         }
         let t = self.rec().subprocess_env;
         // Room for the mod_wsgi.* keys the handler adds.
@@ -238,7 +276,11 @@ impl Request {
         if self.rec().log_id.is_null() {
             // SAFETY: the generate_log_id hook writes a pool-allocated id into r->log_id.
             unsafe {
-                b::ap_run_generate_log_id((*self.r).connection, self.r, &raw mut (*self.r).log_id)
+                b::ap_run_generate_log_id(
+                    (*self.raw()).connection,
+                    self.raw(),
+                    &raw mut (*self.raw()).log_id,
+                )
             };
         }
         cstr(self.rec().log_id).map(|s| s.into_owned())
@@ -254,7 +296,7 @@ impl Request {
             b::REQUEST_CHUNKED_ERROR
         };
         // SAFETY: standard call on the live request before reading the body.
-        let rc = unsafe { b::ap_setup_client_block(self.r, policy) };
+        let rc = unsafe { b::ap_setup_client_block(self.raw(), policy) };
         if rc == b::OK { Ok(()) } else { Err(rc) }
     }
 
@@ -263,7 +305,7 @@ impl Request {
     pub fn set_client_timeout(&self, t: std::time::Duration) -> Option<std::time::Duration> {
         // SAFETY: the connection and its socket live as long as the request.
         unsafe {
-            let s = b::ap_get_conn_socket((*self.r).connection);
+            let s = b::ap_get_conn_socket((*self.raw()).connection);
             if s.is_null() {
                 return None;
             }
@@ -279,7 +321,8 @@ impl Request {
     /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
     pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
-        let n = unsafe { b::ap_get_client_block(self.r, buf.as_mut_ptr().cast(), buf.len() as _) };
+        let n =
+            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
         if n < 0 {
             Err(std::io::Error::other(
                 "request body read error (client disconnected, timed out or sent a malformed body)",
@@ -296,8 +339,8 @@ impl Request {
         let l = self.pbytes(line);
         // SAFETY: the status line lives in the request pool.
         unsafe {
-            (*self.r).status = code as i32;
-            (*self.r).status_line = l;
+            (*self.raw()).status = code as i32;
+            (*self.raw()).status_line = l;
         }
     }
 
@@ -307,14 +350,14 @@ impl Request {
         if name.eq_ignore_ascii_case("content-type") {
             let v = self.pbytes(value);
             // SAFETY: pool-allocated value.
-            unsafe { b::ap_set_content_type(self.r, v) };
+            unsafe { b::ap_set_content_type(self.raw(), v) };
         } else if name.eq_ignore_ascii_case("content-length") {
             if let Some(n) = std::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.trim().parse::<i64>().ok())
             {
                 // SAFETY: plain setter.
-                unsafe { b::ap_set_content_length(self.r, n) };
+                unsafe { b::ap_set_content_length(self.raw(), n) };
             }
         } else {
             let t = if name.eq_ignore_ascii_case("www-authenticate") {
@@ -329,7 +372,7 @@ impl Request {
     }
 
     pub fn log(&self, level: Level, msg: &str) {
-        log::request(level, self.r, msg)
+        log::request(level, self.raw(), msg)
     }
 
     pub fn connection_aborted(&self) -> bool {
@@ -348,7 +391,7 @@ impl Request {
         // SAFETY: r->server is live for the request.
         let s = unsafe { &*self.rec().server };
         // SAFETY: ap_get_server_port only reads the request.
-        let port = unsafe { b::ap_get_server_port(self.r) };
+        let port = unsafe { b::ap_get_server_port(self.raw()) };
         (
             cstr(s.server_hostname).unwrap_or_default().into_owned(),
             port,

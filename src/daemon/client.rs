@@ -451,19 +451,19 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
 
 /// response-socket-timeout: the client socket's timeout while this request relays its
 /// response; the previous one comes back on drop.
-struct ClientTimeout<'a> {
-    req: &'a Request,
+struct ClientTimeout<'a, 'r> {
+    req: &'a Request<'r>,
     prev: Option<Duration>,
 }
 
-impl<'a> ClientTimeout<'a> {
-    fn set(req: &'a Request, t: Duration) -> ClientTimeout<'a> {
+impl<'a, 'r> ClientTimeout<'a, 'r> {
+    fn set(req: &'a Request<'r>, t: Duration) -> ClientTimeout<'a, 'r> {
         let prev = req.set_client_timeout(t);
         ClientTimeout { req, prev }
     }
 }
 
-impl Drop for ClientTimeout<'_> {
+impl Drop for ClientTimeout<'_, '_> {
     fn drop(&mut self) {
         if let Some(p) = self.prev {
             self.req.set_client_timeout(p);

@@ -282,8 +282,12 @@ impl Transport for RemoteTransport {
     fn is_head_request(&self) -> bool {
         self.header_only
     }
+}
 
-    fn logger(&self) -> Logger {
+impl RemoteTransport {
+    /// Log lines of this request go to the Apache side, which logs them with the request's
+    /// context.
+    pub fn logger(&self) -> Logger<'static> {
         let (ch, id) = (self.ch.clone(), self.id);
         Box::new(move |level, text| {
             let l = match level {

@@ -766,7 +766,8 @@ fn serve_frame_inner(
                         interrupted: None,
                     },
                 );
-            let outcome = wsgi::run(app, Box::new(transport));
+            let log = transport.logger();
+            let outcome = wsgi::run(app, Box::new(transport), log);
             let interrupted = shared
                 .active
                 .lock()

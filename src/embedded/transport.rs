@@ -4,19 +4,23 @@
 use crate::apache::{Level, Output, OutputError, Request};
 use crate::wsgi::{LogLevel, Logger, ResponseHead, Transport, TransportError};
 
-pub struct ApacheTransport {
-    req: Request,
-    out: Output,
+pub struct ApacheTransport<'r> {
+    req: Request<'r>,
+    out: Output<'r>,
     finished: bool,
 }
 
-impl ApacheTransport {
-    pub fn new(req: Request) -> ApacheTransport {
-        ApacheTransport {
-            req,
+impl<'r> ApacheTransport<'r> {
+    /// The transport over `req`, and a logger for the request (usable from any thread until
+    /// the request ends: both borrow it).
+    pub fn new(req: Request<'r>) -> (ApacheTransport<'r>, Logger<'r>) {
+        let log = req.logger();
+        let transport = ApacheTransport {
             out: Output::new(&req),
+            req,
             finished: false,
-        }
+        };
+        (transport, Box::new(move |l, m| log.log(level(l), m)))
     }
 }
 
@@ -38,7 +42,7 @@ fn gone(_: OutputError) -> TransportError {
     TransportError::ClientGone
 }
 
-impl Transport for ApacheTransport {
+impl Transport for ApacheTransport<'_> {
     fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.req.read_body(buf)
     }
@@ -82,10 +86,5 @@ impl Transport for ApacheTransport {
 
     fn is_head_request(&self) -> bool {
         self.req.header_only()
-    }
-
-    fn logger(&self) -> Logger {
-        let req = self.req;
-        Box::new(move |l, m| req.log(level(l), m))
     }
 }

@@ -7,11 +7,55 @@ use super::ffi::interp::without_gil;
 use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
 use super::transport::{LogLevel, Logger, ResponseHead, Transport, TransportError};
 use super::validate;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
+/// One request as the Python objects of that request see it. They may keep it (an `Arc` in
+/// their capsule) long after the request: the transport and the logger, which borrow the
+/// request, are then gone and every use raises.
 pub struct Exchange {
     state: Mutex<State>,
-    logger: Logger,
+    /// Separate from `state`: another thread may log while the request thread is blocked in
+    /// a write to the client.
+    log: RwLock<Option<Logger<'static>>>,
+}
+
+/// A kept `wsgi.errors` written to after its request ended (mod_wsgi's wording).
+#[derive(Debug)]
+pub struct LogExpired;
+
+impl std::fmt::Display for LogExpired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("log object has expired")
+    }
+}
+
+/// Runs `f` with an exchange over `transport` and `log`, which borrow the request (`'r`).
+/// Python objects may keep the exchange past this call; both borrowed parts are taken back
+/// out before it returns, also when `f` panics.
+pub fn scoped<'r, T>(
+    transport: Box<dyn Transport + 'r>,
+    log: Logger<'r>,
+    f: impl FnOnce(&Arc<Exchange>) -> T,
+) -> T {
+    // SAFETY: only the lifetime changes (same fat-pointer layout). The 'static values never
+    // leave the exchange, every use of them happens under its locks, and `Close` below takes
+    // them out under those same locks (waiting for any use in progress on another thread)
+    // before this function returns or unwinds: nothing can reach them after 'r.
+    let (transport, log) = unsafe {
+        (
+            std::mem::transmute::<Box<dyn Transport + 'r>, Box<dyn Transport + 'static>>(transport),
+            std::mem::transmute::<Logger<'r>, Logger<'static>>(log),
+        )
+    };
+    let ex = Arc::new(Exchange::new(transport, log));
+    struct Close<'a>(&'a Exchange);
+    impl Drop for Close<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = Close(&ex);
+    f(&ex)
 }
 
 #[derive(Default)]
@@ -41,8 +85,7 @@ pub struct Progress {
 }
 
 impl Exchange {
-    pub fn new(transport: Box<dyn Transport>) -> Exchange {
-        let logger = transport.logger();
+    fn new(transport: Box<dyn Transport>, log: Logger<'static>) -> Exchange {
         Exchange {
             state: Mutex::new(State {
                 transport: Some(transport),
@@ -53,7 +96,7 @@ impl Exchange {
                 client_gone: false,
                 finished: false,
             }),
-            logger,
+            log: RwLock::new(Some(log)),
         }
     }
 
@@ -61,13 +104,20 @@ impl Exchange {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn log(&self, level: LogLevel, msg: &str) {
-        (self.logger)(level, msg)
+    pub fn log(&self, level: LogLevel, msg: &str) -> Result<(), LogExpired> {
+        match &*self.log.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(log) => {
+                log(level, msg);
+                Ok(())
+            }
+            None => Err(LogExpired),
+        }
     }
 
     /// Ends the request: Python objects that still refer to the exchange will see it closed.
-    pub fn close(&self) -> Option<Box<dyn Transport>> {
-        self.lock().transport.take()
+    fn close(&self) {
+        drop(self.lock().transport.take());
+        drop(self.log.write().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     pub fn progress(&self) -> Progress {
@@ -190,6 +240,12 @@ pub fn start_response(
     headers: &Obj,
     exc_info: Option<Obj>,
 ) -> PyResult<()> {
+    if ex.lock().transport.is_none() {
+        return Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        ));
+    }
     if let Some(info) = exc_info {
         if ex.lock().head_sent {
             // PEP 3333: after the head went out, the only thing left is to re-raise.
@@ -214,6 +270,12 @@ pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
             ),
         ));
     };
+    if ex.lock().transport.is_none() {
+        return Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        ));
+    }
     if !ex.progress().started {
         return Err(raise(exc::runtime_error(), "response has not been started"));
     }
@@ -261,12 +323,10 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
                 return Ok(out);
             }
             if let Some(e) = &body.failed {
-                return Err(e.clone());
+                return Err(ReadError::Io(e.clone()));
             }
             // Refill.
-            let t = transport
-                .as_mut()
-                .ok_or_else(|| "request has already completed".to_string())?;
+            let t = transport.as_mut().ok_or(ReadError::Expired)?;
             if !line {
                 // Bulk reads go straight into the result, grown geometrically, rather than
                 // through the line buffer (a fresh zero-filled buffer per refill cost a 1 MiB
@@ -286,7 +346,7 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
                         Err(e) => {
                             let msg = format!("rwsgi request data read error: {e}");
                             body.failed = Some(msg.clone());
-                            return Err(msg);
+                            return Err(ReadError::Io(msg));
                         }
                     }
                 }
@@ -311,21 +371,38 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
                     body.buf.clear();
                     let msg = format!("rwsgi request data read error: {e}");
                     body.failed = Some(msg.clone());
-                    return Err(msg);
+                    return Err(ReadError::Io(msg));
                 }
             }
         }
     });
     match result {
         Ok(v) => Obj::bytes(&v),
-        Err(msg) => Err(raise(exc::os_error(), &msg)),
+        Err(ReadError::Io(msg)) => Err(raise(exc::os_error(), &msg)),
+        Err(ReadError::Expired) => Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        )),
     }
 }
 
-/// One line written to `wsgi.errors`, `sys.stdout` or `sys.stderr`.
-pub fn log_line(ex: Option<&Exchange>, text: &str) {
-    match ex.or(super::current::exchange().as_deref()) {
-        Some(ex) => ex.log(LogLevel::Error, text),
-        None => super::transport::server_log(LogLevel::Error, text),
+enum ReadError {
+    /// The request ended (a kept `wsgi.input` read later).
+    Expired,
+    Io(String),
+}
+
+/// One line written to `wsgi.errors` (`ex`: its request), or to `sys.stdout` / `sys.stderr`
+/// (`None`: the request the calling thread serves, if any, else the server's log).
+pub fn log_line(ex: Option<&Exchange>, text: &str) -> Result<(), LogExpired> {
+    if let Some(ex) = ex {
+        return ex.log(LogLevel::Error, text);
     }
+    let served = super::current::exchange();
+    // A thread whose request has just ended may still name it as current: its output then
+    // goes to the server's log.
+    if served.is_none_or(|ex| ex.log(LogLevel::Error, text).is_err()) {
+        super::transport::server_log(LogLevel::Error, text);
+    }
+    Ok(())
 }

@@ -3,14 +3,14 @@
 
 use super::app;
 use super::current;
-use super::exchange::Exchange;
+use super::exchange::{self, Exchange};
 use super::ffi::interp::{Attached, Interpreter};
 use super::ffi::native;
 use super::ffi::object::{
     Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise,
 };
 use super::interpreters::{self, InterpData};
-use super::transport::{LogLevel, Transport, TransportError};
+use super::transport::{LogLevel, Logger, Transport, TransportError};
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,8 +57,9 @@ fn log_exception(log: &dyn Fn(LogLevel, &str), script: &str, what: &str) {
     }
 }
 
-pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
-    let log = transport.logger();
+/// Serves `req` over `transport`, logging through `log`; both borrow the request (`'r`) and
+/// are out of reach of the application once this returns.
+pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<'r>) -> Outcome {
     let interp = match interpreters::get(&req.application_group) {
         Ok(i) => i,
         Err(e) => {
@@ -96,13 +97,10 @@ pub fn run(req: AppRequest, transport: Box<dyn Transport>) -> Outcome {
             return Outcome::ServerError;
         }
     };
-    let ex = Arc::new(Exchange::new(transport));
-    let outcome = {
-        let _scope = current::Scope::enter(&ex);
-        serve(&interp, &req, &ex, &callable)
-    };
-    drop(ex.close());
-    outcome
+    exchange::scoped(transport, log, |ex| {
+        let _scope = current::Scope::enter(ex);
+        serve(&interp, &req, ex, &callable)
+    })
 }
 
 /// The application callable; `Err(None)` means a Python exception is pending.
@@ -129,7 +127,9 @@ fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallab
 
 fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &Obj) -> Outcome {
     let data = interpreters::data(interp);
-    let logger = |l: LogLevel, m: &str| ex.log(l, m);
+    let logger = |l: LogLevel, m: &str| {
+        let _ = ex.log(l, m);
+    };
     let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
         let cap = native::capsule(ex)?;
         let errors = data.log_class.get().call(&[&cap])?;

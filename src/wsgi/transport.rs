@@ -26,7 +26,9 @@ pub struct ResponseHead {
 pub enum TransportError {
     #[error("client connection closed")]
     ClientGone,
-    #[error("request has already completed")]
+    /// The request ended; a callable or object the application kept was used afterwards
+    /// (mod_wsgi's wording).
+    #[error("request object has expired")]
     Closed,
     #[error("response has not been started")]
     NotStarted,
@@ -34,7 +36,8 @@ pub enum TransportError {
     Truncated { promised: u64, sent: u64 },
 }
 
-pub type Logger = Box<dyn Fn(LogLevel, &str) + Send + Sync>;
+/// Logs with a request's context, from any thread, for as long as the request lasts (`'r`).
+pub type Logger<'r> = Box<dyn Fn(LogLevel, &str) + Send + Sync + 'r>;
 
 pub trait Transport: Send {
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body. Called with the
@@ -57,8 +60,6 @@ pub trait Transport: Send {
     fn abort(&mut self);
     /// HEAD request: the body is discarded downstream.
     fn is_head_request(&self) -> bool;
-    /// Logs with this request's context (callable from any thread while the request runs).
-    fn logger(&self) -> Logger;
 }
 
 static SERVER_LOGGER: OnceLock<fn(LogLevel, &str)> = OnceLock::new();

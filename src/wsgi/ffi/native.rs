@@ -190,8 +190,10 @@ unsafe extern "C" fn log(
         } else {
             Some(exchange_of(cap.as_ptr())?)
         };
-        exchange::log_line(ex.as_deref(), &text);
-        Ok(Obj::none())
+        match exchange::log_line(ex.as_deref(), &text) {
+            Ok(()) => Ok(Obj::none()),
+            Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+        }
     })
 }
 
