@@ -21,6 +21,7 @@ pub mod apache;
 pub mod config;
 pub mod daemon;
 pub mod embedded;
+pub mod guard;
 pub mod handler;
 pub mod ipc;
 pub mod wsgi;

@@ -5,7 +5,6 @@
 
 use super::bindings as b;
 use super::conf::{dir_conf_mut, server_conf_mut};
-use super::guard::guard;
 use crate::config::directives::{
     DIRECTIVE_COUNT, DIRECTIVE_TABLE, DIRECTIVES, DirectiveSpec, Scope, Support, Target, apply_dir,
     apply_server,
@@ -57,31 +56,27 @@ const fn override_for(scope: Scope) -> i32 {
     }
 }
 
-unsafe extern "C" fn directive(
-    cmd: *mut b::cmd_parms,
-    mconfig: *mut c_void,
-    args: *const c_char,
-) -> *const c_char {
-    guard(
-        "directive",
-        c"rwsgi: internal error while parsing a directive".as_ptr(),
-        || {
-            // SAFETY: Apache passes a valid cmd_parms whose `info` is the cmd_data we stored (an
-            // index into DIRECTIVES), and a NUL-terminated argument string.
-            let (spec, raw) = unsafe {
-                let name = CStr::from_ptr((*(*cmd).cmd).name);
-                let Some(spec) = DIRECTIVES.iter().find(|d| d.cname == name) else {
-                    return c"rwsgi: unknown directive".as_ptr();
-                };
-                (spec, CStr::from_ptr(args).to_string_lossy().into_owned())
+crate::entry! {
+    unsafe extern "C" fn directive(
+        cmd: *mut b::cmd_parms,
+        mconfig: *mut c_void,
+        args: *const c_char,
+    ) -> *const c_char [on panic: c"rwsgi: internal error while parsing a directive".as_ptr()] {
+        // SAFETY: Apache passes a valid cmd_parms whose `info` is the cmd_data we stored (an
+        // index into DIRECTIVES), and a NUL-terminated argument string.
+        let (spec, raw) = unsafe {
+            let name = CStr::from_ptr((*(*cmd).cmd).name);
+            let Some(spec) = DIRECTIVES.iter().find(|d| d.cname == name) else {
+                return c"rwsgi: unknown directive".as_ptr();
             };
-            match run(cmd, mconfig, spec, &raw) {
-                Ok(()) => std::ptr::null(),
-                // SAFETY: cmd->pool outlives configuration parsing, where Apache prints the error.
-                Err(msg) => unsafe { pool_str((*cmd).pool, &msg) },
-            }
-        },
-    )
+            (spec, CStr::from_ptr(args).to_string_lossy().into_owned())
+        };
+        match run(cmd, mconfig, spec, &raw) {
+            Ok(()) => std::ptr::null(),
+            // SAFETY: cmd->pool outlives configuration parsing, where Apache prints the error.
+            Err(msg) => unsafe { pool_str((*cmd).pool, &msg) },
+        }
+    }
 }
 
 fn run(

@@ -3,7 +3,6 @@
 //! owns them (pconf: cleared at every restart).
 
 use super::bindings as b;
-use super::guard::guard;
 use super::module::module_index;
 use crate::config::{AliasPattern, DirConfig, ServerConfig};
 use std::ffi::{CString, c_void};
@@ -93,12 +92,12 @@ impl ServerConf {
     }
 }
 
-unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> b::apr_status_t {
-    guard("config cleanup", 0, || {
+crate::entry! {
+    unsafe extern "C" fn drop_box<T>(data: *mut c_void) -> b::apr_status_t [on panic: 0] {
         // SAFETY: registered once for a pointer produced by Box::into_raw::<T>.
         drop(unsafe { Box::from_raw(data.cast::<T>()) });
         0
-    })
+    }
 }
 
 fn pool_box<T>(pool: *mut b::apr_pool_t, value: T) -> *mut c_void {
@@ -115,21 +114,21 @@ fn pool_box<T>(pool: *mut b::apr_pool_t, value: T) -> *mut c_void {
     ptr
 }
 
-pub(crate) unsafe extern "C" fn create_server_config(
-    p: *mut b::apr_pool_t,
-    _s: *mut b::server_rec,
-) -> *mut c_void {
-    guard("create_server_config", std::ptr::null_mut(), || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn create_server_config(
+        p: *mut b::apr_pool_t,
+        _s: *mut b::server_rec,
+    ) -> *mut c_void [on panic: std::ptr::null_mut()] {
         pool_box(p, ServerConf::default())
-    })
+    }
 }
 
-pub(crate) unsafe extern "C" fn merge_server_config(
-    p: *mut b::apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
-    guard("merge_server_config", std::ptr::null_mut(), || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn merge_server_config(
+        p: *mut b::apr_pool_t,
+        base: *mut c_void,
+        add: *mut c_void,
+    ) -> *mut c_void [on panic: std::ptr::null_mut()] {
         // SAFETY: both pointers were produced by create/merge_server_config.
         let (base, add) = unsafe { (&*base.cast::<ServerConf>(), &*add.cast::<ServerConf>()) };
         let mut regexes = add.regexes.clone();
@@ -141,28 +140,28 @@ pub(crate) unsafe extern "C" fn merge_server_config(
                 regexes,
             },
         )
-    })
+    }
 }
 
-pub(crate) unsafe extern "C" fn create_dir_config(
-    p: *mut b::apr_pool_t,
-    _dir: *mut std::ffi::c_char,
-) -> *mut c_void {
-    guard("create_dir_config", std::ptr::null_mut(), || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn create_dir_config(
+        p: *mut b::apr_pool_t,
+        _dir: *mut std::ffi::c_char,
+    ) -> *mut c_void [on panic: std::ptr::null_mut()] {
         pool_box(p, DirConfig::default())
-    })
+    }
 }
 
-pub(crate) unsafe extern "C" fn merge_dir_config(
-    p: *mut b::apr_pool_t,
-    base: *mut c_void,
-    add: *mut c_void,
-) -> *mut c_void {
-    guard("merge_dir_config", std::ptr::null_mut(), || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn merge_dir_config(
+        p: *mut b::apr_pool_t,
+        base: *mut c_void,
+        add: *mut c_void,
+    ) -> *mut c_void [on panic: std::ptr::null_mut()] {
         // SAFETY: both pointers were produced by create/merge_dir_config.
         let (base, add) = unsafe { (&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
         pool_box(p, DirConfig::merge(base, add))
-    })
+    }
 }
 
 /// # Safety

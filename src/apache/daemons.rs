@@ -3,7 +3,6 @@
 //! and the pool cleanup that ends a generation's supervisors.
 
 use super::bindings as b;
-use super::guard::guard;
 use nix::unistd::Pid;
 use std::ffi::{CStr, c_void};
 
@@ -122,8 +121,8 @@ pub(crate) fn stop_on_cleanup(
 ) {
     // (supervisors, sockets, the Apache parent's pid)
     type Generation = (Vec<Pid>, Vec<std::path::PathBuf>, u32);
-    unsafe extern "C" fn cleanup(data: *mut c_void) -> b::apr_status_t {
-        guard("daemon cleanup", 0, || {
+    crate::entry! {
+        unsafe extern "C" fn cleanup(data: *mut c_void) -> b::apr_status_t [on panic: 0] {
             // SAFETY: produced by Box::into_raw below, run once.
             let generation = unsafe { Box::from_raw(data.cast::<Generation>()) };
             // Only the parent owns the groups: a child that tears its copy of the pools
@@ -140,7 +139,7 @@ pub(crate) fn stop_on_cleanup(
                 }
             }
             0
-        })
+        }
     }
     let data = Box::into_raw(Box::new((pids, sockets, std::process::id()))).cast::<c_void>();
     // SAFETY: the cleanup owns `data` and frees it exactly once; the child cleanup is a no-op

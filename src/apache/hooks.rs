@@ -3,7 +3,6 @@
 
 use super::bindings as b;
 use super::conf::{ServerConf, server_conf, server_conf_mut};
-use super::guard::guard;
 use super::request::Request;
 use crate::config::{AliasPattern, ServerConfig, alias};
 use std::ffi::{CStr, CString, c_void};
@@ -16,26 +15,26 @@ const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR;
 pub const HANDLER: &CStr = c"wsgi-script";
 const HANDLER_ALT: &str = "application/x-httpd-wsgi";
 
-/// A reading of the configuration begins (at start-up and on every restart, before any
-/// directive is processed).
-pub(crate) unsafe extern "C" fn pre_config(
-    _pconf: *mut b::apr_pool_t,
-    _plog: *mut b::apr_pool_t,
-    _ptemp: *mut b::apr_pool_t,
-) -> i32 {
-    guard("pre_config", SERVER_ERROR, || {
+crate::entry! {
+    /// A reading of the configuration begins (at start-up and on every restart, before any
+    /// directive is processed).
+    pub(crate) unsafe extern "C" fn pre_config(
+        _pconf: *mut b::apr_pool_t,
+        _plog: *mut b::apr_pool_t,
+        _ptemp: *mut b::apr_pool_t,
+    ) -> i32 [on panic: SERVER_ERROR] {
         super::commands::forget_group_names();
         OK
-    })
+    }
 }
 
-pub(crate) unsafe extern "C" fn post_config(
-    pconf: *mut b::apr_pool_t,
-    _plog: *mut b::apr_pool_t,
-    _ptemp: *mut b::apr_pool_t,
-    s: *mut b::server_rec,
-) -> i32 {
-    guard("post_config", SERVER_ERROR, || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn post_config(
+        pconf: *mut b::apr_pool_t,
+        _plog: *mut b::apr_pool_t,
+        _ptemp: *mut b::apr_pool_t,
+        s: *mut b::server_rec,
+    ) -> i32 [on panic: SERVER_ERROR] {
         let servers = distinct_configs(s);
         if let Err(e) = crate::embedded::configure(&servers) {
             super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
@@ -71,7 +70,7 @@ pub(crate) unsafe extern "C" fn post_config(
                 SERVER_ERROR
             }
         }
-    })
+    }
 }
 
 /// Our configuration record of every server, each once, the main server's first, with the
@@ -169,8 +168,8 @@ fn daemon_specs(
     Ok(specs)
 }
 
-pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) {
-    guard("child_init", (), || {
+crate::entry! {
+    pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) [on panic: ()] {
         super::stopping::child_init();
         crate::embedded::child_init();
         // SAFETY: the cleanup runs once when the child's pool is destroyed at child exit.
@@ -182,23 +181,23 @@ pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut 
                 Some(b::apr_pool_cleanup_null),
             )
         };
-    })
+    }
 }
 
-unsafe extern "C" fn child_exit(_data: *mut c_void) -> b::apr_status_t {
-    guard("child_exit", 0, || {
+crate::entry! {
+    unsafe extern "C" fn child_exit(_data: *mut c_void) -> b::apr_status_t [on panic: 0] {
         crate::embedded::child_exit();
         0
-    })
+    }
 }
 
-/// WSGIScriptAlias / WSGIScriptAliasMatch: first match in declaration order wins (the virtual
-/// host's aliases before the main server's), exactly as mod_wsgi.
-pub(crate) unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 {
-    // SAFETY: called by Apache with the live request, in this thread only.
-    guard("translate_name", DECLINED, || unsafe {
-        Request::with(r, translate)
-    })
+crate::entry! {
+    /// WSGIScriptAlias / WSGIScriptAliasMatch: first match in declaration order wins (the
+    /// virtual host's aliases before the main server's), exactly as mod_wsgi.
+    pub(crate) unsafe extern "C" fn translate_name(r: *mut b::request_rec) -> i32 [on panic: DECLINED] {
+        // SAFETY: called by Apache with the live request, in this thread only.
+        unsafe { Request::with(r, translate) }
+    }
 }
 
 fn translate(req: Request<'_>) -> i32 {
@@ -268,11 +267,11 @@ fn substitute(target: &str, groups: &[Option<String>]) -> String {
     out
 }
 
-pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 {
-    // SAFETY: called by Apache with the live request, in this thread only.
-    guard("handler", SERVER_ERROR, || unsafe {
-        Request::with(r, handle)
-    })
+crate::entry! {
+    pub(crate) unsafe extern "C" fn handler(r: *mut b::request_rec) -> i32 [on panic: SERVER_ERROR] {
+        // SAFETY: called by Apache with the live request, in this thread only.
+        unsafe { Request::with(r, handle) }
+    }
 }
 
 fn handle(req: Request<'_>) -> i32 {

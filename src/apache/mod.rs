@@ -1,12 +1,12 @@
 //! The ONLY code that touches Apache/APR C types: generated bindings, the module record, the
 //! command table, hooks, configuration records, and safe wrappers for the request, its body and
-//! its output. Every `extern "C"` entry point catches panics (see [`guard`]).
+//! its output. Every `extern "C"` entry point is declared with `crate::entry!`, so a panic never
+//! unwinds into Apache.
 
 pub mod bindings;
 mod commands;
 pub mod conf;
 pub mod daemons;
-pub mod guard;
 pub mod hooks;
 pub mod log;
 pub mod module;

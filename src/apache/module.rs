@@ -33,8 +33,9 @@ pub fn module_index() -> i32 {
     unsafe { wsgi_module.module_index }
 }
 
-unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
-    super::guard::guard("register_hooks", (), || {
+crate::entry! {
+    unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) [on panic: ()] {
+        crate::guard::set_reporter(|m| super::log::server(super::log::Level::Crit, m));
         // SAFETY: called by Apache while it loads the module, single-threaded, before any
         // directive of ours is parsed; the table is 'static.
         unsafe {
@@ -66,7 +67,7 @@ unsafe extern "C" fn register_hooks(_p: *mut b::apr_pool_t) {
             );
             b::ap_hook_child_stopping(Some(stopping::child_stopping), null(), null(), order);
         }
-    })
+    }
 }
 
 /// A NULL-terminated list of module names for hook ordering.

@@ -85,6 +85,11 @@ impl<'r> Output<'r> {
     /// Sends `len` bytes of the open regular file `fd` from `offset` as a FILE bucket, so the
     /// core output filter can use sendfile. The fd stays owned by the caller; a FLUSH makes sure
     /// Apache is done with it before we return.
+    ///
+    /// The bucket is never memory-mapped: a filter that reads it (mod_deflate, mod_ssl)
+    /// gets read() copies. A mapped file that its owner truncates meanwhile (a daemon process
+    /// passed the descriptor, or an application rewriting its file) would kill this Apache
+    /// child with SIGBUS; a short read only ends this response.
     pub fn send_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
         // SAFETY: apr_os_file_put wraps the caller's fd without taking ownership (no cleanup is
         // registered); the bucket is consumed before this function returns (FLUSH).
@@ -100,7 +105,15 @@ impl<'r> Output<'r> {
             if rv != b::APR_SUCCESS {
                 return Err(OutputError::ClientGone);
             }
-            b::apr_brigade_insert_file(self.bb, file, offset, len, (*self.r).pool);
+            let bk = b::apr_bucket_file_create(
+                file,
+                offset,
+                len.max(0) as b::apr_size_t,
+                (*self.r).pool,
+                self.alloc(),
+            );
+            b::apr_bucket_file_enable_mmap(bk, 0);
+            self.push(bk);
         }
         self.write(&[], true, false)
     }

@@ -20,7 +20,6 @@
 //! flag load and one `ap_mpm_query`.
 
 use super::bindings as b;
-use super::guard::guard;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -106,16 +105,18 @@ pub(crate) fn child_init() {
     THREADED.store(threaded != b::AP_MPMQ_NOT_SUPPORTED, Ordering::Relaxed);
 }
 
-/// child_stopping hook: the MPM has finished closing worker sockets (ungraceful) or has only
-/// told its threads to stop (graceful).
-pub(crate) unsafe extern "C" fn child_stopping(_pchild: *mut b::apr_pool_t, _graceful: i32) {
-    guard("child_stopping", (), || STOPPED.open())
+crate::entry! {
+    /// child_stopping hook: the MPM has finished closing worker sockets (ungraceful) or has only
+    /// told its threads to stop (graceful).
+    pub(crate) unsafe extern "C" fn child_stopping(_pchild: *mut b::apr_pool_t, _graceful: i32) [on panic: ()] {
+        STOPPED.open()
+    }
 }
 
-/// pre_connection hook: the connection's pool (the MPM's transaction pool, which holds the
-/// client socket) is not freed while the main thread may still read the socket.
-pub(crate) unsafe extern "C" fn pre_connection(c: *mut b::conn_rec, _csd: *mut c_void) -> i32 {
-    guard("pre_connection", b::DECLINED, || {
+crate::entry! {
+    /// pre_connection hook: the connection's pool (the MPM's transaction pool, which holds the
+    /// client socket) is not freed while the main thread may still read the socket.
+    pub(crate) unsafe extern "C" fn pre_connection(c: *mut b::conn_rec, _csd: *mut c_void) -> i32 [on panic: b::DECLINED] {
         if THREADED.load(Ordering::Relaxed) && !c.is_null() {
             // SAFETY: Apache passes the live connection; its pool outlives the cleanup entry,
             // which carries no data.
@@ -129,14 +130,14 @@ pub(crate) unsafe extern "C" fn pre_connection(c: *mut b::conn_rec, _csd: *mut c
             };
         }
         b::DECLINED
-    })
+    }
 }
 
-unsafe extern "C" fn connection_pool_cleanup(_data: *mut c_void) -> b::apr_status_t {
-    guard("connection cleanup", 0, || {
+crate::entry! {
+    unsafe extern "C" fn connection_pool_cleanup(_data: *mut c_void) -> b::apr_status_t [on panic: 0] {
         wait_while_closing_worker_sockets();
         0
-    })
+    }
 }
 
 #[cfg(test)]

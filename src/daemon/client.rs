@@ -232,6 +232,7 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
         .map(|t| ClientTimeout::set(req, t));
     let mut out = Output::new(req);
     let mut head_set = false;
+    let mut budget = Budget::new(None, true);
     let mut body_started = false;
     let mut body_requested = false;
     let fail = |out: &mut Output, started: bool, status: i32, keep: bool| -> (i32, bool) {
@@ -302,37 +303,62 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                     return fail(&mut out, body_started, BAD_GATEWAY, false);
                 }
             }
-            Kind::ResponseHead if !head_set => match head::decode(p) {
-                Ok(h) => {
-                    if let Some(len) = too_long_header(&h, spec.header_buffer_size) {
+            Kind::ResponseHead if !head_set => {
+                let decoded =
+                    head::decode(p).and_then(|mut h| head::framing(&mut h).map(|f| (h, f)));
+                let (h, framing) = match decoded {
+                    Ok(v) => v,
+                    Err(e) => {
                         req.log(
                             Level::Error,
                             &format!(
-                                "rwsgi: Response header line too long from daemon process '{}' ({len} bytes; header-buffer-size={}): {}",
+                                "rwsgi: invalid response head from daemon process '{}' for {}: {e}",
                                 spec.name,
-                                spec.header_buffer_size.unwrap_or(0),
                                 req.uri()
                             ),
                         );
-                        return fail(&mut out, body_started, SERVER_ERROR, false);
+                        return fail(&mut out, body_started, BAD_GATEWAY, false);
                     }
-                    req.set_status(h.status, &h.status_line);
-                    for (k, v) in &h.headers {
-                        req.add_header(&String::from_utf8_lossy(k), v);
-                    }
-                    head_set = true;
-                }
-                Err(e) => {
+                };
+                if let Some(len) = too_long_header(&h, spec.header_buffer_size) {
                     req.log(
                         Level::Error,
                         &format!(
-                            "rwsgi: invalid response head from daemon process '{}': {e}",
-                            spec.name
+                            "rwsgi: Response header line too long from daemon process '{}' ({len} bytes; header-buffer-size={}): {}",
+                            spec.name,
+                            spec.header_buffer_size.unwrap_or(0),
+                            req.uri()
                         ),
                     );
-                    return fail(&mut out, body_started, BAD_GATEWAY, false);
+                    return fail(&mut out, body_started, SERVER_ERROR, false);
                 }
-            },
+                if !framing.dropped.is_empty() {
+                    req.log(
+                        Level::Warning,
+                        &format!(
+                            "rwsgi: daemon process '{}' sent hop-by-hop header(s) {} for {}; dropped",
+                            spec.name,
+                            framing.dropped.join(", "),
+                            req.uri()
+                        ),
+                    );
+                }
+                req.set_status(h.status, &h.status_line);
+                for (k, v) in &h.headers {
+                    req.add_header(&String::from_utf8_lossy(k), v);
+                }
+                if let Some(n) = framing.content_length {
+                    req.add_header("Content-Length", n.to_string().as_bytes());
+                }
+                if framing.close {
+                    req.close_connection();
+                }
+                budget = Budget::new(
+                    framing.content_length,
+                    req.header_only() || matches!(h.status, 100..=199 | 204 | 304),
+                );
+                head_set = true;
+            }
             Kind::ResponseBody | Kind::ResponseFlush | Kind::ResponseFile | Kind::ResponseEnd
                 if !head_set =>
             {
@@ -353,11 +379,16 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                     // can refill the ring meanwhile.
                     ch.send(&msg::credit(id, n as u32))
                         .map_err(|e| e.to_string())?;
-                    Ok::<_, String>(out.write(&buf[..n], false, false).is_ok())
+                    let admitted = budget.admit(n as u64);
+                    let ok = out
+                        .write(&buf[..admitted.len as usize], false, false)
+                        .is_ok();
+                    Ok::<_, String>(ok && !admitted.over)
                 });
                 match sent {
                     Ok(true) => {}
-                    Ok(false) => return (OK, false),
+                    Ok(false) if budget.over() => return overlong(req, spec, &mut out),
+                    Ok(false) => return output_failed(&mut out),
                     Err(e) => {
                         req.log(
                             Level::Error,
@@ -372,28 +403,43 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
             }
             Kind::ResponseBody => {
                 body_started = true;
+                let admitted = budget.admit(p.len() as u64);
+                let p = &p[..admitted.len as usize];
+                if admitted.over {
+                    let _ = out.write(p, false, false);
+                    return overlong(req, spec, &mut out);
+                }
                 if frame.ends_response() {
+                    if let Err(short) = budget.complete() {
+                        let _ = out.write(p, false, false);
+                        return short_body(req, spec, &mut out, short);
+                    }
                     // The final bytes and the end of the stream in one pass down the filters.
                     // The daemon is done either way: its connection stays usable.
                     let _ = out.write(p, false, true);
                     return (OK, true);
                 }
                 if out.write(p, false, false).is_err() {
-                    return (OK, false);
+                    return output_failed(&mut out);
                 }
             }
             Kind::ResponseFlush => {
                 body_started = true;
                 if out.write(&[], true, false).is_err() {
-                    return (OK, false);
+                    return output_failed(&mut out);
                 }
             }
             Kind::ResponseFile => {
                 body_started = true;
                 match file_slice(p, fds) {
                     Ok((fd, off, len)) => {
-                        if out.send_file(fd.as_raw_fd(), off, len).is_err() {
-                            return (OK, false);
+                        let admitted = budget.admit(len as u64);
+                        let len = admitted.len as i64;
+                        if len > 0 && out.send_file(fd.as_raw_fd(), off, len).is_err() {
+                            return output_failed(&mut out);
+                        }
+                        if admitted.over {
+                            return overlong(req, spec, &mut out);
                         }
                     }
                     Err(e) => {
@@ -409,12 +455,20 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                 }
             }
             Kind::ResponseEnd => {
+                if let Err(short) = budget.complete() {
+                    return short_body(req, spec, &mut out, short);
+                }
                 let _ = out.finish();
                 return (OK, true);
             }
             Kind::Abort => {
-                let (status, reason) =
-                    msg::parse_abort(p).unwrap_or((500, "malformed abort".into()));
+                let (status, reason) = match msg::parse_abort(p) {
+                    // Only an error status: a daemon does not get to make Apache answer 200
+                    // with nothing, or a code it does not know.
+                    Ok((s, r)) if (400..=599).contains(&s) => (s, r),
+                    Ok((s, r)) => (502, format!("{r} (unusable status {s})")),
+                    Err(_) => (502, "malformed abort".into()),
+                };
                 req.log(
                     Level::Info,
                     &format!(
@@ -445,6 +499,106 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                 );
                 return fail(&mut out, body_started, BAD_GATEWAY, false);
             }
+        }
+    }
+}
+
+/// The client went away, or a filter failed on the body (e.g. mod_deflate could not read a
+/// file the daemon truncated): the response is marked broken so that the client cannot take
+/// it for complete, and the daemon connection, mid-response, is dropped.
+fn output_failed(out: &mut Output) -> (i32, bool) {
+    out.abort();
+    (OK, false)
+}
+
+/// The daemon sent more body than its Content-Length: what was declared went out (the client
+/// has a complete response); the rest is dropped with the daemon connection.
+fn overlong(req: &Request, spec: &GroupSpec, out: &mut Output) -> (i32, bool) {
+    req.log(
+        Level::Error,
+        &format!(
+            "rwsgi: daemon process '{}' sent more than the Content-Length it declared for {}; the excess was dropped",
+            spec.name,
+            req.uri()
+        ),
+    );
+    let _ = out.finish();
+    (OK, false)
+}
+
+/// The daemon ended a body short of its Content-Length: the client must see a broken
+/// response (connection closed), not wait for bytes that never come.
+fn short_body(req: &Request, spec: &GroupSpec, out: &mut Output, short: Short) -> (i32, bool) {
+    req.log(
+        Level::Error,
+        &format!(
+            "rwsgi: daemon process '{}' ended the response for {} after {} of the {} bytes its Content-Length declared",
+            spec.name,
+            req.uri(),
+            short.sent,
+            short.declared
+        ),
+    );
+    out.abort();
+    (OK, true)
+}
+
+/// A body that ended before its declared length.
+#[derive(Debug, PartialEq, Eq)]
+struct Short {
+    sent: u64,
+    declared: u64,
+}
+
+/// What may still go out of a response body (pure; the relay enforces it).
+#[derive(Debug)]
+struct Budget {
+    declared: Option<u64>,
+    sent: u64,
+    /// HEAD, 1xx, 204, 304: no body follows whatever Content-Length says.
+    bodiless: bool,
+    over: bool,
+}
+
+/// How much of a chunk may be sent, and whether the chunk went past the declared length.
+#[derive(Debug, PartialEq, Eq)]
+struct Admitted {
+    len: u64,
+    over: bool,
+}
+
+impl Budget {
+    fn new(declared: Option<u64>, bodiless: bool) -> Budget {
+        Budget {
+            declared,
+            sent: 0,
+            bodiless,
+            over: false,
+        }
+    }
+
+    fn admit(&mut self, n: u64) -> Admitted {
+        let room = self.declared.map_or(u64::MAX, |d| d - self.sent);
+        let len = n.min(room);
+        self.sent += len;
+        self.over |= n > room;
+        Admitted {
+            len,
+            over: n > room,
+        }
+    }
+
+    fn over(&self) -> bool {
+        self.over
+    }
+
+    fn complete(&self) -> Result<(), Short> {
+        match self.declared {
+            Some(d) if self.sent < d && !self.bodiless => Err(Short {
+                sent: self.sent,
+                declared: d,
+            }),
+            _ => Ok(()),
         }
     }
 }
@@ -565,4 +719,54 @@ fn file_slice(p: &[u8], mut fds: Vec<OwnedFd>) -> Result<(OwnedFd, i64, i64), St
     let off = off.min(size);
     let len = len.min(size - off);
     Ok((fd, off as i64, len as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Admitted, Budget, Short};
+
+    #[test]
+    fn never_more_than_declared() {
+        let mut b = Budget::new(Some(10), false);
+        assert_eq!(
+            b.admit(4),
+            Admitted {
+                len: 4,
+                over: false
+            }
+        );
+        assert_eq!(
+            b.complete(),
+            Err(Short {
+                sent: 4,
+                declared: 10
+            })
+        );
+        assert_eq!(
+            b.admit(6),
+            Admitted {
+                len: 6,
+                over: false
+            }
+        );
+        assert_eq!(b.complete(), Ok(()));
+        assert_eq!(b.admit(1), Admitted { len: 0, over: true });
+        assert!(b.over());
+        let mut b = Budget::new(Some(3), false);
+        assert_eq!(b.admit(5), Admitted { len: 3, over: true });
+    }
+
+    #[test]
+    fn undeclared_and_bodiless() {
+        let mut b = Budget::new(None, false);
+        assert_eq!(
+            b.admit(1 << 40),
+            Admitted {
+                len: 1 << 40,
+                over: false
+            }
+        );
+        assert_eq!(b.complete(), Ok(()));
+        assert_eq!(Budget::new(Some(7), true).complete(), Ok(()));
+    }
 }

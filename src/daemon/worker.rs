@@ -291,15 +291,29 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
             shared.clone(),
             spec.clone(),
         );
-        let mut builder = std::thread::Builder::new().name(format!("rwsgi-req-{i}"));
-        if let Some(size) = spec.limits.stack_size {
-            builder = builder.stack_size(size as usize);
-        }
-        builder
-            .spawn(move || {
+        crate::guard::spawn(
+            format!("rwsgi-req-{i}"),
+            spec.limits.stack_size.map(|s| s as usize),
+            move || {
                 while let Ok(conn) = work_rx.recv() {
                     // in_flight was counted when the poller dispatched the connection
-                    let (kept, was_request) = serve_frame(&spec, &shared, i, conn);
+                    let ch = conn.ch.clone();
+                    let (kept, was_request) =
+                        match crate::guard::catch(|| serve_frame(&spec, &shared, i, conn)) {
+                            Ok(v) => v,
+                            // An internal error in one request: its client gets a 500, the
+                            // thread serves the next one; the connection, in an unknown state,
+                            // is dropped.
+                            Err(e) => {
+                                crate::guard::report(&format!(
+                                    "rwsgi: internal error in daemon process '{}' while serving a request: {e}",
+                                    spec.name
+                                ));
+                                let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
+                                shared.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&i);
+                                (None, true)
+                            }
+                        };
                     if let Some(c) = kept {
                         let _ = ret_tx.send(c);
                         let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
@@ -316,8 +330,9 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
                         let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
                     }
                 }
-            })
-            .expect("spawn request thread");
+            },
+        )
+        .expect("spawn request thread");
     }
     drop(work_rx);
 
@@ -327,10 +342,10 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
             spec.limits.send_buffer_size as usize,
             spec.limits.receive_buffer_size as usize,
         );
-        std::thread::Builder::new()
-            .name("rwsgi-poller".into())
-            .spawn(move || poller(listener, wake_r, work_tx, ret_rx, shared, buffers))
-            .expect("spawn poller")
+        crate::guard::spawn("rwsgi-poller".into(), None, move || {
+            poller(listener, wake_r, work_tx, ret_rx, shared, buffers)
+        })
+        .expect("spawn poller")
     };
 
     // deadlock-timeout: a thread takes the GIL once a second; the watch below restarts the
@@ -338,16 +353,14 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     let gil_seen = Arc::new(std::sync::Mutex::new(Instant::now()));
     if spec.limits.deadlock_timeout.is_some() {
         let gil_seen = gil_seen.clone();
-        let _ = std::thread::Builder::new()
-            .name("rwsgi-gil-probe".into())
-            .spawn(move || {
-                loop {
-                    if wsgi::interpreters::touch_gil() {
-                        *gil_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
+        let _ = crate::guard::spawn("rwsgi-gil-probe".into(), None, move || {
+            loop {
+                if wsgi::interpreters::touch_gil() {
+                    *gil_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                 }
-            });
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
     }
     let (why, evicted) = watch(spec, &shared, &sfd, &gil_seen);
     log(
@@ -372,19 +385,17 @@ fn serve(spec: &GroupSpec, listener: OwnedFd) -> ! {
     // running) get that long; then the process ends regardless.
     let limit = spec.shutdown_timeout;
     let name = spec.name.clone();
-    let _ = std::thread::Builder::new()
-        .name("rwsgi-reaper".into())
-        .spawn(move || {
-            std::thread::sleep(limit);
-            log(
-                "warn",
-                &format!(
-                    "rwsgi: daemon process '{name}' did not finish shutting down within shutdown-timeout={}s; exiting.",
-                    limit.as_secs_f64()
-                ),
-            );
-            exit_now(1)
-        });
+    let _ = crate::guard::spawn("rwsgi-reaper".into(), None, move || {
+        std::thread::sleep(limit);
+        log(
+            "warn",
+            &format!(
+                "rwsgi: daemon process '{name}' did not finish shutting down within shutdown-timeout={}s; exiting.",
+                limit.as_secs_f64()
+            ),
+        );
+        exit_now(1)
+    });
     wsgi::interpreters::run_atexit();
     exit_now(0)
 }
@@ -697,6 +708,7 @@ fn serve_frame_inner(
                     return None;
                 }
             };
+            test_panic(&app);
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_micros())
@@ -802,6 +814,20 @@ fn serve_frame_inner(
                 ),
             );
             None
+        }
+    }
+}
+
+/// Test-only: with `RWSGI_TEST_PANIC_URI=/some/uri` in the daemon's environment, a request for
+/// exactly that URI panics inside its request thread (tests/test_trust.py checks that such an
+/// internal error costs one 500, not the thread, the process or the accounting).
+fn test_panic(app: &crate::wsgi::AppRequest) {
+    static URI: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let uri = URI
+        .get_or_init(|| std::env::var_os("RWSGI_TEST_PANIC_URI").map(|v| v.into_encoded_bytes()));
+    if let Some(uri) = uri {
+        if app.environ.get("REQUEST_URI") == Some(uri.as_slice()) {
+            panic!("test-only panic (RWSGI_TEST_PANIC_URI)");
         }
     }
 }

@@ -84,9 +84,145 @@ pub fn decode(buf: &[u8]) -> Result<ResponseHead, IpcError> {
     })
 }
 
+/// Headers that describe one HTTP connection, not the response: Apache owns them. A daemon
+/// that sends one is not trusted with it (PEP 3333 forbids them in applications; a raw frame
+/// writer can still send them).
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// How the Apache side frames a daemon's response, decided from its head alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    /// The body has exactly this many bytes (the one Content-Length the head declared).
+    pub content_length: Option<u64>,
+    /// The daemon asked for `Connection: close`: honoured, the client connection closes.
+    pub close: bool,
+    /// The hop-by-hop headers that were dropped (by name, as sent).
+    pub dropped: Vec<String>,
+}
+
+/// Removes the hop-by-hop headers from `h` and checks its Content-Length: an empty,
+/// signed, non-numeric or overflowing value, or two different values, is an error (the
+/// response cannot be framed; the Apache side answers 502).
+pub fn framing(h: &mut ResponseHead) -> Result<Framing, IpcError> {
+    let mut f = Framing {
+        content_length: None,
+        close: false,
+        dropped: Vec::new(),
+    };
+    let mut err = None;
+    h.headers.retain(|(k, v)| {
+        let name = String::from_utf8_lossy(k);
+        if name.eq_ignore_ascii_case("content-length") {
+            match content_length(v) {
+                Some(n) if f.content_length.is_none_or(|m| m == n) => f.content_length = Some(n),
+                Some(_) => err = Some(IpcError::Invalid("Content-Length (two different values)")),
+                None => err = Some(IpcError::Invalid("Content-Length")),
+            }
+            // One Content-Length goes out, from `content_length`.
+            return false;
+        }
+        if !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+            return true;
+        }
+        if name.eq_ignore_ascii_case("connection") {
+            f.close |= v
+                .split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        f.dropped.push(name.into_owned());
+        false
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(f),
+    }
+}
+
+/// A Content-Length value: digits only (optional surrounding blanks), at most 19 of them.
+fn content_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with(headers: &[(&str, &str)]) -> ResponseHead {
+        ResponseHead {
+            status: 200,
+            status_line: b"200 OK".to_vec(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn framing_drops_hop_by_hop_and_honours_close() {
+        let mut h = with(&[
+            ("Content-Type", "text/plain"),
+            ("Transfer-Encoding", "chunked"),
+            ("connection", "keep-alive, Close"),
+            ("Keep-Alive", "timeout=5"),
+            ("Upgrade", "h2c"),
+            ("TE", "trailers"),
+            ("Trailer", "X-T"),
+            ("Content-Length", " 12 "),
+            ("Content-Length", "12"),
+        ]);
+        let f = framing(&mut h).unwrap();
+        assert_eq!(f.content_length, Some(12));
+        assert!(f.close);
+        assert_eq!(f.dropped.len(), 6);
+        assert_eq!(h.headers, with(&[("Content-Type", "text/plain")]).headers);
+        let f = framing(&mut with(&[("Connection", "keep-alive")])).unwrap();
+        assert!(!f.close && f.content_length.is_none());
+    }
+
+    #[test]
+    fn framing_refuses_unusable_content_lengths() {
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+5",
+            "1e3",
+            "0x10",
+            "12 13",
+            "99999999999999999999",
+        ] {
+            assert!(
+                framing(&mut with(&[("Content-Length", bad)])).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(
+            framing(&mut with(&[
+                ("Content-Length", "1"),
+                ("content-length", "2")
+            ]))
+            .is_err()
+        );
+        assert_eq!(
+            framing(&mut with(&[("Content-Length", "0")]))
+                .unwrap()
+                .content_length,
+            Some(0)
+        );
+    }
 
     fn head() -> ResponseHead {
         ResponseHead {

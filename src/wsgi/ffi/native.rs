@@ -6,15 +6,14 @@ use super::object::{Obj, PyResult, Raised, exc, raise};
 use crate::wsgi::exchange::{self, Exchange};
 use pyo3_ffi as ffi;
 use std::ffi::{CStr, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 const CAPSULE: &CStr = c"rwsgi.exchange";
 
 /// Wraps an exchange for Python; the capsule owns one Arc reference.
 pub fn capsule(ex: &Arc<Exchange>) -> PyResult<Obj> {
-    unsafe extern "C" fn destroy(cap: *mut ffi::PyObject) {
-        let _ = catch_unwind(|| {
+    crate::entry! {
+        unsafe extern "C" fn destroy(cap: *mut ffi::PyObject) [on panic: ()] {
             // SAFETY: the pointer was produced by Arc::into_raw in `capsule`.
             unsafe {
                 let p = ffi::PyCapsule_GetPointer(cap, CAPSULE.as_ptr());
@@ -22,7 +21,7 @@ pub fn capsule(ex: &Arc<Exchange>) -> PyResult<Obj> {
                     drop(Arc::from_raw(p.cast::<Exchange>()));
                 }
             }
-        });
+        }
     }
     let raw = Arc::into_raw(ex.clone());
     // SAFETY: the capsule takes the reference; `destroy` gives it back.
@@ -54,19 +53,18 @@ fn finish(r: PyResult<Obj>) -> *mut ffi::PyObject {
     }
 }
 
-/// Runs a native body; a panic becomes a Python SystemError.
+/// What a native function returns when its body panicked: a Python SystemError.
+fn panicked() -> *mut ffi::PyObject {
+    // SAFETY: static built-in exception type.
+    raise(
+        unsafe { ffi::PyExc_SystemError },
+        "rwsgi: internal error (panic) in native function",
+    );
+    std::ptr::null_mut()
+}
+
 fn run(f: impl FnOnce() -> PyResult<Obj>) -> *mut ffi::PyObject {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => finish(r),
-        Err(_) => {
-            // SAFETY: static built-in exception type.
-            raise(
-                unsafe { ffi::PyExc_SystemError },
-                "rwsgi: internal error (panic) in native function",
-            );
-            std::ptr::null_mut()
-        }
-    }
+    finish(f())
 }
 
 fn args(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> Vec<Obj> {
@@ -77,74 +75,78 @@ fn args(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> Vec<Obj> {
         .collect()
 }
 
-unsafe extern "C" fn start_response(
-    slf: *mut ffi::PyObject,
-    a: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    run(|| {
-        let ex = exchange_of(slf)?;
-        let mut v = args(a, nargs);
-        let npos = v.len();
-        let mut exc_info = None;
-        if !kwnames.is_null() {
-            // SAFETY: keyword values follow the positional ones in `a`; names are a tuple.
-            let kw = Obj::borrowed(kwnames).expect("kwnames");
-            for i in 0..kw.size()? {
-                let name = kw
-                    .seq_item(i)
-                    .map(|n| n.to_str())
-                    .transpose()?
-                    .unwrap_or_default();
-                // SAFETY: see above.
-                let val = Obj::borrowed(unsafe { *a.add(npos + i) }).expect("kw value");
-                match name.as_str() {
-                    "exc_info" => exc_info = Some(val),
-                    "status" if v.is_empty() => v.push(val),
-                    "headers" if v.len() == 1 => v.push(val),
-                    _ => {
-                        return Err(raise(
-                            exc::type_error(),
-                            &format!(
-                                "start_response() got an unexpected keyword argument '{name}'"
-                            ),
-                        ));
+crate::entry! {
+    unsafe extern "C" fn start_response(
+        slf: *mut ffi::PyObject,
+        a: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let ex = exchange_of(slf)?;
+            let mut v = args(a, nargs);
+            let npos = v.len();
+            let mut exc_info = None;
+            if !kwnames.is_null() {
+                // SAFETY: keyword values follow the positional ones in `a`; names are a tuple.
+                let kw = Obj::borrowed(kwnames).expect("kwnames");
+                for i in 0..kw.size()? {
+                    let name = kw
+                        .seq_item(i)
+                        .map(|n| n.to_str())
+                        .transpose()?
+                        .unwrap_or_default();
+                    // SAFETY: see above.
+                    let val = Obj::borrowed(unsafe { *a.add(npos + i) }).expect("kw value");
+                    match name.as_str() {
+                        "exc_info" => exc_info = Some(val),
+                        "status" if v.is_empty() => v.push(val),
+                        "headers" if v.len() == 1 => v.push(val),
+                        _ => {
+                            return Err(raise(
+                                exc::type_error(),
+                                &format!(
+                                    "start_response() got an unexpected keyword argument '{name}'"
+                                ),
+                            ));
+                        }
                     }
                 }
             }
-        }
-        if v.len() == 3 && exc_info.is_none() {
-            exc_info = v.pop();
-        }
-        if v.len() != 2 {
-            return Err(raise(
-                exc::type_error(),
-                "start_response() takes status, response_headers and optional exc_info",
-            ));
-        }
-        exchange::start_response(&ex, &v[0], &v[1], exc_info.filter(|e| !e.is_none()))?;
-        write_callable(slf)
-    })
+            if v.len() == 3 && exc_info.is_none() {
+                exc_info = v.pop();
+            }
+            if v.len() != 2 {
+                return Err(raise(
+                    exc::type_error(),
+                    "start_response() takes status, response_headers and optional exc_info",
+                ));
+            }
+            exchange::start_response(&ex, &v[0], &v[1], exc_info.filter(|e| !e.is_none()))?;
+            write_callable(slf)
+        })
+    }
 }
 
-unsafe extern "C" fn write(
-    slf: *mut ffi::PyObject,
-    a: *mut *mut ffi::PyObject,
-    n: ffi::Py_ssize_t,
-) -> *mut ffi::PyObject {
-    run(|| {
-        let ex = exchange_of(slf)?;
-        let v = args(a.cast_const(), n);
-        let [data] = v.as_slice() else {
-            return Err(raise(
-                exc::type_error(),
-                "write() takes exactly one argument",
-            ));
-        };
-        exchange::write(&ex, data)?;
-        Ok(Obj::none())
-    })
+crate::entry! {
+    unsafe extern "C" fn write(
+        slf: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let ex = exchange_of(slf)?;
+            let v = args(a.cast_const(), n);
+            let [data] = v.as_slice() else {
+                return Err(raise(
+                    exc::type_error(),
+                    "write() takes exactly one argument",
+                ));
+            };
+            exchange::write(&ex, data)?;
+            Ok(Obj::none())
+        })
+    }
 }
 
 /// `_read(handle, size)` / `_readline(handle, size)`: the primitives of `mod_wsgi.Input`.
@@ -158,43 +160,49 @@ fn input(a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t, line: bool) -> *mut ffi
     })
 }
 
-unsafe extern "C" fn input_read(
-    _m: *mut ffi::PyObject,
-    a: *mut *mut ffi::PyObject,
-    n: ffi::Py_ssize_t,
-) -> *mut ffi::PyObject {
-    input(a, n, false)
+crate::entry! {
+    unsafe extern "C" fn input_read(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        input(a, n, false)
+    }
 }
 
-unsafe extern "C" fn input_readline(
-    _m: *mut ffi::PyObject,
-    a: *mut *mut ffi::PyObject,
-    n: ffi::Py_ssize_t,
-) -> *mut ffi::PyObject {
-    input(a, n, true)
+crate::entry! {
+    unsafe extern "C" fn input_readline(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        input(a, n, true)
+    }
 }
 
-unsafe extern "C" fn log(
-    _m: *mut ffi::PyObject,
-    a: *mut *mut ffi::PyObject,
-    n: ffi::Py_ssize_t,
-) -> *mut ffi::PyObject {
-    run(|| {
-        let v = args(a.cast_const(), n);
-        let [cap, text] = v.as_slice() else {
-            return Err(raise(exc::type_error(), "_log(handle, text)"));
-        };
-        let text = text.to_str()?;
-        let ex = if cap.is_none() {
-            None
-        } else {
-            Some(exchange_of(cap.as_ptr())?)
-        };
-        match exchange::log_line(ex.as_deref(), &text) {
-            Ok(()) => Ok(Obj::none()),
-            Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
-        }
-    })
+crate::entry! {
+    unsafe extern "C" fn log(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let v = args(a.cast_const(), n);
+            let [cap, text] = v.as_slice() else {
+                return Err(raise(exc::type_error(), "_log(handle, text)"));
+            };
+            let text = text.to_str()?;
+            let ex = if cap.is_none() {
+                None
+            } else {
+                Some(exchange_of(cap.as_ptr())?)
+            };
+            match exchange::log_line(ex.as_deref(), &text) {
+                Ok(()) => Ok(Obj::none()),
+                Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+            }
+        })
+    }
 }
 
 struct Defs(Vec<ffi::PyMethodDef>);
