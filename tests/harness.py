@@ -452,15 +452,8 @@ class ApacheServer:
             for f in filenames:
                 os.chmod(os.path.join(dirpath, f), 0o644)
         os.chmod(self.var, 0o1777)
-        if self.is_root:
-            # the runtime dir holds mutexes/sockets the children must reach
-            try:
-                import pwd
-
-                pw = pwd.getpwnam("www-data")
-                os.chown(self.root / "run", pw.pw_uid, pw.pw_gid)
-            except KeyError:
-                pass
+        # run/ (DefaultRuntimeDir: mutexes, the pid file, daemon sockets) stays root's and
+        # 0755 as /var/run/apache2 is: rwsgi refuses a socket directory others can write to.
 
     def substitute(self, text: str) -> str:
         return (

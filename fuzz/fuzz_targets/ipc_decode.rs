@@ -12,6 +12,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = msg::parse_u32(data);
     let _ = msg::parse_abort(data);
     let _ = msg::parse_log(data);
+    let _ = msg::parse_hello_ack(data);
+    if let Ok(mut h) = head::decode(data) {
+        if let Ok(f) = head::framing(&mut h) {
+            assert!(!h.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(b"transfer-encoding")));
+            let _ = f;
+        }
+    }
+    let _ = mod_rwsgi::ipc::seal::open(b"key", "group", data);
     let _ = mod_rwsgi::daemon::request::decode(data, "group");
     // Ring slices a hostile peer announces: a sequence of (offset, len) pairs against a small
     // ring must be accepted or refused, never lead outside it.

@@ -115,6 +115,9 @@ fn run(
             if spec.name() == "WSGIDaemonProcess" {
                 claim_group_name(cmd, &mut conf.config)?;
             }
+            if spec.name() == "WSGISocketPrefix" {
+                check_socket_prefix(&conf.config)?;
+            }
             conf.compile_new_patterns()
         }
         // SAFETY: for directory-target directives Apache passes our DirConf as mconfig.
@@ -168,6 +171,19 @@ fn claim_group_name(
         return Err(e);
     }
     Ok(())
+}
+
+/// The daemon sockets go where WSGISocketPrefix says; a directory another user can write to
+/// would let that user put their own socket in a group's place and receive its requests.
+fn check_socket_prefix(conf: &crate::config::ServerConfig) -> Result<(), String> {
+    let Some(prefix) = conf.socket_prefix.as_deref() else {
+        return Ok(());
+    };
+    let dir = std::path::Path::new(prefix)
+        .parent()
+        .unwrap_or(std::path::Path::new("/"));
+    crate::daemon::socket::check_dir(dir, nix::unistd::geteuid().as_raw())
+        .map_err(|e| format!("WSGISocketPrefix {prefix}: {e}"))
 }
 
 fn server_root_relative(pool: *mut b::apr_pool_t, path: &str) -> String {

@@ -1,10 +1,13 @@
-//! Starting and stopping daemon process groups from the Apache parent: what Apache knows that
-//! daemon mode needs (its User/Group, runtime directory), the "first configuration pass" rule,
-//! and the pool cleanup that ends a generation's supervisors.
+//! Daemon process groups in the Apache parent: what Apache knows that daemon mode needs (its
+//! User/Group, runtime directory, where this module lives), the "first configuration pass"
+//! rule, and the supervisors as Apache's "other children": watched, replaced when they die,
+//! ended with their configuration generation.
 
 use super::bindings as b;
-use nix::unistd::Pid;
+use crate::daemon::death::DeathTable;
+use crate::daemon::groups::Generation;
 use std::ffi::{CStr, c_void};
+use std::path::PathBuf;
 
 /// What the Apache parent knows that daemon groups default to.
 pub struct ApacheFacts {
@@ -103,48 +106,218 @@ pub(crate) fn stable_secret(s: *mut b::server_rec, group: &str, fresh: Vec<u8>) 
     fresh
 }
 
-/// Closes Apache's listening sockets in a supervisor (it must not accept HTTP connections).
-pub fn close_apache_listeners() {
-    // SAFETY: runs in the freshly forked supervisor, which never returns into Apache.
-    unsafe { b::ap_close_listeners() }
+/// The death table of this Apache parent: created once (before anything forks) and kept in
+/// the process pool, so every configuration generation (and the module, reloaded at each
+/// restart) finds the same one.
+pub(crate) fn death_table(s: *mut b::server_rec) -> std::io::Result<DeathTable> {
+    const KEY: &CStr = c"rwsgi-death-table";
+    // SAFETY: userdata on the process pool, which lives for the whole Apache parent; the
+    // stored value is the address of a mapping that is never unmapped.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        b::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
+        if !data.is_null() {
+            return Ok(DeathTable::from_addr(data as usize));
+        }
+        let t = DeathTable::create()?;
+        b::apr_pool_userdata_set(
+            t.addr() as *mut c_void,
+            KEY.as_ptr(),
+            Some(b::apr_pool_cleanup_null),
+            pool,
+        );
+        Ok(t)
+    }
 }
 
-/// Sends SIGTERM to this generation's supervisors when `pconf` is cleared (restart) or
-/// destroyed (stop). On a stop, the group sockets are removed at once: the supervisors may
-/// outlive Apache's parent while their processes finish (or be killed with it by an init
-/// system), and stale sockets would pile up in the runtime directory. On a restart they stay:
-/// the next generation binds the same paths.
-pub(crate) fn stop_on_cleanup(
+/// The daemon program: `rwsgi-daemon` next to this module's own file (so a build tree and an
+/// installed package each find their own). It runs as root until it switches user, so it must
+/// be a regular file only root can change.
+pub(crate) fn daemon_program() -> Result<PathBuf, String> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables for an address inside this module.
+    let found = unsafe { libc::dladdr(daemon_program as *const c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return Err("cannot find where mod_rwsgi.so was loaded from".into());
+    }
+    // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
+    let module = PathBuf::from(
+        unsafe { CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let program = module
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .join("rwsgi-daemon");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(&program).map_err(|e| {
+        format!(
+            "the daemon program '{}' is missing ({e}); it is installed next to mod_rwsgi.so",
+            program.display()
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !m.is_file() || m.mode() & 0o111 == 0 {
+        return Err(format!(
+            "the daemon program '{}' is not an executable file",
+            program.display()
+        ));
+    }
+    if (m.uid() != 0 && m.uid() != me) || m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the daemon program '{}' can be changed by users other than root (owner uid {}, mode {:04o}); chown root: and chmod go-w it",
+            program.display(),
+            m.uid(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(program)
+}
+
+/// One group's supervisor as APR's "other child" registry knows it.
+struct Watch {
+    proc_: b::apr_proc_t,
+    watched: *mut Watched,
+    index: usize,
+}
+
+/// A configuration generation's groups and their registrations (stable addresses: APR keeps
+/// pointers to `proc_` and to each `Watch`).
+struct Watched {
+    generation: Generation,
+    watches: Vec<Watch>,
     pconf: *mut b::apr_pool_t,
-    pids: Vec<Pid>,
-    sockets: Vec<std::path::PathBuf>,
-) {
-    // (supervisors, sockets, the Apache parent's pid)
-    type Generation = (Vec<Pid>, Vec<std::path::PathBuf>, u32);
-    crate::entry! {
-        unsafe extern "C" fn cleanup(data: *mut c_void) -> b::apr_status_t [on panic: 0] {
-            // SAFETY: produced by Box::into_raw below, run once.
-            let generation = unsafe { Box::from_raw(data.cast::<Generation>()) };
-            // Only the parent owns the groups: a child that tears its copy of the pools
-            // down on exit must not stop them.
-            if generation.2 != std::process::id() {
-                return 0;
+    /// The Apache parent's pid (children run pool cleanups too, and must not act).
+    parent: u32,
+}
+
+/// Has Apache's parent watch every supervisor of `generation` as it watches its own children:
+/// a supervisor that dies is noticed by the MPM's maintenance loop (within a second) and
+/// replaced at once; one that exits after a restart is reaped quietly (no "long lost child
+/// came home!"). When `pconf` is cleared (restart) or destroyed (stop), the supervisors are
+/// told to finish; on a stop, the group sockets are removed.
+pub(crate) fn watch(pconf: *mut b::apr_pool_t, generation: Generation) {
+    let n = generation.groups.len();
+    let watched = Box::into_raw(Box::new(Watched {
+        generation,
+        watches: Vec::with_capacity(n),
+        pconf,
+        parent: std::process::id(),
+    }));
+    // SAFETY: `watched` is ours until the cleanup registered next frees it; the cleanup is
+    // registered before the other-child entries, so it runs after APR has dropped them (pool
+    // cleanups run in reverse order). The Vec never grows past its capacity (stable addresses).
+    unsafe {
+        b::apr_pool_cleanup_register(
+            pconf,
+            watched.cast(),
+            Some(end_generation),
+            Some(b::apr_pool_cleanup_null),
+        );
+        let w = &mut *watched;
+        for index in 0..n {
+            let mut proc_: b::apr_proc_t = std::mem::zeroed();
+            proc_.pid = w.generation.groups[index].pid.map_or(-1, |p| p.as_raw());
+            w.watches.push(Watch {
+                proc_,
+                watched,
+                index,
+            });
+        }
+        for watch in w.watches.iter_mut() {
+            if watch.proc_.pid > 0 {
+                register(watch, pconf);
             }
-            crate::daemon::groups::stop(&generation.0);
-            // SAFETY: a plain query of the server's state.
-            let state = unsafe { b::ap_state_query(b::AP_SQ_MAIN_STATE) };
-            if state == b::AP_SQ_MS_EXITING {
-                for path in &generation.1 {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-            0
         }
     }
-    let data = Box::into_raw(Box::new((pids, sockets, std::process::id()))).cast::<c_void>();
-    // SAFETY: the cleanup owns `data` and frees it exactly once; the child cleanup is a no-op
-    // (Apache children never exec).
+}
+
+/// # Safety
+/// `watch` must stay at its address until unregistered (it lives in a `Watched`).
+unsafe fn register(watch: &mut Watch, pconf: *mut b::apr_pool_t) {
+    let data: *mut Watch = watch;
+    // SAFETY: per the contract; APR calls `maintenance` with `data` until unregistered.
     unsafe {
-        b::apr_pool_cleanup_register(pconf, data, Some(cleanup), Some(b::apr_pool_cleanup_null))
+        b::apr_proc_other_child_register(
+            &mut watch.proc_,
+            Some(maintenance),
+            data.cast(),
+            std::ptr::null_mut(),
+            pconf,
+        )
     };
+}
+
+fn mpm_stopping() -> bool {
+    let mut state = 0i32;
+    // SAFETY: ap_mpm_query writes one int.
+    let rv = unsafe { b::ap_mpm_query(b::AP_MPMQ_MPM_STATE, &mut state) };
+    rv != b::APR_SUCCESS || state == b::AP_MPMQ_STOPPING
+}
+
+crate::entry! {
+    /// APR's other-child callback, in the Apache parent's maintenance loop.
+    unsafe extern "C" fn maintenance(reason: i32, data: *mut c_void, status: i32) [on panic: ()] {
+        // SAFETY: `data` is the Watch registered by `register`, alive until its generation's
+        // cleanup, which runs after APR has dropped every registration of that pool.
+        let watch = unsafe { &mut *data.cast::<Watch>() };
+        match reason {
+            b::APR_OC_REASON_DEATH | b::APR_OC_REASON_LOST => {
+                // SAFETY: unregisters this very entry (APR allows it from the callback).
+                unsafe { b::apr_proc_other_child_unregister(data) };
+                if mpm_stopping() {
+                    return;
+                }
+                // SAFETY: the Watched outlives its watches (see above).
+                let w = unsafe { &mut *watch.watched };
+                let status = if reason == b::APR_OC_REASON_LOST { 0 } else { status };
+                if let Some(pid) = w.generation.supervisor_died(watch.index, status) {
+                    watch.proc_.pid = pid.as_raw();
+                    let pconf = w.pconf;
+                    // SAFETY: the Watch keeps its address (see `watch`).
+                    unsafe { register(watch, pconf) };
+                }
+            }
+            // Apache restarts or stops: the generation's cleanup ends the supervisors.
+            b::APR_OC_REASON_RESTART => {
+                // SAFETY: as above.
+                unsafe { b::apr_proc_other_child_unregister(data) };
+            }
+            _ => {}
+        }
+    }
+}
+
+crate::entry! {
+    /// The end of a configuration generation (pconf cleared or destroyed).
+    unsafe extern "C" fn end_generation(data: *mut c_void) -> b::apr_status_t [on panic: 0] {
+        // SAFETY: produced by Box::into_raw in `watch`, run once.
+        let w = unsafe { Box::from_raw(data.cast::<Watched>()) };
+        if w.parent != std::process::id() {
+            // An Apache child tearing its copy down: the groups are the parent's.
+            std::mem::forget(w);
+            return 0;
+        }
+        w.generation.stop();
+        // SAFETY: plain queries of the server's state.
+        let (state, mut generation) = unsafe { (b::ap_state_query(b::AP_SQ_MAIN_STATE), 0) };
+        if state == b::AP_SQ_MS_EXITING {
+            for path in w.generation.socket_paths() {
+                let _ = std::fs::remove_file(path);
+            }
+        } else {
+            // A restart: the next generation's MPM loop reaps the old supervisors when they
+            // have drained, as it reaps old-generation children.
+            // SAFETY: ap_mpm_query writes one int; the registration copies the pid.
+            unsafe {
+                b::ap_mpm_query(b::AP_MPMQ_GENERATION, &mut generation);
+                for pid in w.generation.groups.iter().filter_map(|g| g.pid) {
+                    b::ap_register_extra_mpm_process(pid.as_raw(), generation);
+                }
+            }
+        }
+        0
+    }
 }

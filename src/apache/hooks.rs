@@ -59,11 +59,21 @@ crate::entry! {
                         std::mem::take(&mut spec.secret),
                     );
                 }
-                let sockets = specs.iter().map(|s| s.socket_path.clone()).collect();
-                let pids =
-                    crate::daemon::groups::start(specs, &super::daemons::close_apache_listeners);
-                super::daemons::stop_on_cleanup(pconf, pids, sockets);
-                OK
+                let started = super::daemons::daemon_program().and_then(|program| {
+                    let deaths = super::daemons::death_table(s)
+                        .map_err(|e| format!("cannot map the daemon death table: {e}"))?;
+                    crate::daemon::groups::start(specs, program, deaths, level)
+                });
+                match started {
+                    Ok(generation) => {
+                        super::daemons::watch(pconf, generation);
+                        OK
+                    }
+                    Err(e) => {
+                        super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
+                        SERVER_ERROR
+                    }
+                }
             }
             Err(e) => {
                 super::log::server(super::log::Level::Crit, &format!("rwsgi: {e}"));
@@ -171,6 +181,7 @@ fn daemon_specs(
 crate::entry! {
     pub(crate) unsafe extern "C" fn child_init(pchild: *mut b::apr_pool_t, _s: *mut b::server_rec) [on panic: ()] {
         super::stopping::child_init();
+        crate::daemon::groups::close_listeners_in_child();
         crate::embedded::child_init();
         // SAFETY: the cleanup runs once when the child's pool is destroyed at child exit.
         unsafe {

@@ -55,7 +55,7 @@ pub struct ImportScript {
     pub application_group: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HashSeed {
     Random,
     Fixed(u32),
@@ -74,7 +74,7 @@ pub struct ServerConfig {
     pub daemons: Vec<DaemonProcess>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PythonSettings {
     pub home: Option<String>,
     pub path: Vec<String>,

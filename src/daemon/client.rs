@@ -29,6 +29,8 @@ struct Conn {
     ch: Channel,
     /// Request ring (we write) and response ring (we read).
     rings: Option<(Outbound, Inbound)>,
+    /// The daemon process at the other end (as it says: used only to explain its death).
+    pid: u32,
 }
 
 thread_local! {
@@ -40,7 +42,8 @@ thread_local! {
 
 /// Serves `req` through the daemon processes of `spec`; returns the handler status.
 pub fn forward(req: Request, app: &AppRequest, spec: &GroupSpec, default_timeout: Duration) -> i32 {
-    let payload = request::encode(app, req.header_only());
+    let mut payload = request::encode(app, req.header_only());
+    crate::ipc::seal::seal(&spec.secret, &spec.name, &mut payload);
     let timeout = spec.socket_timeout.unwrap_or(default_timeout);
     // A request is sent again only when a daemon process let go of it unstarted (Goodbye, or
     // the connection closed before it was delivered): while a group restarts (graceful restart,
@@ -191,14 +194,21 @@ fn connect(spec: &GroupSpec) -> Result<Conn, String> {
                     }
                     None => ch.send(&hello),
                 };
-                let answer = sent.and_then(|()| ch.recv(Some(Duration::from_secs(10))));
+                // The socket outlives supervisors (the Apache parent holds it): connecting
+                // succeeds while a group restarts, and the answer is what connect-timeout bounds.
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100));
+                let answer = sent.and_then(|()| ch.recv(Some(wait)));
                 match answer {
                     Ok((f, _)) if f.header.kind == Kind::HelloAck => {
-                        // The daemon says whether it mapped the rings.
+                        // The daemon says whether it mapped the rings, and who it is.
+                        let (mapped, pid) = msg::parse_hello_ack(&f.payload)
+                            .map_err(|e| format!("bad HELLO_ACK: {e}"))?;
                         let rings = rings
-                            .filter(|_| f.payload == [1])
+                            .filter(|_| mapped)
                             .map(|(a, b)| (Outbound::new(a), Inbound::new(b)));
-                        return Ok(Conn { ch, rings });
+                        return Ok(Conn { ch, rings, pid });
                     }
                     // A process that is stopping accepted us and let go: try the next one.
                     Ok((f, _)) if f.header.kind == Kind::Goodbye => {
@@ -226,7 +236,7 @@ fn connect(spec: &GroupSpec) -> Result<Conn, String> {
 /// Relays frames until the response ends. Returns the handler status and whether the
 /// connection is still usable.
 fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) -> (i32, bool) {
-    let Conn { ch, rings } = conn;
+    let Conn { ch, rings, pid } = conn;
     let _client_timeout = spec
         .response_socket_timeout
         .map(|t| ClientTimeout::set(req, t));
@@ -247,14 +257,8 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
         let (frame, fds) = match ch.recv(Some(timeout)) {
             Ok(f) => f,
             Err(ChannelError::Closed) => {
-                req.log(
-                    Level::Error,
-                    &format!(
-                        "rwsgi: daemon process of group '{}' closed the connection while serving {} (it crashed, was killed or restarted)",
-                        spec.name,
-                        req.uri()
-                    ),
-                );
+                let why = died(req, spec, *pid);
+                req.log(Level::Error, &format!("rwsgi: {why}"));
                 return fail(&mut out, body_started, BAD_GATEWAY, false);
             }
             Err(ChannelError::Timeout) => {
@@ -500,6 +504,34 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
                 return fail(&mut out, body_started, BAD_GATEWAY, false);
             }
         }
+    }
+}
+
+/// The daemon process at the other end of the connection is gone mid-request: what its
+/// supervisor found out about its death (reaped within milliseconds), for the log line and
+/// the client's 502 page (which gets the short form only).
+fn died(req: &Request, spec: &GroupSpec, pid: u32) -> String {
+    let cause =
+        super::groups::deaths().and_then(|t| t.wait_for(pid as i32, Duration::from_millis(500)));
+    let serving = format!("{} {}", req.method(), req.uri());
+    match cause {
+        Some(c) => {
+            req.set_note(
+                "error-notes",
+                &format!(
+                    "The WSGI daemon process serving this request {}.",
+                    c.brief()
+                ),
+            );
+            format!(
+                "daemon process {pid} of group '{}' {c}, while serving {serving}",
+                spec.name
+            )
+        }
+        None => format!(
+            "daemon process {pid} of group '{}' closed the connection while serving {serving} (it crashed, was killed or restarted; its supervisor's log line says why)",
+            spec.name
+        ),
     }
 }
 

@@ -1,14 +1,26 @@
-//! The daemon process groups of the running configuration: started by the Apache parent after
-//! configuration (one supervisor each) and looked up by name when a request names its group.
-//! The table is filled before Apache forks its children, which inherit it.
+//! The daemon process groups of the running configuration, as the Apache parent runs them:
+//! each group's listening socket (made here, kept for the whole configuration generation, so
+//! a supervisor that dies loses no connection waiting in its backlog), its supervisor, and the
+//! replacement of a supervisor that dies. Apache children inherit the table (to look a group
+//! up by name) and close the sockets (`close_listeners_in_child`).
 
-use super::{GroupSpec, log, supervisor};
+use super::death::{self, DeathTable, Ending};
+use super::supervisor::{self, Launch};
+use super::{GroupSpec, log, socket};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 static GROUPS: RwLock<Option<HashMap<String, Arc<GroupSpec>>>> = RwLock::new(None);
+/// The listening sockets of this generation (Apache children close them).
+static LISTENERS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+/// Where the death table is mapped (0: none), for Apache children explaining a 502.
+static DEATHS: AtomicUsize = AtomicUsize::new(0);
 
 /// The group called `name`, if this configuration declares it.
 pub fn find(name: &str) -> Option<Arc<GroupSpec>> {
@@ -20,33 +32,179 @@ pub fn find(name: &str) -> Option<Arc<GroupSpec>> {
         .cloned()
 }
 
-/// Starts a supervisor per group (Apache parent, after configuration). `in_child` runs in each
-/// new supervisor before anything else. Returns the supervisors' pids, which the caller must
-/// signal (SIGTERM) when this configuration generation ends.
-pub fn start(specs: Vec<GroupSpec>, in_child: &dyn Fn()) -> Vec<Pid> {
-    let mut table = HashMap::new();
-    let mut pids = Vec::new();
-    for spec in specs {
-        match supervisor::spawn(spec.clone(), in_child) {
-            Ok(pid) => pids.push(pid),
-            Err(e) => log(
-                "crit",
-                &format!(
-                    "rwsgi: cannot start daemon process group '{}': {e}",
-                    spec.name
-                ),
-            ),
-        }
-        table.insert(spec.name.clone(), Arc::new(spec));
+/// The death table of this server, if daemon groups run.
+pub fn deaths() -> Option<DeathTable> {
+    match DEATHS.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: DEATHS only ever holds the address of a table created in the Apache parent
+        // (never unmapped), which this process inherited.
+        addr => Some(unsafe { DeathTable::from_addr(addr) }),
     }
-    *GROUPS.write().unwrap_or_else(|e| e.into_inner()) = Some(table);
-    pids
 }
 
-/// Ends a configuration generation: its supervisors drain their workers and exit.
-pub fn stop(pids: &[Pid]) {
-    for &pid in pids {
-        let _ = kill(pid, Signal::SIGTERM);
+/// In an Apache child: the daemon groups' listening sockets are not for it.
+pub fn close_listeners_in_child() {
+    for fd in LISTENERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        // SAFETY: the descriptor was inherited from the parent, which owns its socket; the
+        // child never uses it (its copy of the parent's table is never dropped).
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// One group as the Apache parent runs it.
+pub struct Running {
+    pub spec: Arc<GroupSpec>,
+    listener: OwnedFd,
+    /// The current supervisor.
+    pub pid: Option<Pid>,
+    started: Instant,
+    /// Delay before the next replacement's processes start (grows while supervisors die
+    /// young, as for daemon processes).
+    backoff: Duration,
+}
+
+/// The groups of one configuration generation.
+pub struct Generation {
+    pub groups: Vec<Running>,
+    program: PathBuf,
+    deaths: DeathTable,
+    log_level: i32,
+}
+
+/// A supervisor that lived at least this long was not crash-looping.
+const STABLE: Duration = Duration::from_secs(10);
+
+/// Makes every group's socket and starts its supervisor (Apache parent, after configuration).
+pub fn start(
+    specs: Vec<GroupSpec>,
+    program: PathBuf,
+    deaths: DeathTable,
+    log_level: i32,
+) -> Result<Generation, String> {
+    let mut table = HashMap::new();
+    let mut groups = Vec::new();
+    let mut fds = Vec::new();
+    let root = nix::unistd::geteuid().is_root();
+    for spec in specs {
+        let listener = socket::bind(
+            &spec.socket_path,
+            root.then_some(spec.apache_uid),
+            spec.listen_backlog,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot make the socket '{}' of daemon process group '{}': {e}",
+                spec.socket_path.display(),
+                spec.name
+            )
+        })?;
+        fds.push(listener.as_raw_fd());
+        let spec = Arc::new(spec);
+        table.insert(spec.name.clone(), spec.clone());
+        groups.push(Running {
+            spec,
+            listener,
+            pid: None,
+            started: Instant::now(),
+            backoff: Duration::ZERO,
+        });
+    }
+    *GROUPS.write().unwrap_or_else(|e| e.into_inner()) = Some(table);
+    *LISTENERS.lock().unwrap_or_else(|e| e.into_inner()) = fds;
+    DEATHS.store(deaths.addr(), Ordering::Release);
+    let mut generation = Generation {
+        groups,
+        program,
+        deaths,
+        log_level,
+    };
+    for i in 0..generation.groups.len() {
+        generation.launch(i);
+    }
+    Ok(generation)
+}
+
+impl Generation {
+    fn launch(&mut self, i: usize) {
+        let g = &mut self.groups[i];
+        let launch = Launch {
+            spec: g.spec.clone(),
+            listener: g.listener.as_fd(),
+            program: &self.program,
+            deaths: self.deaths,
+            delay: g.backoff,
+            log_level: self.log_level,
+        };
+        g.started = Instant::now();
+        g.pid = match supervisor::spawn(&launch) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                log(
+                    "crit",
+                    &format!(
+                        "rwsgi: cannot start the supervisor of daemon process group '{}': {e}",
+                        g.spec.name
+                    ),
+                );
+                None
+            }
+        };
+    }
+
+    /// The supervisor of group `i` ended with wait status `status`: says why and starts a
+    /// new one (same socket, same secret), after a growing delay if they keep dying young.
+    /// Returns the new supervisor's pid.
+    pub fn supervisor_died(&mut self, i: usize, status: i32) -> Option<Pid> {
+        let g = self.groups.get_mut(i)?;
+        let lived = g.started.elapsed();
+        let ending = if libc::WIFSIGNALED(status) {
+            Ending::Signaled(libc::WTERMSIG(status))
+        } else {
+            Ending::Exited(libc::WEXITSTATUS(status))
+        };
+        let how = match ending {
+            Ending::Signaled(s) => format!("was killed by {}", death::signal_name(s)),
+            Ending::Exited(c) => format!("exited with status {c}"),
+        };
+        g.backoff = if lived >= STABLE {
+            Duration::ZERO
+        } else {
+            (g.backoff * 2).clamp(Duration::from_millis(500), Duration::from_secs(30))
+        };
+        log(
+            "error",
+            &format!(
+                "rwsgi: the supervisor of daemon process group '{}' (pid {}) {how} after {:.1}s; starting a new one{}.",
+                g.spec.name,
+                g.pid.map_or(0, |p| p.as_raw()),
+                lived.as_secs_f64(),
+                if g.backoff.is_zero() {
+                    String::new()
+                } else {
+                    format!(" (its processes start in {:.1}s)", g.backoff.as_secs_f64())
+                }
+            ),
+        );
+        self.launch(i);
+        self.groups[i].pid
+    }
+
+    /// Ends this generation: its supervisors drain their processes and exit.
+    pub fn stop(&self) {
+        for pid in self.groups.iter().filter_map(|g| g.pid) {
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+
+    pub fn socket_paths(&self) -> Vec<PathBuf> {
+        self.groups
+            .iter()
+            .map(|g| g.spec.socket_path.clone())
+            .collect()
     }
 }
 

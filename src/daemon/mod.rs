@@ -5,9 +5,11 @@
 //! daemon side is `remote` (a WSGI transport over the connection).
 
 pub mod client;
+pub mod death;
 pub mod groups;
 pub mod remote;
 pub mod request;
+pub mod socket;
 pub mod supervisor;
 mod sys;
 pub mod worker;
@@ -15,8 +17,9 @@ pub mod worker;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything a group's supervisor and workers need, resolved in the Apache parent.
-#[derive(Debug, Clone)]
+/// Everything a group's supervisor and workers need, resolved in the Apache parent (and
+/// handed to each daemon process as JSON, see `worker::WorkerSpec`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GroupSpec {
     pub name: String,
     /// ServerName of the virtual host that declared the group (None: the main server).
@@ -72,7 +75,7 @@ pub struct GroupSpec {
 }
 
 /// Resource limits and recycling rules of a group's processes (zero/None = off).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub cpu_priority: i32,
     pub memory_limit: u64,
@@ -95,8 +98,8 @@ pub struct Limits {
 /// Apache parent before supervisors fork; daemon processes honour it like Apache would.
 pub static LOG_LEVEL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(4);
 
-/// One line in Apache's error log from a daemon or supervisor process (their stderr is the
-/// error log Apache opened).
+/// One line in Apache's error log from a daemon or supervisor process (a supervisor's
+/// stderr is the error log Apache opened; a daemon process's is a pipe its supervisor relays).
 pub fn log(level: &str, msg: &str) {
     use std::io::Write;
     let rank = match level {
@@ -110,15 +113,30 @@ pub fn log(level: &str, msg: &str) {
     if rank > LOG_LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
+    let line = format_line(level, std::process::id() as i32, msg);
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// `[time] [wsgi:level] [pid N] msg\n`, the shape of Apache's own error-log lines.
+pub fn format_line(level: &str, pid: i32, msg: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let line = format!(
-        "[{}] [wsgi:{level}] [pid {}] {msg}\n",
-        http_date(now),
-        std::process::id()
-    );
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    format!("[{}] [wsgi:{level}] [pid {pid}] {msg}\n", http_date(now))
+}
+
+/// True when `line` is in [`format_line`]'s shape with this `pid`.
+pub fn is_own_line(line: &str, pid: i32) -> bool {
+    let Some(rest) = line
+        .strip_prefix('[')
+        .and_then(|l| l.split_once("] [wsgi:"))
+    else {
+        return false;
+    };
+    let Some((level, rest)) = rest.1.split_once("] ") else {
+        return false;
+    };
+    level.bytes().all(|c| c.is_ascii_lowercase()) && rest.starts_with(&format!("[pid {pid}] "))
 }
 
 /// "Mon Nov 23 20:19:53.461875 2026" (UTC), the shape of Apache's error-log timestamps.
@@ -161,6 +179,18 @@ impl crate::config::daemon::GroupScope for GroupSpec {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn own_lines_are_recognised() {
+        let l = super::format_line("info", 42, "hello");
+        assert!(super::is_own_line(l.trim_end(), 42));
+        assert!(!super::is_own_line(l.trim_end(), 43));
+        assert!(!super::is_own_line(
+            "Fatal Python error: Segmentation fault",
+            42
+        ));
+        assert!(!super::is_own_line("[x] [wsgi:info] [pid 4] forged", 42));
+    }
+
     #[test]
     fn dates() {
         // 2026-11-23 20:19:53 UTC

@@ -232,6 +232,10 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    pub fn u8(&mut self) -> Result<u8, IpcError> {
+        Ok(self.bytes(1)?[0])
+    }
+
     pub fn u16(&mut self) -> Result<u16, IpcError> {
         let b = self.bytes(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod frame;
 pub mod head;
 pub mod ring;
+pub mod seal;
 pub mod vars;
 
 pub use frame::{Frame, Header, Kind};
@@ -46,6 +47,27 @@ pub mod msg {
     /// `Credit`: the receiver of a ring slice of `n` bytes has copied it out.
     pub fn credit(id: u32, n: u32) -> Frame {
         Frame::new(Kind::Credit, id, n.to_le_bytes().to_vec())
+    }
+
+    /// `HelloAck`: whether the daemon mapped the connection's rings, and its pid (so that the
+    /// Apache side can find out why the process died if the connection breaks; untrusted, it
+    /// only ever selects which death record explains a 502).
+    pub fn hello_ack(rings_mapped: bool, pid: u32) -> Frame {
+        let mut p = vec![u8::from(rings_mapped)];
+        p.extend_from_slice(&pid.to_le_bytes());
+        Frame::new(Kind::HelloAck, 0, p)
+    }
+
+    pub fn parse_hello_ack(payload: &[u8]) -> Result<(bool, u32), IpcError> {
+        let mut r = Reader::new(payload);
+        let mapped = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(IpcError::Invalid("HELLO_ACK ring flag")),
+        };
+        let pid = r.u32()?;
+        r.finish()?;
+        Ok((mapped, pid))
     }
 
     pub fn body_want(id: u32, n: u32) -> Frame {

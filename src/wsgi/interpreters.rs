@@ -210,6 +210,21 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
     )
 }
 
+/// Turns on Python's faulthandler in the main interpreter, writing to descriptor `fd`: a
+/// crash in native code leaves every thread's Python stack in the log. Must be called
+/// detached.
+pub fn enable_faulthandler(fd: i32) {
+    let Ok(i) = get("") else { return };
+    let _a = interp::Attached::enter(&i);
+    let enabled = super::ffi::object::import(c"faulthandler").and_then(|fh| {
+        let fd = super::ffi::object::Obj::int(fd as i64)?;
+        fh.call_method(c"enable", &[&fd])
+    });
+    if enabled.is_err() {
+        drop(super::ffi::object::Pending::fetch());
+    }
+}
+
 /// Whether the interpreter of `group` runs an older version of `script` than the file's
 /// `mtime` (false when the script is not loaded yet). Must be called detached.
 pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
