@@ -7,10 +7,14 @@ cannot reach, in embedded and daemon mode.
    child) nor its daemon connection (daemon: a hang of the next request).
 """
 import os
+import re
+import signal
+import socket
 import time
 
 import pytest
 
+import harness
 from harness import start_server
 
 STALE = """
@@ -204,3 +208,307 @@ def test_a_panic_in_a_daemon_request_thread_costs_one_500(rwsgi_path):
         assert time.monotonic() - t0 < 10
     finally:
         srv.stop()
+
+
+# --------------------------------------------------------------------------
+# 2. A daemon process holds nothing that is not its own.
+
+INTRUDER = """
+WSGIDaemonProcess a threads=1 python-path={a_marker} display-name=(wsgi:intruder)
+WSGIDaemonProcess victim threads=2 python-path={b_marker} display-name=(wsgi:victim)
+SetEnv INTRUDER_DUMP_DIR {{var}}
+SetEnv INTRUDER_SCRIPT {{apps}}/marker.wsgi
+WSGIScriptAlias /a {{apps}}/intruder.wsgi process-group=a application-group=%{{GLOBAL}}
+WSGIScriptAlias /b {{apps}}/hello.wsgi process-group=victim application-group=%{{GLOBAL}}
+"""
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi's daemons are forked from the Apache parent and trust any "
+                            "request with a guessable token")
+def test_an_application_cannot_reach_another_group(rwsgi_path, tmp_path):
+    import glob
+    import json
+    import threading
+    import uuid
+
+    a_marker = str(tmp_path / ("a-marker-" + uuid.uuid4().hex))
+    b_marker = str(tmp_path / ("victim-marker-" + uuid.uuid4().hex))
+    for d in (a_marker, b_marker):
+        os.makedirs(d)
+    os.chmod(tmp_path, 0o755)
+    srv = start_server(rwsgi_path, INTRUDER.format(a_marker=a_marker, b_marker=b_marker),
+                       name="intruder", load_modules=["env"])
+    try:
+        assert srv.get("/b").status == 200  # the victim group runs
+        mark = srv.log_mark()
+        result = {}
+        attack = threading.Thread(
+            target=lambda: result.setdefault("r", srv.get("/a?attack", timeout=60)))
+        attack.start()
+        # another request for group a: an Apache thread connects to a's socket, and the
+        # intruder (a's only request thread) takes its HELLO and request head
+        time.sleep(1.5)
+        def victim_request():
+            try:
+                srv.get("/a", timeout=3)  # taken over by the intruder: no answer expected
+            except Exception:
+                pass
+
+        threading.Thread(target=victim_request, daemon=True).start()
+        attack.join(60)
+        r = result["r"]
+        assert r.status == 200, (r, srv.error_log()[-3000:])
+        rep = r.json()
+
+        # memory: its own configuration is there (the copy works), group b's is not
+        dump = open(rep["dump"], "rb").read()
+        assert rep["dumped_bytes"] > 1 << 20
+        assert a_marker.encode() in dump
+        assert b_marker.encode() not in dump
+        assert b"(wsgi:victim)" not in dump
+        os.unlink(rep["dump"])
+
+        # descriptors: /dev/null, the pipe to its supervisor, its own socket and its own
+        # connections; no log file, no Apache listener, no other group's socket
+        fds = {int(k): v for k, v in rep["fds"].items()}
+        assert fds[0]["kind"] == "chr" and fds[1]["kind"] == "pipe" and fds[2]["kind"] == "pipe"
+        assert fds[3]["kind"] == "socket" and fds[3]["name"] == rep["own_socket"]
+        logs = {(os.stat(p).st_ino, os.stat(p).st_dev)
+                for p in (srv.error_log_path, srv.access_log_path)}
+        for fd, e in fds.items():
+            assert (e["ino"], e["dev"]) not in logs, (fd, e)
+            # writable files: only the shared-memory rings Apache children bring
+            if e["kind"] == "file" and e.get("writable"):
+                assert e.get("mode", "").startswith("/memfd:rwsgi-"), (fd, e)
+            if e["kind"] == "socket":
+                assert e["family"] == socket.AF_UNIX, (fd, e)
+                assert e["name"] in ("", rep["own_socket"]), (fd, e)
+
+        # everything it could find, replayed to the other group: refused, and logged there
+        assert rep["stole_hello"] and rep["stole_head"], rep
+        assert rep["replays"], rep
+        for path, attempts in rep["replays"].items():
+            assert set(attempts) >= {"stolen_hello", "stolen_hello_then_head", "stolen_head_alone",
+                                     "random_hello", "forged_head"}, attempts
+            for what, res in attempts.items():
+                # it connected, and was hung up on: never a HELLO_ACK, never an answer
+                assert res.get("answer") == "" or "reset" in res.get("error", "") \
+                    or "Broken pipe" in res.get("error", ""), (what, res)
+        srv.wait_for_log("daemon process 'victim' refused a connection", since=mark)
+        assert not glob.glob(str(srv.var / "marker-ran-*"))
+
+        # the memory of group b's processes and of the Apache children is closed to it
+        assert rep["peek"], rep
+        for pid, res in rep["peek"].items():
+            assert res["mem"] != "read" and res["environ"] != "read", (pid, res)
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------
+# 3. Supervisors are supervised.
+
+SUPERVISED = """
+WSGIDaemonProcess sup processes=2 threads=4
+WSGIScriptAlias /s {apps}/daemon_probe.wsgi process-group=sup application-group=%{GLOBAL}
+"""
+
+
+def _ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi has no supervisor: the Apache parent restarts its daemons")
+def test_a_killed_supervisor_is_replaced_under_load(rwsgi_path):
+    import threading
+
+    srv = start_server(rwsgi_path, SUPERVISED, name="supervised")
+    try:
+        workers = {srv.get("/s?t=id").json()["pid"] for _ in range(8)}
+        supervisor = _ppid(next(iter(workers)))
+        assert _ppid(supervisor) == srv.pid  # the supervisor is a child of the Apache parent
+        results = []  # (started, finished, status)
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    status = srv.get("/s?t=sleep&s=0.05", timeout=20).status
+                except Exception:
+                    status = 0
+                results.append((t0, time.monotonic(), status))
+
+        clients = [threading.Thread(target=load) for _ in range(6)]
+        for c in clients:
+            c.start()
+        time.sleep(1.0)
+        mark = srv.log_mark()
+        killed_at = time.monotonic()
+        os.kill(supervisor, signal.SIGKILL)
+        time.sleep(3.0)
+        stop.set()
+        for c in clients:
+            c.join(30)
+        after = [r for r in results if r[1] > killed_at]
+        failures = [r for r in results if r[2] != 200]
+        # at most the requests in flight when it died (6 clients), and in fact none: its
+        # processes finish what they have, the new supervisor's take the queue
+        assert len(failures) <= len(clients), failures
+        # serving again within 2 s: no request started after the kill waited longer
+        started_after = [r for r in after if r[0] >= killed_at]
+        assert started_after and max(r[1] - r[0] for r in started_after) < 2.0, started_after[:5]
+        assert any(r[2] == 200 and r[0] > killed_at + 1.0 for r in after)
+        line = srv.wait_for_log(
+            re.compile(r"the supervisor of daemon process group 'sup' \(pid %d\) was killed by "
+                       r"SIGKILL after [\d.]+s; starting a new one" % supervisor), since=mark)
+        assert line
+        new_workers = {srv.get("/s?t=id").json()["pid"] for _ in range(8)}
+        assert not new_workers & workers
+        new_supervisor = _ppid(next(iter(new_workers)))
+        assert new_supervisor != supervisor and _ppid(new_supervisor) == srv.pid
+        # `apachectl stop`: SIGTERM to the parent; then nothing of the server is left (the
+        # old supervisor's processes included: they followed it when it died)
+        pgid = srv.pgid
+        os.kill(srv.pid, signal.SIGTERM)
+        srv.proc.wait(20)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and harness._pids_in_group(pgid):
+            time.sleep(0.1)
+        assert not harness._pids_in_group(pgid)
+        for pid in workers | new_workers | {supervisor, new_supervisor}:
+            assert not os.path.exists("/proc/%d" % pid) or open(
+                "/proc/%d/stat" % pid).read().split(")")[1].split()[0] == "Z", pid
+    finally:
+        srv.stop()
+
+
+def test_graceful_restart_reaps_old_supervisors_quietly(rwsgi_path):
+    srv = start_server(rwsgi_path, SUPERVISED, name="long-lost")
+    try:
+        srv.get("/s")
+        srv.graceful()
+        srv.get("/s")
+        srv.graceful()
+        time.sleep(2.5)  # the MPM reaps within its one-second maintenance interval
+        assert "long lost child came home" not in srv.error_log()
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------
+# 4. Every daemon death says why.
+
+DEATHS = """
+WSGIDaemonProcess crash threads=2
+WSGIDaemonProcess mem threads=1 memory-limit=200000000
+WSGIDaemonProcess cpu threads=1 cpu-time-limit=1 graceful-timeout=1
+WSGIDaemonProcess slow threads=2 request-timeout=1
+WSGIDaemonProcess kill threads=2
+WSGIDaemonProcess quit threads=2
+WSGIScriptAlias /crash {apps}/daemon_probe.wsgi process-group=crash application-group=%{GLOBAL}
+WSGIScriptAlias /mem {apps}/daemon_probe.wsgi process-group=mem application-group=%{GLOBAL}
+WSGIScriptAlias /cpu {apps}/daemon_probe.wsgi process-group=cpu application-group=%{GLOBAL}
+WSGIScriptAlias /slow {apps}/daemon_probe.wsgi process-group=slow application-group=%{GLOBAL}
+WSGIScriptAlias /kill {apps}/daemon_probe.wsgi process-group=kill application-group=%{GLOBAL}
+WSGIScriptAlias /quit {apps}/daemon_probe.wsgi process-group=quit application-group=%{GLOBAL}
+"""
+
+
+@pytest.fixture(scope="module")
+def deaths_srv(rwsgi_path):
+    s = start_server(rwsgi_path, DEATHS, name="deaths")
+    yield s
+    s.stop()
+
+
+def _death(srv, path, query, *, status=502, timeout=30):
+    pid = srv.get(path + "?t=id").json()["pid"]
+    mark = srv.log_mark()
+    r = srv.get(path + "?" + query, timeout=timeout)
+    assert r.status == status, (r, srv.error_log_since(mark)[-3000:])
+    return pid, mark, r
+
+
+DEATH_CASES = [
+    # (mount, query, supervisor's words, 502 page)
+    ("/crash", "t=segv", r"crashed with SIGSEGV \(a fault in native code", "crashed (SIGSEGV)"),
+    ("/mem", "t=memory", r"died of SIGABRT at memory-limit=200000000", "ran out of its memory-limit"),
+    ("/cpu", "t=busy&s=60", r"reached cpu-time-limit=1s", "reached its cpu-time-limit"),
+    ("/quit", "t=exit", r"exited with status 3 \(the application ended the process", "exited"),
+]
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi logs 'Truncated or oversized response headers' and, at "
+                            "info level, a signal number")
+@pytest.mark.parametrize("mount,query,words,brief", DEATH_CASES)
+def test_each_death_names_its_cause(deaths_srv, mount, query, words, brief):
+    srv = deaths_srv
+    pid, mark, r = _death(srv, mount, query)
+    group = mount[1:]
+    # the supervisor's line, and the Apache child's line for the request in flight
+    srv.wait_for_log(re.compile(r"daemon process %d of group '%s' %s.* after [\d.]+s; starting a "
+                                r"new one" % (pid, group, words)), since=mark, timeout=15)
+    srv.wait_for_log(re.compile(r"daemon process %d of group '%s' %s.*, while serving GET %s\?%s"
+                                % (pid, group, words, re.escape(mount), re.escape(query))),
+                     since=mark, timeout=15)
+    assert ("The WSGI daemon process serving this request %s." % brief).encode() in r.body
+    if query == "t=segv":
+        # faulthandler's dump, attributed to the process that crashed
+        srv.wait_for_log(re.compile(r"\[pid %d\] Fatal Python error: Segmentation fault" % pid),
+                         since=mark)
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi logs the signal number at info level only")
+def test_a_killed_process_names_the_signal_and_the_request(deaths_srv):
+    import threading
+    srv = deaths_srv
+    pid = srv.get("/kill?t=id").json()["pid"]
+    mark = srv.log_mark()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", srv.get("/kill?t=sleep&s=10", timeout=20)))
+    t.start()
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    t.join(20)
+    assert result["r"].status == 502
+    srv.wait_for_log(re.compile(r"daemon process %d of group 'kill' was killed by SIGKILL from "
+                                r"outside rwsgi .*, while serving GET /kill\?t=sleep&s=10" % pid),
+                     since=mark)
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi answers 500")
+def test_request_timeout_names_the_limit_and_the_requests(deaths_srv):
+    srv = deaths_srv
+    pid, mark, r = _death(srv, "/slow", "t=sleep&s=30", status=504)
+    srv.wait_for_log(re.compile(r"request GET /slow\?t=sleep&s=30 has run for [\d.]+s, over "
+                                r"request-timeout=1s; restarting the process\. Requests in flight: "
+                                r"GET /slow\?t=sleep&s=30"), since=mark)
+    srv.wait_for_log(re.compile(r"daemon process %d of group 'slow' was restarted by "
+                                r"request-timeout=1s" % pid), since=mark)
+
+
+# --------------------------------------------------------------------------
+# 5. The socket directory cannot be turned against root.
+
+@pytest.mark.rwsgi_specific("mod_wsgi accepts any socket directory")
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o775])
+def test_a_socket_prefix_others_can_write_to_fails_configtest(make_server, tmp_path, mode):
+    d = tmp_path / "sockets"
+    d.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(d, mode)
+    if mode == 0o775:
+        os.chown(d, 0, 33)  # group www-data may write
+    srv = make_server("WSGISocketPrefix %s/wsgi\nWSGIDaemonProcess g\n" % d, start=False)
+    ok, out = srv.configtest()
+    assert not ok, out
+    assert "WSGISocketPrefix %s/wsgi" % d in out, out
+    assert "the directory '%s' can be written by users other than root" % d in out, out
+    assert "chmod go-w" in out, out
+    # the same directory made safe passes
+    os.chmod(d, 0o755)
+    os.chown(d, 0, 0)
+    ok, out = srv.configtest()
+    assert ok, out

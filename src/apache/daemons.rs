@@ -176,11 +176,13 @@ pub(crate) fn daemon_program() -> Result<PathBuf, String> {
     Ok(program)
 }
 
-/// One group's supervisor as APR's "other child" registry knows it.
+/// One supervisor as APR's "other child" registry knows it.
 struct Watch {
     proc_: b::apr_proc_t,
     watched: *mut Watched,
-    index: usize,
+    /// The group it supervises in this generation; `None`: a supervisor of an earlier
+    /// generation, still draining its processes (reaped quietly, never replaced).
+    index: Option<usize>,
 }
 
 /// A configuration generation's groups and their registrations (stable addresses: APR keeps
@@ -191,6 +193,7 @@ struct Watched {
     pconf: *mut b::apr_pool_t,
     /// The Apache parent's pid (children run pool cleanups too, and must not act).
     parent: u32,
+    server: *mut b::server_rec,
 }
 
 /// Has Apache's parent watch every supervisor of `generation` as it watches its own children:
@@ -198,13 +201,15 @@ struct Watched {
 /// replaced at once; one that exits after a restart is reaped quietly (no "long lost child
 /// came home!"). When `pconf` is cleared (restart) or destroyed (stop), the supervisors are
 /// told to finish; on a stop, the group sockets are removed.
-pub(crate) fn watch(pconf: *mut b::apr_pool_t, generation: Generation) {
+pub(crate) fn watch(pconf: *mut b::apr_pool_t, s: *mut b::server_rec, generation: Generation) {
     let n = generation.groups.len();
+    let retired = take_retiring(s);
     let watched = Box::into_raw(Box::new(Watched {
         generation,
-        watches: Vec::with_capacity(n),
+        watches: Vec::with_capacity(n + retired.len()),
         pconf,
         parent: std::process::id(),
+        server: s,
     }));
     // SAFETY: `watched` is ours until the cleanup registered next frees it; the cleanup is
     // registered before the other-child entries, so it runs after APR has dropped them (pool
@@ -217,9 +222,17 @@ pub(crate) fn watch(pconf: *mut b::apr_pool_t, generation: Generation) {
             Some(b::apr_pool_cleanup_null),
         );
         let w = &mut *watched;
-        for index in 0..n {
+        let pids = (0..n)
+            .map(|i| {
+                (
+                    w.generation.groups[i].pid.map_or(-1, |p| p.as_raw()),
+                    Some(i),
+                )
+            })
+            .chain(retired.into_iter().map(|pid| (pid, None)));
+        for (pid, index) in pids {
             let mut proc_: b::apr_proc_t = std::mem::zeroed();
-            proc_.pid = w.generation.groups[index].pid.map_or(-1, |p| p.as_raw());
+            proc_.pid = pid;
             w.watches.push(Watch {
                 proc_,
                 watched,
@@ -229,6 +242,56 @@ pub(crate) fn watch(pconf: *mut b::apr_pool_t, generation: Generation) {
         for watch in w.watches.iter_mut() {
             if watch.proc_.pid > 0 {
                 register(watch, pconf);
+            }
+        }
+    }
+}
+
+/// Supervisors of earlier generations that are still draining, handed from one generation
+/// to the next in the process pool (which outlives the module, reloaded at every restart):
+/// the next generation watches them too, so that the MPM reaps them quietly.
+#[repr(C)]
+struct Retiring {
+    n: u32,
+    pids: [i32; 256],
+}
+
+fn retiring(s: *mut b::server_rec) -> *mut Retiring {
+    const KEY: &CStr = c"rwsgi-retiring-supervisors";
+    // SAFETY: userdata on the process pool (lives as long as the Apache parent); the block is
+    // allocated zeroed in that pool once, with Retiring's size, and only the parent uses it.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        b::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
+        if data.is_null() {
+            let size = std::mem::size_of::<Retiring>();
+            data = b::apr_palloc(pool, size as _);
+            std::ptr::write_bytes(data.cast::<u8>(), 0, size);
+            b::apr_pool_userdata_set(data, KEY.as_ptr(), Some(b::apr_pool_cleanup_null), pool);
+        }
+        data.cast()
+    }
+}
+
+fn take_retiring(s: *mut b::server_rec) -> Vec<i32> {
+    // SAFETY: see `retiring`; single-threaded parent.
+    unsafe {
+        let r = &mut *retiring(s);
+        let n = (r.n as usize).min(r.pids.len());
+        r.n = 0;
+        r.pids[..n].to_vec()
+    }
+}
+
+fn hand_over_retiring(s: *mut b::server_rec, pids: impl Iterator<Item = i32>) {
+    // SAFETY: see `retiring`; single-threaded parent.
+    unsafe {
+        let r = &mut *retiring(s);
+        for pid in pids {
+            if (r.n as usize) < r.pids.len() {
+                r.pids[r.n as usize] = pid;
+                r.n += 1;
             }
         }
     }
@@ -267,13 +330,15 @@ crate::entry! {
             b::APR_OC_REASON_DEATH | b::APR_OC_REASON_LOST => {
                 // SAFETY: unregisters this very entry (APR allows it from the callback).
                 unsafe { b::apr_proc_other_child_unregister(data) };
-                if mpm_stopping() {
+                let Some(index) = watch.index.filter(|_| !mpm_stopping()) else {
+                    // A retired supervisor is done draining (or Apache stops): nothing to do.
+                    watch.proc_.pid = -1;
                     return;
-                }
+                };
                 // SAFETY: the Watched outlives its watches (see above).
                 let w = unsafe { &mut *watch.watched };
                 let status = if reason == b::APR_OC_REASON_LOST { 0 } else { status };
-                if let Some(pid) = w.generation.supervisor_died(watch.index, status) {
+                if let Some(pid) = w.generation.supervisor_died(index, status) {
                     watch.proc_.pid = pid.as_raw();
                     let pconf = w.pconf;
                     // SAFETY: the Watch keeps its address (see `watch`).
@@ -302,21 +367,18 @@ crate::entry! {
         }
         w.generation.stop();
         // SAFETY: plain queries of the server's state.
-        let (state, mut generation) = unsafe { (b::ap_state_query(b::AP_SQ_MAIN_STATE), 0) };
+        let state = unsafe { b::ap_state_query(b::AP_SQ_MAIN_STATE) };
         if state == b::AP_SQ_MS_EXITING {
             for path in w.generation.socket_paths() {
                 let _ = std::fs::remove_file(path);
             }
         } else {
-            // A restart: the next generation's MPM loop reaps the old supervisors when they
-            // have drained, as it reaps old-generation children.
-            // SAFETY: ap_mpm_query writes one int; the registration copies the pid.
-            unsafe {
-                b::ap_mpm_query(b::AP_MPMQ_GENERATION, &mut generation);
-                for pid in w.generation.groups.iter().filter_map(|g| g.pid) {
-                    b::ap_register_extra_mpm_process(pid.as_raw(), generation);
-                }
-            }
+            // A restart: the next generation watches the old supervisors until they have
+            // drained and exited (and so the MPM does not call them long lost children).
+            hand_over_retiring(
+                w.server,
+                w.watches.iter().map(|x| x.proc_.pid).filter(|&pid| pid > 0),
+            );
         }
         0
     }

@@ -66,7 +66,7 @@ crate::entry! {
                 });
                 match started {
                     Ok(generation) => {
-                        super::daemons::watch(pconf, generation);
+                        super::daemons::watch(pconf, s, generation);
                         OK
                     }
                     Err(e) => {

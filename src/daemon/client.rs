@@ -513,7 +513,7 @@ fn relay(req: &Request, conn: &mut Conn, spec: &GroupSpec, timeout: Duration) ->
 fn died(req: &Request, spec: &GroupSpec, pid: u32) -> String {
     let cause =
         super::groups::deaths().and_then(|t| t.wait_for(pid as i32, Duration::from_millis(500)));
-    let serving = format!("{} {}", req.method(), req.uri());
+    let serving = format!("{} {}", req.method(), req.unparsed_uri());
     match cause {
         Some(c) => {
             req.set_note(

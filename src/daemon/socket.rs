@@ -1,17 +1,17 @@
 //! A group's listening socket, made by the Apache parent (root) so that it outlives any
 //! supervisor, in a directory nobody but root can change.
 //!
-//! The socket is never reached through a path another user could swap: the directory is
-//! checked on an open descriptor (owner root, or this server's own user when Apache runs
-//! unprivileged; not writable by anyone else), the socket is bound inside it through
-//! `/proc/self/fd/<dir>/<name>`, born mode 0600 (umask 0177 around bind), and handed to
-//! Apache's `User` with `fchownat(.., AT_SYMLINK_NOFOLLOW)` relative to that descriptor.
+//! The socket is never reached through a path another user could swap: the directory and all
+//! above it are checked (owner root, or this server's own user when Apache runs unprivileged;
+//! not writable by anyone else; the directory itself again on an open descriptor), the
+//! socket is born mode 0600 (umask 0177 around bind), and handed to Apache's `User` with
+//! `fchownat(.., AT_SYMLINK_NOFOLLOW)` relative to that descriptor.
 
 use crate::ipc::channel;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, fstat};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 /// Why a socket directory is refused (the message says what to do).
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +113,10 @@ pub fn bind(path: &Path, owner: Option<u32>, backlog: i32) -> Result<OwnedFd, Di
             let _ = nix::unistd::unlinkat(&dfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
     }
-    let via: PathBuf = format!("/proc/self/fd/{}", dfd.as_raw_fd()).into();
-    let via = via.join(name);
+    // Bound by its real name (what `ss -x` shows and peers see): the directory was checked
+    // above to be changeable by root only, so the name cannot be redirected meanwhile.
     let old_mask = nix::sys::stat::umask(Mode::from_bits_truncate(0o177));
-    let fd = channel::listen(&via, backlog);
+    let fd = channel::listen(path, backlog);
     nix::sys::stat::umask(old_mask);
     let fd = fd.map_err(io)?;
     if let Some(uid) = owner {

@@ -1,5 +1,6 @@
 """Process-level probes for daemon-mode tests: ?t=id (pid, uids, groups), ?t=exit (the
-process exits mid-request), ?t=sleep&s=N, ?t=bigresp_noread (a large response without reading
+process exits mid-request), ?t=segv / ?t=memory / ?t=busy (it dies of a crash, of its
+memory-limit, uses CPU), ?t=sleep&s=N, ?t=bigresp_noread (a large response without reading
 the request body), ?t=root (try to regain root)."""
 import json
 import os
@@ -93,6 +94,21 @@ def application(environ, start_response):
         return [body]
     if t == "exit":
         os._exit(3)
+    if t == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    if t == "memory":
+        # fill memory up to memory-limit (RLIMIT_DATA), then die of it as C code does
+        hoard = []
+        try:
+            while True:
+                hoard.append(b"\x01" * (8 << 20))
+        except MemoryError:
+            os.abort()
+    if t == "busy":
+        deadline = time.monotonic() + float(q.get("s", "30"))
+        while time.monotonic() < deadline:
+            pass
     if t == "gil_hold":
         # libc sleep() through ctypes.PyDLL keeps the GIL for the whole call: a wedged process
         import ctypes
