@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mod_rwsgi::ipc::{Frame, head, msg, ring, vars};
+use rwsgi_core::ipc::{Frame, head, msg, ring, vars};
 
 fuzz_target!(|data: &[u8]| {
     let _ = Frame::decode(data);
@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
             let _ = f;
         }
     }
-    let _ = mod_rwsgi::ipc::seal::open(b"key", "group", data);
-    let _ = mod_rwsgi::daemon::request::decode(data, "group");
+    let _ = rwsgi_core::ipc::seal::open(b"key", "group", data);
+    let _ = rwsgi_core::request::decode(data, "group");
     // Ring slices a hostile peer announces: a sequence of (offset, len) pairs against a small
     // ring must be accepted or refused, never lead outside it.
     let mut reader = ring::RingReader::new(4096);

@@ -1,0 +1,403 @@
+//! A safe view of one `request_rec` for the code that serves it (src/embedded): what the URL
+//! mapped to, the CGI variables Apache computes, the request body and the response output.
+
+use super::bindings as b;
+use super::log;
+use rwsgi_core::Level;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString, c_char};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// The request a hook is serving, for as long as the hook runs (`'r`). Not `Copy`, not
+/// `Clone` and not `Sync`: whatever keeps it must give it back before the hook returns, so a
+/// closure or object that outlives the request cannot hold it (an application thread writing
+/// to a kept `wsgi.errors` once reached a freed request_rec that way).
+pub struct Request<'r> {
+    r: NonNull<b::request_rec>,
+    _serving: PhantomData<&'r mut b::request_rec>,
+}
+
+// SAFETY: a Request may be moved to another thread (the WSGI exchange hands it to whichever
+// Python thread reads the body or writes the response), but it is never shared: every use
+// goes through `&mut`/`&` of its single owner, which the exchange serialises with a mutex.
+unsafe impl Send for Request<'_> {}
+
+/// Logging on behalf of a request, from any thread, while the request lasts (`'r`).
+#[derive(Clone)]
+pub struct RequestLog<'r> {
+    r: NonNull<b::request_rec>,
+    _serving: PhantomData<&'r b::request_rec>,
+}
+
+// SAFETY: ap_log_rerror only reads the request (and its connection and server), which stay
+// unchanged while the request lasts; mod_wsgi logs from application threads the same way.
+unsafe impl Send for RequestLog<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for RequestLog<'_> {}
+
+impl RequestLog<'_> {
+    pub fn log(&self, level: Level, msg: &str) {
+        log::request(level, self.r.as_ptr(), msg)
+    }
+}
+
+fn cstr<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
+    // SAFETY: Apache strings are NUL-terminated and live at least as long as the request.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy())
+}
+
+/// What `r->finfo` says about the mapped file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    Missing,
+    Regular,
+    Directory,
+    Other,
+}
+
+impl<'r> Request<'r> {
+    /// Runs `f` with the request `r`; nothing `f` is given can outlive the call.
+    ///
+    /// # Safety
+    /// `r` must be the live request of the current hook invocation, used by no other thread
+    /// while `f` runs.
+    pub unsafe fn with<T>(r: *mut b::request_rec, f: impl for<'a> FnOnce(Request<'a>) -> T) -> T {
+        match NonNull::new(r) {
+            Some(r) => f(Request {
+                r,
+                _serving: PhantomData,
+            }),
+            None => panic!("Apache passed a NULL request_rec"),
+        }
+    }
+
+    /// The module's directory record for this request (merged for its location).
+    pub fn dir_config<T: crate::conf::Merge>(&self) -> &T {
+        // SAFETY: the merged per-dir vector holds our record (made by create/merge_dir::<T>:
+        // the module declares T as its directory config type), alive as long as the request.
+        unsafe { crate::conf::record(self.rec().per_dir_config) }
+    }
+
+    /// The module's record of the server (virtual host) serving this request.
+    pub fn server_config<T: crate::conf::Merge>(&self) -> &T {
+        // SAFETY: r->server is live for the request and has our record.
+        unsafe { crate::server::Server::from_raw(self.rec().server) }
+            .expect("r->server")
+            .config()
+    }
+
+    fn rec(&self) -> &b::request_rec {
+        // SAFETY: the request is live for 'r (see `with`).
+        unsafe { self.r.as_ref() }
+    }
+
+    pub(crate) fn raw(&self) -> *mut b::request_rec {
+        self.r.as_ptr()
+    }
+
+    /// A logging handle for other threads, valid as long as the request.
+    pub fn logger(&self) -> RequestLog<'r> {
+        RequestLog {
+            r: self.r,
+            _serving: PhantomData,
+        }
+    }
+
+    fn pool(&self) -> *mut b::apr_pool_t {
+        self.rec().pool
+    }
+
+    fn pstr(&self, s: &str) -> *const c_char {
+        self.pbytes(s.as_bytes())
+    }
+
+    fn pbytes(&self, s: &[u8]) -> *const c_char {
+        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>())
+            .unwrap_or_default();
+        // SAFETY: apr_pstrdup copies into the request pool, which outlives every use.
+        unsafe { b::apr_pstrdup(self.pool(), c.as_ptr()) }
+    }
+
+    pub fn uri(&self) -> Cow<'_, str> {
+        cstr(self.rec().uri).unwrap_or_default()
+    }
+    pub fn unparsed_uri(&self) -> Cow<'_, str> {
+        cstr(self.rec().unparsed_uri).unwrap_or_default()
+    }
+    pub fn filename(&self) -> Cow<'_, str> {
+        cstr(self.rec().filename).unwrap_or_default()
+    }
+    pub fn path_info(&self) -> Cow<'_, str> {
+        cstr(self.rec().path_info).unwrap_or_default()
+    }
+    pub fn handler(&self) -> Option<Cow<'_, str>> {
+        cstr(self.rec().handler)
+    }
+    pub fn method(&self) -> Cow<'_, str> {
+        cstr(self.rec().method).unwrap_or_default()
+    }
+    pub fn header_only(&self) -> bool {
+        self.rec().header_only != 0
+    }
+    pub fn rejects_path_info(&self) -> bool {
+        self.rec().used_path_info == 1 // AP_REQ_REJECT_PATH_INFO
+    }
+
+    pub fn set_filename(&self, f: &str) {
+        let p = self.pstr(f);
+        // SAFETY: the request is live and the string is pool-allocated.
+        unsafe { (*self.raw()).filename = p.cast_mut() };
+    }
+    pub fn set_handler(&self, h: &'static CStr) {
+        // SAFETY: as above; a static string outlives the request.
+        unsafe { (*self.raw()).handler = h.as_ptr() };
+    }
+
+    pub fn file_type(&self) -> FileType {
+        match self.rec().finfo.filetype {
+            b::apr_filetype_e_APR_NOFILE => FileType::Missing,
+            b::apr_filetype_e_APR_REG => FileType::Regular,
+            b::apr_filetype_e_APR_DIR => FileType::Directory,
+            _ => FileType::Other,
+        }
+    }
+    /// Modification time of the mapped file, microseconds since the epoch.
+    pub fn file_mtime(&self) -> i64 {
+        self.rec().finfo.mtime
+    }
+
+    /// `Options ExecCGI` in force for this request.
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: reads the request's merged core configuration.
+        unsafe { b::ap_allow_options(self.raw()) & b::OPT_EXECCGI != 0 }
+    }
+
+    fn table_get(t: *mut b::apr_table_t, key: &str) -> Option<String> {
+        let k = CString::new(key).ok()?;
+        // SAFETY: `t` is one of the request's tables; apr_table_get returns a borrowed value.
+        cstr(unsafe { b::apr_table_get(t, k.as_ptr()) }).map(|v| v.into_owned())
+    }
+    fn table_set(&self, t: *mut b::apr_table_t, key: &str, val: &str) {
+        let (k, v) = (self.pstr(key), self.pstr(val));
+        // SAFETY: both strings live in the request pool.
+        unsafe { b::apr_table_setn(t, k, v) }
+    }
+
+    pub fn note(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().notes, key)
+    }
+    pub fn set_note(&self, key: &str, val: &str) {
+        self.table_set(self.rec().notes, key, val)
+    }
+    pub fn header_in(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().headers_in, key)
+    }
+    pub fn subprocess_env(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().subprocess_env, key)
+    }
+
+    /// Drops request headers whose names contain anything but letters, digits and '-': they
+    /// would become ambiguous HTTP_* variables (X_Foo vs X-Foo spoofing), as mod_wsgi does.
+    pub fn drop_invalid_headers(&self) {
+        let t = self.rec().headers_in;
+        let bad: Vec<CString> = Self::entries(t)
+            .into_iter()
+            .filter(|(k, _)| !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+            .filter_map(|(k, _)| CString::new(k).ok())
+            .collect();
+        for k in bad {
+            // SAFETY: removes an entry from the request's own table.
+            unsafe { b::apr_table_unset(t, k.as_ptr()) };
+        }
+    }
+
+    fn entries(t: *const b::apr_table_t) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with a
+        // NULL key are deleted slots.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            (0..(*arr).nelts as usize)
+                .filter_map(|i| {
+                    let e = &*elts.add(i);
+                    let k = cstr(e.key)?;
+                    let v = if e.val.is_null() {
+                        Vec::new()
+                    } else {
+                        CStr::from_ptr(e.val).to_bytes().to_vec()
+                    };
+                    Some((k.into_owned(), v))
+                })
+                .collect()
+        }
+    }
+
+    /// The CGI/1.1 variables Apache computes (ap_add_common_vars + ap_add_cgi_vars), plus
+    /// anything SetEnv / mod_rewrite / mod_ssl put into subprocess_env, in table order.
+    pub fn cgi_variables(&self) -> rwsgi_core::Environ {
+        // SAFETY: both functions fill r->subprocess_env from the live request.
+        unsafe {
+            b::ap_add_common_vars(self.raw());
+            b::ap_add_cgi_vars(self.raw());
+        }
+        let t = self.rec().subprocess_env;
+        // Room for the mod_wsgi.* keys the handler adds.
+        let mut env = rwsgi_core::Environ::with_capacity(64, 2048);
+        // SAFETY: as in entries(): the table's live entry array; NULL keys are deleted slots.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            for i in 0..(*arr).nelts as usize {
+                let e = &*elts.add(i);
+                if let Some(k) = cstr(e.key) {
+                    let v = if e.val.is_null() {
+                        &[][..]
+                    } else {
+                        CStr::from_ptr(e.val).to_bytes()
+                    };
+                    env.push(&k, v);
+                }
+            }
+        }
+        env
+    }
+
+    pub fn is_https(&self) -> bool {
+        // SAFETY: mod_ssl's optional function (if loaded) only reads the connection.
+        unsafe { b::rwsgi_is_https(self.rec().connection) != 0 }
+    }
+
+    pub fn request_time(&self) -> i64 {
+        self.rec().request_time
+    }
+    /// Apache's request log id (`%L`), generated now if no module did yet (as mod_wsgi).
+    pub fn log_id(&self) -> Option<String> {
+        if self.rec().log_id.is_null() {
+            // SAFETY: the generate_log_id hook writes a pool-allocated id into r->log_id.
+            unsafe {
+                b::ap_run_generate_log_id(
+                    (*self.raw()).connection,
+                    self.raw(),
+                    &raw mut (*self.raw()).log_id,
+                )
+            };
+        }
+        cstr(self.rec().log_id).map(|s| s.into_owned())
+    }
+
+    // ---- request body -------------------------------------------------------------------
+
+    /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
+    pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
+        let policy = if allow_chunked {
+            b::REQUEST_CHUNKED_DECHUNK
+        } else {
+            b::REQUEST_CHUNKED_ERROR
+        };
+        // SAFETY: standard call on the live request before reading the body.
+        let rc = unsafe { b::ap_setup_client_block(self.raw(), policy) };
+        if rc == b::OK { Ok(()) } else { Err(rc) }
+    }
+
+    /// Sets the timeout of the client connection's socket (what the core output filter waits
+    /// for a slow client) and returns the previous one, to be restored.
+    pub fn set_client_timeout(&self, t: std::time::Duration) -> Option<std::time::Duration> {
+        // SAFETY: the connection and its socket live as long as the request.
+        unsafe {
+            let s = b::ap_get_conn_socket((*self.raw()).connection);
+            if s.is_null() {
+                return None;
+            }
+            let mut prev: b::apr_interval_time_t = 0;
+            b::apr_socket_timeout_get(s, &mut prev);
+            b::apr_socket_timeout_set(s, t.as_micros().min(i64::MAX as u128) as i64);
+            u64::try_from(prev)
+                .ok()
+                .map(std::time::Duration::from_micros)
+        }
+    }
+
+    /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
+    pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
+        let n =
+            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
+        if n < 0 {
+            Err(std::io::Error::other(
+                "request body read error (client disconnected, timed out or sent a malformed body)",
+            ))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    // ---- response -----------------------------------------------------------------------
+
+    /// `line` and header values are byte strings (PEP 3333 latin-1).
+    pub fn set_status(&self, code: u16, line: &[u8]) {
+        let l = self.pbytes(line);
+        // SAFETY: the status line lives in the request pool.
+        unsafe {
+            (*self.raw()).status = code as i32;
+            (*self.raw()).status_line = l;
+        }
+    }
+
+    /// Adds a response header; Content-Type and Content-Length go through Apache's setters so
+    /// output filters see them.
+    pub fn add_header(&self, name: &str, value: &[u8]) {
+        if name.eq_ignore_ascii_case("content-type") {
+            let v = self.pbytes(value);
+            // SAFETY: pool-allocated value.
+            unsafe { b::ap_set_content_type(self.raw(), v) };
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if let Some(n) = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+            {
+                // SAFETY: plain setter.
+                unsafe { b::ap_set_content_length(self.raw(), n) };
+            }
+        } else {
+            let t = if name.eq_ignore_ascii_case("www-authenticate") {
+                self.rec().err_headers_out
+            } else {
+                self.rec().headers_out
+            };
+            let (k, v) = (self.pstr(name), self.pbytes(value));
+            // SAFETY: pool-allocated strings.
+            unsafe { b::apr_table_addn(t, k, v) };
+        }
+    }
+
+    pub fn log(&self, level: Level, msg: &str) {
+        log::request(level, self.raw(), msg)
+    }
+
+    pub fn connection_aborted(&self) -> bool {
+        // SAFETY: the connection outlives the request.
+        unsafe { (*self.rec().connection).aborted != 0 }
+    }
+
+    /// Forces the connection closed after this response (the client cannot trust the framing).
+    pub fn close_connection(&self) {
+        // SAFETY: as above.
+        unsafe { (*self.rec().connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE };
+    }
+
+    /// Server name (as configured) and port for %{SERVER} and friends.
+    pub fn server_identity(&self) -> (String, u16) {
+        // SAFETY: r->server is live for the request.
+        let s = unsafe { &*self.rec().server };
+        // SAFETY: ap_get_server_port only reads the request.
+        let port = unsafe { b::ap_get_server_port(self.raw()) };
+        (
+            cstr(s.server_hostname).unwrap_or_default().into_owned(),
+            port,
+        )
+    }
+    pub fn hostname(&self) -> String {
+        cstr(self.rec().hostname).unwrap_or_default().into_owned()
+    }
+}

@@ -1,0 +1,640 @@
+//! Every directive of mod_wsgi 4.9 and 6.x: where it may appear, and how its arguments are
+//! parsed into [`ServerConfig`] / [`DirConfig`]. A directive rwsgi does not implement yet is
+//! still recognised and fails the configuration with a clear message, so that nothing a site
+//! relies on (an authentication script, say) is silently ignored.
+
+use super::groups::validate_group_value;
+use super::model::*;
+use super::tokenize::{flag, option, words};
+use std::ffi::CStr;
+
+/// Where a directive may appear (mapped onto Apache's override flags by src/apache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Main server configuration only.
+    Global,
+    /// Server or virtual host, not inside directory sections.
+    Server,
+    /// Server, virtual host and <Directory>/<Location>/<Files>, not .htaccess.
+    ServerDir,
+    /// Anywhere, including .htaccess with `AllowOverride FileInfo`.
+    FileInfo,
+    /// Directory sections and .htaccess with `AllowOverride AuthConfig`.
+    AuthConfig,
+}
+
+/// Which configuration structure a directive writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Server,
+    Dir,
+}
+
+/// How far rwsgi implements a directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Implemented,
+    /// Parsed and validated; has no effect in rwsgi (documented in README).
+    NoEffect,
+    /// Recognised but not implemented yet: configuration fails.
+    NotYet,
+}
+
+pub struct DirectiveSpec {
+    /// NUL-terminated so Apache's command table can point at it.
+    pub cname: &'static CStr,
+    pub scope: Scope,
+    pub support: Support,
+    pub cusage: &'static CStr,
+}
+
+impl DirectiveSpec {
+    pub fn name(&self) -> &'static str {
+        self.cname.to_str().unwrap_or_default()
+    }
+    pub fn usage(&self) -> &'static str {
+        self.cusage.to_str().unwrap_or_default()
+    }
+    pub fn target(&self) -> Target {
+        match self.scope {
+            Scope::Global | Scope::Server => Target::Server,
+            _ => Target::Dir,
+        }
+    }
+}
+
+macro_rules! d {
+    ($name:literal, $scope:ident, $support:ident, $usage:literal) => {
+        DirectiveSpec {
+            cname: $name,
+            scope: Scope::$scope,
+            support: Support::$support,
+            cusage: $usage,
+        }
+    };
+}
+
+/// The directive table (mod_wsgi 4.9.4 ∪ 6.1.1).
+pub const DIRECTIVE_COUNT: usize = 54;
+pub static DIRECTIVES: &[DirectiveSpec] = &DIRECTIVE_TABLE;
+pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
+    d!(
+        c"WSGIScriptAlias",
+        Server,
+        Implemented,
+        c"URL-path file-or-directory [options]"
+    ),
+    d!(
+        c"WSGIScriptAliasMatch",
+        Server,
+        Implemented,
+        c"regex file-or-directory [options]"
+    ),
+    d!(
+        c"WSGIImportScript",
+        Server,
+        Implemented,
+        c"script process-group=... application-group=..."
+    ),
+    d!(c"WSGIDaemonProcess", Server, Implemented, c"name [options]"),
+    d!(
+        c"WSGIProcessGroup",
+        ServerDir,
+        Implemented,
+        c"%{GLOBAL} | %{ENV:var} | name"
+    ),
+    d!(
+        c"WSGIApplicationGroup",
+        ServerDir,
+        Implemented,
+        c"%{GLOBAL} | %{SERVER} | %{RESOURCE} | %{HOST} | %{ENV:var} | name"
+    ),
+    d!(c"WSGIRestrictProcess", ServerDir, Implemented, c"group ..."),
+    d!(
+        c"WSGIDispatchScript",
+        ServerDir,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIHandlerScript",
+        ServerDir,
+        NotYet,
+        c"handler script [options]"
+    ),
+    d!(c"WSGIPassApacheRequest", ServerDir, NotYet, c"On|Off"),
+    d!(c"WSGICallableObject", FileInfo, Implemented, c"name"),
+    d!(c"WSGIPassAuthorization", FileInfo, Implemented, c"On|Off"),
+    d!(c"WSGIScriptReloading", FileInfo, Implemented, c"On|Off"),
+    d!(c"WSGIErrorOverride", FileInfo, NoEffect, c"On|Off"),
+    d!(c"WSGIChunkedRequest", FileInfo, Implemented, c"On|Off"),
+    d!(c"WSGIMapHEADToGET", FileInfo, Implemented, c"On|Off|Auto"),
+    d!(c"WSGIIgnoreActivity", FileInfo, NoEffect, c"On|Off"),
+    d!(c"WSGIEnableSendfile", FileInfo, Implemented, c"On|Off"),
+    d!(c"WSGITrustedProxyHeaders", FileInfo, NotYet, c"header ..."),
+    d!(
+        c"WSGITrustedProxies",
+        FileInfo,
+        NotYet,
+        c"ip-or-network ..."
+    ),
+    d!(
+        c"WSGIAccessScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIAuthUserScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(
+        c"WSGIAuthGroupScript",
+        AuthConfig,
+        NotYet,
+        c"script [application-group=...]"
+    ),
+    d!(c"WSGIGroupAuthoritative", AuthConfig, NotYet, c"On|Off"),
+    d!(c"WSGIUserAuthoritative", AuthConfig, NotYet, c"On|Off"),
+    d!(
+        c"WSGIPythonHome",
+        Global,
+        Implemented,
+        c"prefix-or-virtualenv"
+    ),
+    d!(
+        c"WSGIPythonPath",
+        Global,
+        Implemented,
+        c"directory[:directory...]"
+    ),
+    d!(c"WSGIPythonEggs", Global, Implemented, c"directory"),
+    d!(c"WSGIPythonOptimize", Global, Implemented, c"0|1|2"),
+    d!(
+        c"WSGIPythonHashSeed",
+        Global,
+        Implemented,
+        c"random|0..4294967295"
+    ),
+    d!(
+        c"WSGIPythonWarnings",
+        Global,
+        Implemented,
+        c"warning-filter"
+    ),
+    d!(c"WSGIDontWriteBytecode", Global, Implemented, c"On|Off"),
+    d!(c"WSGIDestroyInterpreter", Global, NoEffect, c"On|Off"),
+    d!(c"WSGIRestrictEmbedded", Global, Implemented, c"On|Off"),
+    d!(c"WSGIRestrictStdin", Global, Implemented, c"On|Off"),
+    d!(c"WSGIRestrictStdout", Global, Implemented, c"On|Off"),
+    d!(c"WSGIRestrictSignal", Global, Implemented, c"On|Off"),
+    d!(c"WSGICaseSensitivity", Global, Implemented, c"On|Off"),
+    d!(c"WSGILazyInitialization", Global, Implemented, c"On"),
+    d!(c"WSGISocketPrefix", Global, Implemented, c"path-prefix"),
+    d!(c"WSGISocketRotation", Global, NoEffect, c"On|Off"),
+    d!(
+        c"WSGIAcceptMutex",
+        Global,
+        NoEffect,
+        c"default|flock|fcntl|sysvsem|posixsem|pthread"
+    ),
+    d!(c"WSGIServerMetrics", Global, NoEffect, c"On|Off"),
+    d!(c"WSGIVerboseDebugging", Global, NoEffect, c"On|Off"),
+    d!(c"WSGISwitchInterval", Global, Implemented, c"seconds"),
+    d!(c"WSGIPerInterpreterGIL", Global, NotYet, c"On|Off"),
+    d!(c"WSGIFreeThreading", Global, NotYet, c"On|Off"),
+    d!(
+        c"<WSGIInterpreterOptions",
+        Global,
+        NotYet,
+        c"[process-group=...] [application-group=...]"
+    ),
+    d!(
+        c"WSGITelemetryService",
+        Global,
+        NotYet,
+        c"unix:/path [interval=N]"
+    ),
+    d!(c"WSGITelemetryOptions", Global, NotYet, c"[+|-]Flag ..."),
+    d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
+    d!(c"WSGINewRelicConfigFile", Global, NotYet, c"path"),
+    d!(c"WSGINewRelicEnvironment", Global, NotYet, c"name"),
+    d!(c"WSGIPy3kWarningFlag", Global, NotYet, c"On|Off"),
+];
+
+pub fn find(name: &str) -> Option<&'static DirectiveSpec> {
+    DIRECTIVES
+        .iter()
+        .find(|d| d.name().eq_ignore_ascii_case(name))
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn one(spec: &DirectiveSpec, raw: &str) -> Result<String> {
+    let w = words(raw);
+    match w.as_slice() {
+        [v] => Ok(v.clone()),
+        _ => Err(format!(
+            "{} takes one argument: {}",
+            spec.name(),
+            spec.usage()
+        )),
+    }
+}
+
+fn on_off(spec: &DirectiveSpec, raw: &str) -> Result<bool> {
+    let v = one(spec, raw)?;
+    flag(&v).ok_or_else(|| format!("{} must be On or Off", spec.name()))
+}
+
+fn not_yet(spec: &DirectiveSpec) -> String {
+    format!(
+        "{} is not supported yet by rwsgi (see the README's list of supported directives)",
+        spec.name().trim_start_matches('<')
+    )
+}
+
+/// Parses the options following WSGIScriptAlias(Match) targets.
+fn alias_options(spec: &DirectiveSpec, words: &[String]) -> Result<AliasOptions> {
+    let mut o = AliasOptions::default();
+    for w in words {
+        let Some((k, v)) = option(w) else {
+            return Err(format!(
+                "Invalid option to WSGI script alias definition: '{w}' ({})",
+                spec.usage()
+            ));
+        };
+        match k {
+            "process-group" => {
+                validate_group_value(v)?;
+                o.process_group = Some(v.to_string());
+            }
+            "application-group" => {
+                validate_group_value(v)?;
+                o.application_group = Some(v.to_string());
+            }
+            "callable-object" => o.callable_object = Some(v.to_string()),
+            "pass-authorization" => {
+                o.pass_authorization =
+                    Some(flag(v).ok_or_else(|| {
+                        format!("pass-authorization must be On or Off, not '{v}'")
+                    })?)
+            }
+            _ => {
+                return Err(format!(
+                    "Invalid option to WSGI script alias definition: '{k}'"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Applies a server-target directive. `server_root_relative` resolves relative paths.
+pub fn apply_server(
+    spec: &DirectiveSpec,
+    cfg: &mut ServerConfig,
+    raw: &str,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    if spec.support == Support::NotYet {
+        return Err(not_yet(spec));
+    }
+    let py = &mut cfg.python;
+    match spec.name() {
+        "WSGIScriptAlias" | "WSGIScriptAliasMatch" => {
+            let w = words(raw);
+            if w.len() < 2 {
+                return Err(format!(
+                    "{} takes at least two arguments: {}",
+                    spec.name(),
+                    spec.usage()
+                ));
+            }
+            let options = alias_options(spec, &w[2..])?;
+            let pattern = if spec.name() == "WSGIScriptAlias" {
+                AliasPattern::Prefix(w[0].clone())
+            } else {
+                AliasPattern::Regex(w[0].clone())
+            };
+            cfg.aliases.push(ScriptAlias {
+                pattern,
+                target: resolve(&w[1]),
+                options,
+            });
+        }
+        "WSGIImportScript" => {
+            let w = words(raw);
+            let Some((path, rest)) = w.split_first() else {
+                return Err(format!(
+                    "WSGIImportScript takes arguments: {}",
+                    spec.usage()
+                ));
+            };
+            let o = alias_options(spec, rest)?;
+            let (Some(pg), Some(ag)) = (o.process_group, o.application_group) else {
+                return Err(
+                    "WSGIImportScript requires both process-group= and application-group=".into(),
+                );
+            };
+            cfg.import_scripts.push(ImportScript {
+                path: resolve(path),
+                process_group: pg,
+                application_group: ag,
+            });
+        }
+        "WSGIDaemonProcess" => {
+            let d = super::daemon::parse(raw)?;
+            if cfg.daemons.iter().any(|o| o.name == d.name) {
+                return Err(format!(
+                    "Name duplicates previous WSGI daemon definition: '{}'",
+                    d.name
+                ));
+            }
+            cfg.daemons.push(d);
+        }
+        "WSGIPythonHome" => py.home = Some(one(spec, raw)?),
+        "WSGIPythonPath" => py.path.extend(
+            one(spec, raw)?
+                .split(':')
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        ),
+        "WSGIPythonEggs" => py.eggs = Some(one(spec, raw)?),
+        "WSGIPythonOptimize" => {
+            let v = one(spec, raw)?;
+            py.optimize = Some(match v.as_str() {
+                "0" => 0,
+                "1" => 1,
+                "2" => 2,
+                _ => return Err(format!("WSGIPythonOptimize must be 0, 1 or 2, not '{v}'")),
+            });
+        }
+        "WSGIPythonHashSeed" => {
+            let v = one(spec, raw)?;
+            py.hash_seed = Some(if v == "random" {
+                HashSeed::Random
+            } else {
+                HashSeed::Fixed(v.parse().map_err(|_| {
+                    format!("WSGIPythonHashSeed must be 'random' or 0..4294967295, not '{v}'")
+                })?)
+            });
+        }
+        "WSGIPythonWarnings" => py.warnings.push(one(spec, raw)?),
+        "WSGIDontWriteBytecode" => py.dont_write_bytecode = Some(on_off(spec, raw)?),
+        "WSGIDestroyInterpreter" => py.destroy_interpreter = Some(on_off(spec, raw)?),
+        "WSGIRestrictEmbedded" => py.restrict_embedded = Some(on_off(spec, raw)?),
+        "WSGIRestrictStdin" => py.restrict_stdin = Some(on_off(spec, raw)?),
+        "WSGIRestrictStdout" => py.restrict_stdout = Some(on_off(spec, raw)?),
+        "WSGIRestrictSignal" => py.restrict_signal = Some(on_off(spec, raw)?),
+        "WSGICaseSensitivity" => py.case_sensitivity = Some(on_off(spec, raw)?),
+        "WSGILazyInitialization" => {
+            if !on_off(spec, raw)? {
+                return Err("WSGILazyInitialization Off is not supported by rwsgi: Python is never initialised in the Apache parent process".into());
+            }
+        }
+        "WSGISocketPrefix" => cfg.socket_prefix = Some(resolve(&one(spec, raw)?)),
+        "WSGISocketRotation" | "WSGIServerMetrics" | "WSGIVerboseDebugging" => {
+            on_off(spec, raw)?;
+        }
+        "WSGIAcceptMutex" => {
+            one(spec, raw)?;
+        }
+        "WSGISwitchInterval" => {
+            let v = one(spec, raw)?;
+            let secs: f64 = v.parse().map_err(|_| {
+                format!("WSGISwitchInterval must be a number of seconds, not '{v}'")
+            })?;
+            if !(secs > 0.0 && secs.is_finite()) {
+                return Err("WSGISwitchInterval must be greater than zero".into());
+            }
+            py.switch_interval = Some(secs);
+        }
+        other => return Err(format!("{other} cannot be used here")),
+    }
+    Ok(())
+}
+
+/// Applies a directory-target directive.
+pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result<()> {
+    if spec.support == Support::NotYet {
+        return Err(not_yet(spec));
+    }
+    match spec.name() {
+        "WSGIProcessGroup" => {
+            let v = one(spec, raw)?;
+            validate_group_value(&v)?;
+            cfg.process_group = Some(v);
+        }
+        "WSGIApplicationGroup" => {
+            let v = one(spec, raw)?;
+            validate_group_value(&v)?;
+            cfg.application_group = Some(v);
+        }
+        "WSGIRestrictProcess" => {
+            let groups: Vec<String> = words(raw)
+                .into_iter()
+                .map(|g| super::groups::interpreter_of(&g).to_string())
+                .collect();
+            if groups.is_empty() {
+                return Err(format!(
+                    "WSGIRestrictProcess takes at least one process group name: {}",
+                    spec.usage()
+                ));
+            }
+            cfg.restrict_process = Some(groups);
+        }
+        "WSGICallableObject" => cfg.callable_object = Some(one(spec, raw)?),
+        "WSGIPassAuthorization" => cfg.pass_authorization = Some(on_off(spec, raw)?),
+        "WSGIScriptReloading" => cfg.script_reloading = Some(on_off(spec, raw)?),
+        "WSGIErrorOverride" => cfg.error_override = Some(on_off(spec, raw)?),
+        "WSGIChunkedRequest" => cfg.chunked_request = Some(on_off(spec, raw)?),
+        "WSGIIgnoreActivity" => cfg.ignore_activity = Some(on_off(spec, raw)?),
+        "WSGIEnableSendfile" => cfg.enable_sendfile = Some(on_off(spec, raw)?),
+        "WSGIMapHEADToGET" => {
+            let v = one(spec, raw)?;
+            cfg.map_head_to_get = Some(match v.to_ascii_lowercase().as_str() {
+                "on" => MapHeadToGet::On,
+                "off" => MapHeadToGet::Off,
+                "auto" => MapHeadToGet::Auto,
+                _ => {
+                    return Err(format!(
+                        "WSGIMapHEADToGET must be On, Off or Auto, not '{v}'"
+                    ));
+                }
+            });
+        }
+        other => return Err(format!("{other} cannot be used here")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> String {
+        s.to_string()
+    }
+
+    #[test]
+    fn every_directive_is_unique_and_dispatchable() {
+        for (i, d) in DIRECTIVES.iter().enumerate() {
+            assert!(
+                DIRECTIVES[i + 1..].iter().all(|o| o.cname != d.cname),
+                "{} twice",
+                d.name()
+            );
+            if d.support == Support::NotYet {
+                let err = match d.target() {
+                    Target::Server => apply_server(d, &mut ServerConfig::default(), "x", &id),
+                    Target::Dir => apply_dir(d, &mut DirConfig::default(), "x"),
+                };
+                assert!(err.unwrap_err().contains("is not supported yet by rwsgi"));
+            }
+        }
+        assert_eq!(DIRECTIVES.len(), 54);
+    }
+
+    #[test]
+    fn script_alias_with_options() {
+        let spec = find("WSGIScriptAlias").unwrap();
+        let mut cfg = ServerConfig::default();
+        apply_server(spec, &mut cfg, "/app /srv/app.wsgi application-group=%{GLOBAL} callable-object=app pass-authorization=On", &id).unwrap();
+        let a = &cfg.aliases[0];
+        assert_eq!(a.pattern, AliasPattern::Prefix("/app".into()));
+        assert_eq!(a.options.application_group.as_deref(), Some("%{GLOBAL}"));
+        assert_eq!(a.options.callable_object.as_deref(), Some("app"));
+        assert_eq!(a.options.pass_authorization, Some(true));
+        assert!(
+            apply_server(spec, &mut cfg, "/a /b bogus=1", &id)
+                .unwrap_err()
+                .contains("bogus")
+        );
+        assert!(apply_server(spec, &mut cfg, "/a", &id).is_err());
+        assert!(apply_server(spec, &mut cfg, "/a /b application-group=%{NOPE}", &id).is_err());
+    }
+
+    #[test]
+    fn python_settings() {
+        let mut cfg = ServerConfig::default();
+        let f =
+            |n: &str, cfg: &mut ServerConfig, v: &str| apply_server(find(n).unwrap(), cfg, v, &id);
+        f("WSGIPythonOptimize", &mut cfg, "2").unwrap();
+        assert!(f("WSGIPythonOptimize", &mut cfg, "3").is_err());
+        f("WSGIPythonPath", &mut cfg, "/a:/b").unwrap();
+        f("WSGIPythonHashSeed", &mut cfg, "123").unwrap();
+        assert!(f("WSGIPythonHashSeed", &mut cfg, "-1").is_err());
+        f("WSGIRestrictEmbedded", &mut cfg, "on").unwrap();
+        assert!(f("WSGILazyInitialization", &mut cfg, "Off").is_err());
+        f("WSGILazyInitialization", &mut cfg, "On").unwrap();
+        assert_eq!(cfg.python.optimize, Some(2));
+        assert_eq!(cfg.python.path, vec!["/a", "/b"]);
+        assert_eq!(cfg.python.hash_seed, Some(HashSeed::Fixed(123)));
+        assert_eq!(cfg.python.restrict_embedded, Some(true));
+    }
+
+    #[test]
+    fn import_script_needs_both_groups() {
+        let spec = find("WSGIImportScript").unwrap();
+        let mut cfg = ServerConfig::default();
+        assert!(apply_server(spec, &mut cfg, "/x.wsgi process-group=%{GLOBAL}", &id).is_err());
+        apply_server(
+            spec,
+            &mut cfg,
+            "/x.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}",
+            &id,
+        )
+        .unwrap();
+        assert_eq!(cfg.import_scripts.len(), 1);
+    }
+
+    #[test]
+    fn daemon_process_directive() {
+        let spec = find("WSGIDaemonProcess").unwrap();
+        assert_eq!(spec.support, Support::Implemented);
+        assert_eq!(spec.target(), Target::Server);
+        let mut cfg = ServerConfig::default();
+        apply_server(
+            spec,
+            &mut cfg,
+            "site processes=2 threads=4 display-name='%{GROUP}'",
+            &id,
+        )
+        .unwrap();
+        apply_server(spec, &mut cfg, "other", &id).unwrap();
+        assert_eq!(cfg.daemons.len(), 2);
+        assert_eq!(cfg.daemons[0].processes, 2);
+        assert_eq!(cfg.daemons[0].threads, 4);
+        assert_eq!(
+            apply_server(spec, &mut cfg, "site threads=1", &id).unwrap_err(),
+            "Name duplicates previous WSGI daemon definition: 'site'"
+        );
+        assert!(
+            apply_server(spec, &mut cfg, "x bogus=1", &id)
+                .unwrap_err()
+                .contains("'bogus'")
+        );
+        assert!(apply_server(spec, &mut cfg, "", &id).is_err());
+        assert_eq!(cfg.daemons.len(), 2);
+        // A named process group in WSGIImportScript / WSGIScriptAlias still parses.
+        apply_server(
+            find("WSGIImportScript").unwrap(),
+            &mut cfg,
+            "/srv/app.wsgi process-group=site application-group=%{GLOBAL}",
+            &id,
+        )
+        .unwrap();
+        assert_eq!(cfg.import_scripts[0].process_group, "site");
+        apply_server(
+            find("WSGIScriptAlias").unwrap(),
+            &mut cfg,
+            "/ /srv/app.wsgi process-group=site",
+            &id,
+        )
+        .unwrap();
+        assert!(!cfg.aliases[0].is_embedded());
+    }
+
+    #[test]
+    fn restrict_process_directive() {
+        let spec = find("WSGIRestrictProcess").unwrap();
+        assert_eq!(spec.support, Support::Implemented);
+        assert_eq!(spec.target(), Target::Dir);
+        let mut outer = DirConfig::default();
+        apply_dir(spec, &mut outer, "site %{GLOBAL} 'other one'").unwrap();
+        assert_eq!(
+            outer.restrict_process,
+            Some(vec![
+                "site".to_string(),
+                String::new(),
+                "other one".to_string()
+            ])
+        );
+        assert!(apply_dir(spec, &mut outer, "  ").is_err());
+        // An inner list replaces the outer one.
+        let mut inner = DirConfig::default();
+        apply_dir(spec, &mut inner, "only").unwrap();
+        let m = DirConfig::merge(&outer, &inner);
+        assert_eq!(m.restrict_process, Some(vec!["only".to_string()]));
+        let m = DirConfig::merge(&outer, &DirConfig::default());
+        assert_eq!(m.restrict_process, outer.restrict_process);
+    }
+
+    #[test]
+    fn dir_directives() {
+        let mut cfg = DirConfig::default();
+        apply_dir(find("WSGIMapHEADToGET").unwrap(), &mut cfg, "auto").unwrap();
+        apply_dir(
+            find("wsgiapplicationgroup").unwrap(),
+            &mut cfg,
+            "%{ENV:APP}",
+        )
+        .unwrap();
+        assert!(apply_dir(find("WSGIChunkedRequest").unwrap(), &mut cfg, "maybe").is_err());
+        assert_eq!(cfg.map_head_to_get, Some(MapHeadToGet::Auto));
+        assert_eq!(cfg.application_group.as_deref(), Some("%{ENV:APP}"));
+    }
+}

@@ -1,0 +1,294 @@
+//! The daemon side of a request: the WSGI layer's Transport over the connection to the Apache
+//! child. The request body is pulled as the application reads it (BodyWant), so a large upload
+//! the application never reads cannot deadlock against a large response.
+
+use rwsgi_core::ipc::channel::{Channel, ChannelError};
+use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
+use rwsgi_core::ipc::ring::{self, Inbound, Outbound, SHM_THRESHOLD};
+use rwsgi_core::ipc::{head, msg};
+use rwsgi_python::transport::latin1_bytes as latin1;
+use rwsgi_python::{Logger, ResponseHead, Transport, TransportError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The shared-memory rings of one connection, as this side sees them.
+pub struct Rings {
+    /// Request heads and bodies from Apache.
+    pub request: Inbound,
+    /// Response bodies to Apache.
+    pub response: Outbound,
+}
+
+pub type SharedRings = Arc<Mutex<Rings>>;
+
+fn lock(r: &SharedRings) -> MutexGuard<'_, Rings> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for the next Credit frame and returns it to the response ring.
+fn await_credit(
+    ch: &Channel,
+    rings: &SharedRings,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
+    match ch.recv(timeout) {
+        Ok((f, _)) if f.header.kind == Kind::Credit => {
+            let n = msg::parse_u32(&f.payload).map_err(|e| e.to_string())?;
+            lock(rings)
+                .response
+                .credit(n as usize)
+                .map_err(|e| e.to_string())
+        }
+        Ok((f, _)) => Err(format!(
+            "unexpected {:?} frame while waiting for ring credit",
+            f.header.kind
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// After a response: collects the credit for every slice still out, so the connection is
+/// quiet (and the ring empty) before it waits for the next request. False: drop it.
+pub fn drain_credits(ch: &Channel, rings: Option<&SharedRings>, timeout: Option<Duration>) -> bool {
+    let Some(rings) = rings else { return true };
+    while lock(rings).response.in_flight() > 0 {
+        if await_credit(ch, rings, timeout).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Copies a request slice announced by Apache out of the request ring into `buf` (exactly its
+/// length) and returns the credit. Used for ring-borne request heads and bodies.
+pub fn take_request_slice(
+    ch: &Channel,
+    rings: Option<&SharedRings>,
+    id: u32,
+    payload: &[u8],
+    max: usize,
+) -> Result<Vec<u8>, String> {
+    let (_, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
+    if n > max {
+        return Err(format!("slice of {n} bytes exceeds the {max} asked for"));
+    }
+    let mut buf = vec![0u8; n];
+    take_request_slice_into(ch, rings, id, payload, &mut buf)?;
+    Ok(buf)
+}
+
+/// The same, straight into `dst` (the application's read buffer); returns the slice's length.
+pub fn take_request_slice_into(
+    ch: &Channel,
+    rings: Option<&SharedRings>,
+    id: u32,
+    payload: &[u8],
+    dst: &mut [u8],
+) -> Result<usize, String> {
+    let rings = rings.ok_or("ring slice on a connection without rings")?;
+    let (off, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
+    let asked = dst.len();
+    let dst = dst
+        .get_mut(..n)
+        .ok_or_else(|| format!("slice of {n} bytes exceeds the {asked} asked for"))?;
+    lock(rings)
+        .request
+        .take(off, dst)
+        .map_err(|e| e.to_string())?;
+    ch.send(&msg::credit(id, n as u32))
+        .map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+pub struct RemoteTransport {
+    ch: Arc<Channel>,
+    rings: Option<SharedRings>,
+    id: u32,
+    timeout: Option<Duration>,
+    header_only: bool,
+    body_eof: bool,
+    ended: bool,
+}
+
+impl RemoteTransport {
+    pub fn new(
+        ch: Arc<Channel>,
+        rings: Option<SharedRings>,
+        id: u32,
+        timeout: Option<Duration>,
+        header_only: bool,
+    ) -> RemoteTransport {
+        RemoteTransport {
+            ch,
+            rings,
+            id,
+            timeout,
+            header_only,
+            body_eof: false,
+            ended: false,
+        }
+    }
+
+    fn send(&self, f: Frame) -> Result<(), TransportError> {
+        self.ch.send(&f).map_err(|_| TransportError::ClientGone)
+    }
+}
+
+impl Transport for RemoteTransport {
+    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.body_eof || buf.is_empty() {
+            return Ok(0);
+        }
+        // Bulk reads may come back through the request ring, a slice at a time.
+        let cap = match &self.rings {
+            Some(r) if buf.len() >= SHM_THRESHOLD => ring::max_slice(lock(r).request.capacity()),
+            _ => MAX_PAYLOAD as usize,
+        };
+        let want = buf.len().min(cap);
+        self.ch
+            .send(&msg::body_want(self.id, want as u32))
+            .map_err(std::io::Error::other)?;
+        let mut reply = self.ch.recv(self.timeout);
+        // Credit for response slices may arrive first when the application interleaves
+        // writing and reading.
+        while let (Ok((f, _)), Some(r)) = (&reply, &self.rings) {
+            if f.header.kind != Kind::Credit {
+                break;
+            }
+            let n = msg::parse_u32(&f.payload).map_err(std::io::Error::other)?;
+            lock(r)
+                .response
+                .credit(n as usize)
+                .map_err(std::io::Error::other)?;
+            reply = self.ch.recv(self.timeout);
+        }
+        match reply {
+            Ok((f, _)) if f.header.kind == Kind::Body && f.in_ring() => take_request_slice_into(
+                &self.ch,
+                self.rings.as_ref(),
+                self.id,
+                &f.payload,
+                &mut buf[..want],
+            )
+            .map_err(std::io::Error::other),
+            Ok((f, _)) if f.header.kind == Kind::Body && f.payload.len() <= want => {
+                buf[..f.payload.len()].copy_from_slice(&f.payload);
+                Ok(f.payload.len())
+            }
+            Ok((f, _)) if f.header.kind == Kind::BodyEnd => {
+                self.body_eof = true;
+                Ok(0)
+            }
+            Ok((f, _)) if f.header.kind == Kind::Abort => {
+                self.body_eof = true;
+                let (_, reason) = msg::parse_abort(&f.payload).unwrap_or((400, "aborted".into()));
+                Err(std::io::Error::other(format!(
+                    "request body read failed in Apache: {reason}"
+                )))
+            }
+            Ok((f, _)) => Err(std::io::Error::other(format!(
+                "unexpected {:?} frame while reading the body",
+                f.header.kind
+            ))),
+            Err(ChannelError::Timeout) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "timed out reading the request body",
+            )),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+
+    fn start(&mut self, h: &ResponseHead) {
+        let head = head::ResponseHead {
+            status: h.status,
+            status_line: latin1(&h.status_line),
+            headers: h
+                .headers
+                .iter()
+                .map(|(k, v)| (latin1(k), latin1(v)))
+                .collect(),
+        };
+        let _ = self.send(Frame::new(Kind::ResponseHead, self.id, head::encode(&head)));
+    }
+
+    fn never_blocks(&self, len: usize, last: bool) -> bool {
+        // A small final frame fits the socket buffer of a peer that is reading us: keep the GIL.
+        last && len <= 8192
+    }
+
+    fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        let flush = !last && !data.is_empty();
+        let mut data = data;
+        if let Some(rings) = &self.rings {
+            while data.len() >= SHM_THRESHOLD {
+                let put = lock(rings).response.put(data);
+                match put {
+                    Some((off, n)) => {
+                        self.send(Frame::ring_slice(Kind::ResponseBody, self.id, off, n))?;
+                        data = &data[n..];
+                    }
+                    None => await_credit(&self.ch, rings, self.timeout)
+                        .map_err(|_| TransportError::ClientGone)?,
+                }
+            }
+        }
+        let mut chunks = data.chunks(MAX_PAYLOAD as usize).peekable();
+        while let Some(chunk) = chunks.next() {
+            let frame = Frame::new(Kind::ResponseBody, self.id, chunk.to_vec());
+            if last && chunks.peek().is_none() {
+                // The last bytes end the response: no separate ResponseEnd frame.
+                self.ended = true;
+                return self.send(frame.ending());
+            }
+            self.send(frame)?;
+        }
+        if last {
+            self.ended = true;
+            self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
+        } else if flush {
+            self.send(Frame::new(Kind::ResponseFlush, self.id, vec![]))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+        // The descriptor itself goes to Apache, which sends it with sendfile.
+        self.ch
+            .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
+            .map_err(|_| TransportError::ClientGone)
+    }
+
+    fn finish(&mut self) -> Result<(), TransportError> {
+        if std::mem::replace(&mut self.ended, true) {
+            return Ok(());
+        }
+        self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
+    }
+
+    fn abort(&mut self) {
+        if !std::mem::replace(&mut self.ended, true) {
+            let _ = self.send(msg::abort(
+                self.id,
+                500,
+                "application failed after the response started",
+            ));
+        }
+    }
+
+    fn is_head_request(&self) -> bool {
+        self.header_only
+    }
+}
+
+impl RemoteTransport {
+    /// Log lines of this request go to the Apache side, which logs them with the request's
+    /// context.
+    pub fn logger(&self) -> Logger<'static> {
+        let (ch, id) = (self.ch.clone(), self.id);
+        Box::new(move |level, text| {
+            // one frame per line: SOCK_SEQPACKET sends are atomic, so threads may share it
+            let _ = ch.send(&msg::log(id, level, text));
+        })
+    }
+}

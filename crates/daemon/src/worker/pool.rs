@@ -1,0 +1,331 @@
+//! The threads of a daemon process: one poller watches the listening socket and every idle
+//! connection; a connection with a request waiting is handed to one of `threads` Python
+//! threads over a bounded channel (back-pressure: when all are busy, requests wait in the
+//! socket). The main thread watches (`watchdog`) and then stops it all gracefully.
+
+use super::super::sys::exit_now;
+use super::session::{Conn, serve_frame};
+use super::watchdog;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use rwsgi_core::Level;
+use rwsgi_core::death::Exit;
+use rwsgi_core::errlog::log;
+use rwsgi_core::ipc::channel::{self, Channel};
+use rwsgi_core::ipc::frame::{Frame, Kind};
+use rwsgi_core::ipc::msg;
+use rwsgi_core::spec::GroupSpec;
+use rwsgi_python as wsgi;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A request in progress.
+pub struct Active {
+    pub started: Instant,
+    pub ch: Arc<Channel>,
+    pub id: u32,
+    /// `METHOD URI`, for the log lines that name requests in flight.
+    pub uri: String,
+    /// Where it runs: application group and Python thread (for interrupt-timeout).
+    pub group: String,
+    pub thread_ident: u64,
+    /// When mod_wsgi.RequestTimeout was raised in it.
+    pub interrupted: Option<Instant>,
+}
+
+/// What the threads of a process share.
+pub struct Shared {
+    pub stopping: AtomicBool,
+    pub in_flight: AtomicUsize,
+    pub served: AtomicU64,
+    /// Requests running now, by thread index; the watchdog reads it.
+    pub active: std::sync::Mutex<std::collections::HashMap<usize, Active>>,
+    /// When the last request finished (inactivity-timeout).
+    pub last_activity: std::sync::Mutex<Instant>,
+}
+
+impl Shared {
+    /// The requests running now, for log lines ("none" when idle).
+    pub fn uris_in_flight(&self) -> String {
+        let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if active.is_empty() {
+            return "none".into();
+        }
+        active
+            .values()
+            .map(|a| a.uri.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Serves until told to stop; returns the exit status.
+pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
+    // Signals go to the main thread (signalfd); the threads spawned below inherit the mask.
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGXCPU,
+    ] {
+        mask.add(s);
+    }
+    let _ = mask.thread_block();
+    let sfd = nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .expect("signalfd");
+
+    let shared = Arc::new(Shared {
+        stopping: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
+        active: std::sync::Mutex::new(std::collections::HashMap::new()),
+        last_activity: std::sync::Mutex::new(Instant::now()),
+    });
+    let threads = spec.threads().max(1) as usize;
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<Conn>(threads);
+    let (ret_tx, ret_rx) = crossbeam_channel::unbounded::<Conn>();
+    let (wake_r, wake_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .expect("pipe");
+    let wake_w = Arc::new(wake_w);
+
+    for i in 0..threads {
+        let (work_rx, ret_tx, wake_w, shared, spec) = (
+            work_rx.clone(),
+            ret_tx.clone(),
+            wake_w.clone(),
+            shared.clone(),
+            spec.clone(),
+        );
+        rwsgi_core::guard::spawn(
+            format!("rwsgi-req-{i}"),
+            spec.options.stack_size.map(|s| s as usize),
+            move || {
+                while let Ok(conn) = work_rx.recv() {
+                    // in_flight was counted when the poller dispatched the connection
+                    let ch = conn.ch.clone();
+                    let (kept, was_request) =
+                        match rwsgi_core::guard::catch(|| serve_frame(&spec, &shared, i, conn)) {
+                            Ok(v) => v,
+                            // An internal error in one request: its client gets a 500, the
+                            // thread serves the next one; the connection, in an unknown state,
+                            // is dropped.
+                            Err(e) => {
+                                rwsgi_core::guard::report(&format!(
+                                    "rwsgi: internal error in daemon process '{}' while serving a request: {e}",
+                                    spec.name()
+                                ));
+                                let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
+                                shared.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&i);
+                                (None, true)
+                            }
+                        };
+                    if let Some(c) = kept {
+                        let _ = ret_tx.send(c);
+                        let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+                    }
+                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    if !was_request {
+                        continue;
+                    }
+                    *shared.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
+                    if spec.options.maximum_requests > 0 && served == spec.options.maximum_requests {
+                        log(Level::Info, &format!("rwsgi: daemon process '{}' reached maximum-requests={}; restarting.", spec.name(), spec.options.maximum_requests));
+                        shared.stopping.store(true, Ordering::SeqCst);
+                        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+                    }
+                }
+            },
+        )
+        .expect("spawn request thread");
+    }
+    drop(work_rx);
+
+    let poller_thread = {
+        let shared = shared.clone();
+        let buffers = (
+            spec.options.send_buffer_size as usize,
+            spec.options.receive_buffer_size as usize,
+        );
+        rwsgi_core::guard::spawn("rwsgi-poller".into(), None, move || {
+            poller(listener, wake_r, work_tx, ret_rx, shared, buffers)
+        })
+        .expect("spawn poller")
+    };
+
+    // deadlock-timeout: a thread takes the GIL once a second; the watch below restarts the
+    // process when it could not for that long (a C extension holding the GIL forever).
+    let gil_seen = Arc::new(std::sync::Mutex::new(Instant::now()));
+    if spec.options.deadlock_timeout.is_some() {
+        let gil_seen = gil_seen.clone();
+        let _ = rwsgi_core::guard::spawn("rwsgi-gil-probe".into(), None, move || {
+            loop {
+                if wsgi::interpreters::touch_gil() {
+                    *gil_seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    }
+    let stop = watchdog::watch(spec, &shared, &sfd, &gil_seen);
+    log(
+        Level::Info,
+        &format!(
+            "rwsgi: daemon process '{}' stopping ({}).",
+            spec.name(),
+            stop.why
+        ),
+    );
+    shared.stopping.store(true, Ordering::SeqCst);
+    let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+    // The poller ends once no request is in progress (after saying Goodbye on every idle
+    // connection); requests still running after graceful-timeout (eviction-timeout when an
+    // admin sent SIGUSR1) are cut off.
+    let grace = if stop.evicted {
+        spec.eviction_timeout()
+    } else {
+        spec.graceful_timeout()
+    };
+    let deadline = Instant::now() + grace;
+    while !poller_thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut exit = stop.exit;
+    if !poller_thread.is_finished() {
+        log(
+            Level::Error,
+            &format!(
+                "rwsgi: daemon process '{}': requests still running after {}s ({}); they are cut off. Requests in flight: {}.",
+                spec.name(),
+                grace.as_secs_f64(),
+                if stop.evicted {
+                    "eviction-timeout"
+                } else {
+                    "graceful-timeout"
+                },
+                shared.uris_in_flight()
+            ),
+        );
+        if exit == Exit::Normal {
+            exit = Exit::GraceExpired;
+        }
+    }
+    // shutdown-timeout: the application's atexit handlers (and whatever requests are still
+    // running) get that long; then the process ends regardless (0: never forced).
+    if let Some(limit) = spec.options.shutdown_timeout {
+        let name = spec.name().to_string();
+        let _ = rwsgi_core::guard::spawn("rwsgi-reaper".into(), None, move || {
+            std::thread::sleep(limit);
+            log(
+                Level::Warn,
+                &format!(
+                    "rwsgi: daemon process '{name}' did not finish shutting down within shutdown-timeout={}s; exiting.",
+                    limit.as_secs_f64()
+                ),
+            );
+            exit_now(Exit::ShutdownTimeout as i32)
+        });
+    }
+    wsgi::interpreters::run_atexit();
+    exit as i32
+}
+
+fn poller(
+    listener: OwnedFd,
+    wake_r: OwnedFd,
+    work_tx: crossbeam_channel::Sender<Conn>,
+    ret_rx: crossbeam_channel::Receiver<Conn>,
+    shared: Arc<Shared>,
+    buffers: (usize, usize),
+) {
+    let mut idle: Vec<Conn> = Vec::new();
+    loop {
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        if stopping {
+            // Idle connections are closed (their Apache threads reconnect elsewhere) with a
+            // Goodbye first: a request that raced with the close is then known unstarted and
+            // safe to send again. Connections with a request in progress finish it first.
+            while let Ok(c) = ret_rx.try_recv() {
+                idle.push(c);
+            }
+            for c in idle.drain(..) {
+                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+            }
+        }
+        let mut fds: Vec<PollFd> = vec![PollFd::new(wake_r.as_fd(), PollFlags::POLLIN)];
+        if !stopping {
+            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+        }
+        let first_conn = fds.len();
+        for c in &idle {
+            fds.push(PollFd::new(c.ch.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(250u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                log(
+                    Level::Error,
+                    &format!("rwsgi: poll failed in daemon process: {e}"),
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let listener_ready = !stopping && ready.get(1).copied().unwrap_or(false);
+        drop(fds);
+        if ready[0] {
+            let mut buf = [0u8; 64];
+            while matches!(nix::unistd::read(&wake_r, &mut buf), Ok(n) if n > 0) {}
+        }
+        while let Ok(c) = ret_rx.try_recv() {
+            idle.push(c);
+        }
+        // Hand ready connections to the request threads (in reverse so indices stay valid).
+        for i in (0..ready.len().saturating_sub(first_conn)).rev() {
+            if ready[first_conn + i] && i < idle.len() {
+                let c = idle.swap_remove(i);
+                shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                if work_tx.send(c).is_err() {
+                    return;
+                }
+            }
+        }
+        if listener_ready {
+            loop {
+                match channel::accept(listener.as_fd()) {
+                    Ok(ch) => {
+                        ch.set_buffer_sizes(buffers.0, buffers.1);
+                        idle.push(Conn {
+                            ch: Arc::new(ch),
+                            authenticated: false,
+                            rings: None,
+                        })
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log(Level::Error, &format!("rwsgi: accept failed: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if stopping && shared.in_flight.load(Ordering::SeqCst) == 0 {
+            for c in ret_rx.try_iter().chain(idle.drain(..)) {
+                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+            }
+            return;
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! One connection as a daemon process sees it: the HELLO that authenticates an Apache child
+//! (and maps the shared-memory rings it brings), then each request head, run through the
+//! WSGI layer over a [`RemoteTransport`].
+
+use super::super::remote::{self, RemoteTransport, Rings, SharedRings};
+use super::pool::{Active, Shared};
+use nix::sys::signal::Signal;
+use rwsgi_core::Level;
+use rwsgi_core::errlog::log;
+use rwsgi_core::ipc::channel::{Channel, ChannelError};
+use rwsgi_core::ipc::frame::{Frame, Kind};
+use rwsgi_core::ipc::msg;
+use rwsgi_core::request;
+use rwsgi_core::spec::GroupSpec;
+use rwsgi_python::{self as wsgi, Outcome};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// A connection from an Apache child, between requests.
+pub struct Conn {
+    pub ch: Arc<Channel>,
+    /// HELLO showed the group's secret.
+    pub authenticated: bool,
+    /// The shared-memory rings Apache created for this connection (None: bodies inline).
+    pub rings: Option<SharedRings>,
+}
+
+/// Serves the frame waiting on `conn`; returns the connection if it stays usable, and whether
+/// the frame was a request (maximum-requests counts those, not handshakes).
+pub fn serve_frame(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    conn: Conn,
+) -> (Option<Conn>, bool) {
+    let is_request = conn.authenticated;
+    let kept = serve_frame_inner(spec, shared, thread, conn);
+    (kept, is_request)
+}
+
+fn serve_frame_inner(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    mut conn: Conn,
+) -> Option<Conn> {
+    let (frame, fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
+        Ok(f) => f,
+        Err(ChannelError::Closed) => return None,
+        Err(e) => {
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi: daemon process '{}': bad frame from Apache: {e}",
+                    spec.name()
+                ),
+            );
+            return None;
+        }
+    };
+    // A process that is going away takes no new work: the Apache side retries elsewhere
+    // (a Goodbye answer is never mistaken for a started request).
+    if shared.stopping.load(Ordering::SeqCst)
+        && matches!(frame.header.kind, Kind::Hello | Kind::RequestHead)
+    {
+        let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+        return None;
+    }
+    match frame.header.kind {
+        Kind::Hello => {
+            let uid_ok = conn
+                .ch
+                .peer_uid()
+                .is_ok_and(|u| u == spec.wire.apache_uid || u == 0);
+            if !uid_ok || !constant_time_eq(&frame.payload, &spec.wire.secret) {
+                log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: daemon process '{}' refused a connection (peer uid {:?}): not an Apache child of this server",
+                        spec.name(),
+                        conn.ch.peer_uid().ok()
+                    ),
+                );
+                return None;
+            }
+            conn.rings = map_rings(spec, fds);
+            conn.ch
+                .send(&msg::hello_ack(conn.rings.is_some(), std::process::id()))
+                .ok()?;
+            conn.authenticated = true;
+            Some(conn)
+        }
+        Kind::RequestHead if conn.authenticated => {
+            let id = frame.header.request_id;
+            if let Some(r) = &conn.rings {
+                let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+                r.request.reset();
+                r.response.reset();
+            }
+            let in_ring;
+            let head: &[u8] = if frame.in_ring() {
+                in_ring = match remote::take_request_slice(
+                    &conn.ch,
+                    conn.rings.as_ref(),
+                    id,
+                    &frame.payload,
+                    usize::MAX,
+                ) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        log(
+                            Level::Error,
+                            &format!(
+                                "rwsgi: daemon process '{}': bad request head slice: {e}",
+                                spec.name()
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                &in_ring
+            } else {
+                &frame.payload
+            };
+            let head = match rwsgi_core::ipc::seal::open(&spec.wire.secret, spec.name(), head) {
+                Ok(h) => h,
+                Err(e) => {
+                    log(
+                        Level::Error,
+                        &format!(
+                            "rwsgi: daemon process '{}' refused a request head that is not authenticated for this group (peer uid {:?}): {e}",
+                            spec.name(),
+                            conn.ch.peer_uid().ok()
+                        ),
+                    );
+                    return None;
+                }
+            };
+            let (mut app, header_only) = match request::decode(head, spec.name()) {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = conn
+                        .ch
+                        .send(&msg::abort(id, 502, &format!("malformed request: {e}")));
+                    return None;
+                }
+            };
+            test_panic(&app);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            // queue-timeout: a request that waited too long for a free thread is shed (504).
+            if let Some(limit) = spec.options.queue_timeout {
+                let queued = app
+                    .environ
+                    .get("mod_wsgi.queue_start")
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
+                if let Some(q) = queued {
+                    if now.saturating_sub(q) > limit.as_micros() {
+                        conn.ch
+                            .send(&msg::abort(
+                                id,
+                                503,
+                                "request waited longer than queue-timeout",
+                            ))
+                            .ok()?;
+                        return Some(conn);
+                    }
+                }
+            }
+            app.environ
+                .push("mod_wsgi.daemon_start", now.to_string().as_bytes());
+            // WSGIScriptReloading in daemon mode: a changed script restarts the process (so
+            // every module of the application is loaded afresh); this request is handed
+            // back unstarted and the Apache side sends it again to the new process.
+            if app.reload
+                && wsgi::interpreters::script_changed(
+                    &app.application_group,
+                    &app.script,
+                    app.script_mtime,
+                )
+            {
+                log(
+                    Level::Info,
+                    &format!(
+                        "rwsgi: WSGI script '{}' changed; restarting daemon process '{}'.",
+                        app.script,
+                        spec.name()
+                    ),
+                );
+                let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+                shared.stopping.store(true, Ordering::SeqCst);
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+                return None;
+            }
+            let transport = RemoteTransport::new(
+                conn.ch.clone(),
+                conn.rings.clone(),
+                id,
+                Some(spec.socket_timeout()),
+                header_only,
+            );
+            shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    thread,
+                    Active {
+                        started: Instant::now(),
+                        ch: conn.ch.clone(),
+                        id,
+                        uri: request_line(&app),
+                        group: app.application_group.clone(),
+                        thread_ident: wsgi::interpreters::thread_ident(),
+                        interrupted: None,
+                    },
+                );
+            let log = transport.logger();
+            let outcome = wsgi::run(app, Box::new(transport), log);
+            let interrupted = shared
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&thread)
+                .is_some_and(|a| a.interrupted.is_some());
+            if outcome == Outcome::ServerError {
+                let abort = if interrupted {
+                    msg::abort(
+                        id,
+                        504,
+                        "request-timeout exceeded; the request was interrupted",
+                    )
+                } else {
+                    msg::abort(
+                        id,
+                        500,
+                        "the application failed (see the daemon's messages above)",
+                    )
+                };
+                conn.ch.send(&abort).ok()?;
+            }
+            remote::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout()))
+                .then_some(conn)
+        }
+        other => {
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi: daemon process '{}': unexpected {other:?} frame; closing the connection",
+                    spec.name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `GET /path?query` of a request, for log lines.
+fn request_line(app: &rwsgi_core::AppRequest) -> String {
+    let get = |k| String::from_utf8_lossy(app.environ.get(k).unwrap_or_default()).into_owned();
+    format!("{} {}", get("REQUEST_METHOD"), get("REQUEST_URI"))
+}
+
+/// Test-only: with `RWSGI_TEST_PANIC_URI=/some/uri` in the daemon's environment, a request for
+/// exactly that URI panics inside its request thread (tests/test_trust.py checks that such an
+/// internal error costs one 500, not the thread, the process or the accounting).
+fn test_panic(app: &rwsgi_core::AppRequest) {
+    static URI: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let uri = URI
+        .get_or_init(|| std::env::var_os("RWSGI_TEST_PANIC_URI").map(|v| v.into_encoded_bytes()));
+    if let Some(uri) = uri {
+        if app.environ.get("REQUEST_URI") == Some(uri.as_slice()) {
+            panic!("test-only panic (RWSGI_TEST_PANIC_URI)");
+        }
+    }
+}
+
+/// Maps the two rings Apache sent with HELLO (request, response). Without them, or when they
+/// are not sealed memfds of a sane size, bodies travel inline.
+fn map_rings(spec: &GroupSpec, fds: Vec<OwnedFd>) -> Option<SharedRings> {
+    if fds.is_empty() {
+        return None;
+    }
+    let mut fds = fds.into_iter();
+    let (Some(a), Some(b), None) = (fds.next(), fds.next(), fds.next()) else {
+        log(
+            Level::Warn,
+            &format!(
+                "rwsgi: daemon process '{}': HELLO with a wrong number of ring descriptors; bodies go inline",
+                spec.name()
+            ),
+        );
+        return None;
+    };
+    match (
+        rwsgi_core::ipc::ring::SharedMem::open(a),
+        rwsgi_core::ipc::ring::SharedMem::open(b),
+    ) {
+        (Ok(req), Ok(resp)) => Some(Arc::new(std::sync::Mutex::new(Rings {
+            request: rwsgi_core::ipc::ring::Inbound::new(req),
+            response: rwsgi_core::ipc::ring::Outbound::new(resp),
+        }))),
+        (Err(e), _) | (_, Err(e)) => {
+            log(
+                Level::Warn,
+                &format!(
+                    "rwsgi: daemon process '{}': unusable shared-memory ring from Apache ({e}); bodies go inline",
+                    spec.name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

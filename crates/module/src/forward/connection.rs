@@ -1,0 +1,175 @@
+//! An Apache thread's connections to daemon groups: kept open across requests (no connect
+//! per request), each with the two shared-memory rings this side made for it.
+
+use rwsgi_core::ipc::channel::{Channel, ChannelError};
+use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
+use rwsgi_core::ipc::ring::{Inbound, Outbound, SharedMem};
+use rwsgi_core::ipc::{IpcError, msg};
+use rwsgi_core::spec::GroupSpec;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A connection to a daemon process, with the two shared-memory rings this side created for
+/// it (None if the memfds could not be made or the daemon declined them: bodies then travel
+/// inline).
+pub struct Conn {
+    pub ch: Channel,
+    /// Request ring (we write) and response ring (we read).
+    pub rings: Option<(Outbound, Inbound)>,
+    /// The daemon process at the other end (as it says: used only to explain its death).
+    pub pid: u32,
+    /// The id of the request in progress (frames of any other are refused).
+    pub id: u32,
+}
+
+thread_local! {
+    /// This Apache thread's open connection to each group (by socket path).
+    static CONNECTIONS: RefCell<HashMap<PathBuf, Conn>> = RefCell::new(HashMap::new());
+}
+
+impl Conn {
+    /// This thread's connection to the group, or a new one.
+    pub fn take_or_connect(spec: &GroupSpec) -> Result<Conn, String> {
+        let cached = CONNECTIONS
+            .with(|c| c.borrow_mut().remove(&spec.wire.socket_path))
+            .filter(|conn| !conn.ch.is_stale());
+        match cached {
+            Some(c) => Ok(c),
+            None => connect(spec),
+        }
+    }
+
+    /// Keeps the connection for this thread's next request to the group.
+    pub fn put_back(self, spec: &GroupSpec) {
+        CONNECTIONS.with(|c| c.borrow_mut().insert(spec.wire.socket_path.clone(), self));
+    }
+
+    /// A new request on this connection: a fresh id, both rings empty.
+    pub fn begin_request(&mut self) {
+        self.id = self.id.wrapping_add(1).max(1);
+        if let Some((out, inb)) = self.rings.as_mut() {
+            out.reset();
+            inb.reset();
+        }
+    }
+
+    /// The daemon is done with both rings (it drained them before finishing): their pages go
+    /// back to the kernel if this request used them.
+    pub fn end_request(&mut self) {
+        if let Some((out, inb)) = self.rings.as_mut() {
+            out.release_if_used();
+            inb.release_if_used();
+        }
+    }
+
+    /// Sends the (sealed) request head: inline when it fits a frame, else through the request
+    /// ring.
+    pub fn send_head(&mut self, payload: &[u8]) -> Result<(), ChannelError> {
+        if payload.len() <= MAX_PAYLOAD as usize {
+            return self
+                .ch
+                .send(&Frame::new(Kind::RequestHead, self.id, payload.to_vec()));
+        }
+        let out = match self.rings.as_mut() {
+            Some((out, _)) if payload.len() <= out.capacity() => out,
+            other => {
+                let max = other.map_or(MAX_PAYLOAD as usize, |(o, _)| o.capacity());
+                return Err(ChannelError::Protocol(IpcError::TooLarge {
+                    what: "request head",
+                    len: payload.len() as u64,
+                    max: max as u64,
+                }));
+            }
+        };
+        match out.put_all(payload) {
+            Some((off, n)) if n == payload.len() => {
+                self.ch
+                    .send(&Frame::ring_slice(Kind::RequestHead, self.id, off, n))
+            }
+            _ => Err(ChannelError::Protocol(IpcError::Invalid(
+                "request ring busy",
+            ))),
+        }
+    }
+}
+
+/// Makes the two rings of a new connection; None (bodies inline) if memfds are unavailable.
+/// The request ring is at least 1 MiB: a request head (up to Apache's LimitRequestFields x
+/// LimitRequestFieldSize, ~800 KiB by default) must fit it whole. Untouched pages cost nothing.
+fn make_rings(size: usize) -> Option<(SharedMem, SharedMem)> {
+    Some((
+        SharedMem::create("rwsgi-request", size.max(1 << 20)).ok()?,
+        SharedMem::create("rwsgi-response", size).ok()?,
+    ))
+}
+
+/// Connects to the group and introduces this Apache child (HELLO with the group's secret and
+/// the rings), trying until connect-timeout.
+fn connect(spec: &GroupSpec) -> Result<Conn, String> {
+    let deadline = Instant::now() + spec.connect_timeout();
+    let mut delay = Duration::from_millis(20);
+    loop {
+        let err = match Channel::connect(&spec.wire.socket_path) {
+            // SO_PEERCRED both ways: whoever listens on the group's path must be the Apache
+            // parent that made the socket, not a process that managed to put one there.
+            Ok(ch) if !ch.peer_uid().is_ok_and(|u| u == spec.wire.listener_uid) => {
+                return Err(format!(
+                    "the socket is not served by this server's daemon processes (peer uid {:?}, expected {})",
+                    ch.peer_uid().ok(),
+                    spec.wire.listener_uid
+                ));
+            }
+            Ok(ch) => match hello(spec, ch, deadline)? {
+                Ok(conn) => return Ok(conn),
+                Err(retryable) => retryable,
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + delay >= deadline {
+            return Err(err);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// HELLO on a new connection. `Ok(Err(why))`: a process that is stopping let go of it (try
+/// again); `Err`: give up.
+fn hello(spec: &GroupSpec, ch: Channel, deadline: Instant) -> Result<Result<Conn, String>, String> {
+    let rings = make_rings(spec.ring_size());
+    let hello = Frame::new(Kind::Hello, 0, spec.wire.secret.clone());
+    let sent = match &rings {
+        Some((a, b)) => ch.send_with_fds(&hello, &[a.fd().as_raw_fd(), b.fd().as_raw_fd()]),
+        None => ch.send(&hello),
+    };
+    // The socket outlives supervisors (the Apache parent holds it): connecting succeeds while
+    // a group restarts, and the answer is what connect-timeout bounds.
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    match sent.and_then(|()| ch.recv(Some(wait))) {
+        Ok((f, _)) if f.header.kind == Kind::HelloAck => {
+            // The daemon says whether it mapped the rings, and who it is.
+            let (mapped, pid) =
+                msg::parse_hello_ack(&f.payload).map_err(|e| format!("bad HELLO_ACK: {e}"))?;
+            let rings = rings
+                .filter(|_| mapped)
+                .map(|(a, b)| (Outbound::new(a), Inbound::new(b)));
+            Ok(Ok(Conn {
+                ch,
+                rings,
+                pid,
+                id: 0,
+            }))
+        }
+        Ok((f, _)) if f.header.kind == Kind::Goodbye => {
+            Ok(Err("the daemon process is restarting".into()))
+        }
+        Err(ChannelError::Closed) => Ok(Err("the daemon process closed the connection".into())),
+        Ok((f, _)) => Err(format!("unexpected {:?} answer to HELLO", f.header.kind)),
+        Err(e) => Err(format!("no answer to HELLO: {e}")),
+    }
+}

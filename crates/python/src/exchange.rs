@@ -1,0 +1,409 @@
+//! One request/response exchange as Python sees it: `start_response`, `write`, `wsgi.input`
+//! and `wsgi.errors` all act on an [`Exchange`]. It owns the transport (embedded Apache request
+//! or daemon connection) for the duration of the request; Python objects that outlive the
+//! request find it closed and raise instead of touching freed memory.
+
+use super::ffi::interp::without_gil;
+use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
+use super::transport::{Logger, ResponseHead, Transport, TransportError};
+use super::validate;
+use rwsgi_core::Level;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// One request as the Python objects of that request see it. They may keep it (an `Arc` in
+/// their capsule) long after the request: the transport and the logger, which borrow the
+/// request, are then gone and every use raises.
+pub struct Exchange {
+    state: Mutex<State>,
+    /// Separate from `state`: another thread may log while the request thread is blocked in
+    /// a write to the client.
+    log: RwLock<Option<Logger<'static>>>,
+}
+
+/// A kept `wsgi.errors` written to after its request ended (mod_wsgi's wording).
+#[derive(Debug)]
+pub struct LogExpired;
+
+impl std::fmt::Display for LogExpired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("log object has expired")
+    }
+}
+
+/// Runs `f` with an exchange over `transport` and `log`, which borrow the request (`'r`).
+/// Python objects may keep the exchange past this call; both borrowed parts are taken back
+/// out before it returns, also when `f` panics.
+pub fn scoped<'r, T>(
+    transport: Box<dyn Transport + 'r>,
+    log: Logger<'r>,
+    f: impl FnOnce(&Arc<Exchange>) -> T,
+) -> T {
+    // SAFETY: only the lifetime changes (same fat-pointer layout). The 'static values never
+    // leave the exchange, every use of them happens under its locks, and `Close` below takes
+    // them out under those same locks (waiting for any use in progress on another thread)
+    // before this function returns or unwinds: nothing can reach them after 'r.
+    let (transport, log) = unsafe {
+        (
+            std::mem::transmute::<Box<dyn Transport + 'r>, Box<dyn Transport + 'static>>(transport),
+            std::mem::transmute::<Logger<'r>, Logger<'static>>(log),
+        )
+    };
+    let ex = Arc::new(Exchange::new(transport, log));
+    struct Close<'a>(&'a Exchange);
+    impl Drop for Close<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = Close(&ex);
+    f(&ex)
+}
+
+#[derive(Default)]
+struct Body {
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+    failed: Option<String>,
+}
+
+struct State {
+    transport: Option<Box<dyn Transport>>,
+    head: Option<ResponseHead>,
+    head_sent: bool,
+    body_bytes: u64,
+    body: Body,
+    client_gone: bool,
+    /// The response is complete (a final write or finish() went out).
+    finished: bool,
+}
+
+/// What the response loop needs to know when the application returns.
+pub struct Progress {
+    pub started: bool,
+    pub head_sent: bool,
+    pub client_gone: bool,
+}
+
+impl Exchange {
+    fn new(transport: Box<dyn Transport>, log: Logger<'static>) -> Exchange {
+        Exchange {
+            state: Mutex::new(State {
+                transport: Some(transport),
+                head: None,
+                head_sent: false,
+                body_bytes: 0,
+                body: Body::default(),
+                client_gone: false,
+                finished: false,
+            }),
+            log: RwLock::new(Some(log)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn log(&self, level: Level, msg: &str) -> Result<(), LogExpired> {
+        match &*self.log.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(log) => {
+                log(level, msg);
+                Ok(())
+            }
+            None => Err(LogExpired),
+        }
+    }
+
+    /// Ends the request: Python objects that still refer to the exchange will see it closed.
+    fn close(&self) {
+        drop(self.lock().transport.take());
+        drop(self.log.write().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    pub fn progress(&self) -> Progress {
+        let s = self.lock();
+        Progress {
+            started: s.head.is_some(),
+            head_sent: s.head_sent,
+            client_gone: s.client_gone,
+        }
+    }
+
+    /// The validated head (for the file_wrapper fast path, which may add Content-Length).
+    pub fn with_head<T>(&self, f: impl FnOnce(Option<&mut ResponseHead>) -> T) -> T {
+        f(self.lock().head.as_mut())
+    }
+
+    /// Sends body bytes (and the head first, if not sent yet). Called attached; blocks with
+    /// the GIL released. `last` lets the transport finish the response in the same write.
+    pub fn send(&self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        let mut s = self.lock();
+        // Releasing the GIL costs a hand-over to another thread; skip it when the transport
+        // says this write cannot block (a small final write is only buffered).
+        if s.transport
+            .as_ref()
+            .is_some_and(|t| t.never_blocks(data.len(), last))
+        {
+            return s.send(data, last);
+        }
+        drop(s);
+        without_gil(|| self.lock().send(data, last))
+    }
+
+    pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+        without_gil(|| {
+            let mut s = self.lock();
+            s.send(&[], false)?;
+            let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
+            let r = t.send_file(fd, offset, len);
+            if r.is_ok() {
+                s.body_bytes += len;
+            }
+            r
+        })
+    }
+
+    /// Ends the response. `Err` when the body was shorter than the Content-Length promised.
+    pub fn finish(&self) -> Result<(), TransportError> {
+        if self.lock().finished {
+            return Ok(());
+        }
+        without_gil(|| {
+            let mut s = self.lock();
+            s.send(&[], false)?;
+            let short = match s.head.as_ref().and_then(|h| h.content_length) {
+                Some(cl) if s.body_bytes < cl => Some(cl),
+                _ => None,
+            };
+            let header_only = s.transport.as_ref().is_some_and(|t| t.is_head_request());
+            s.finished = true;
+            let sent = s.body_bytes;
+            let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
+            match short {
+                Some(cl) if !header_only => {
+                    t.abort();
+                    Err(TransportError::Truncated { promised: cl, sent })
+                }
+                _ => t.finish(),
+            }
+        })
+    }
+
+    /// Aborts a response whose head was already sent, so the client sees it is incomplete.
+    pub fn abort(&self) {
+        without_gil(|| {
+            if let Some(t) = self.lock().transport.as_mut() {
+                t.abort();
+            }
+        })
+    }
+}
+
+impl State {
+    fn send(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        if self.client_gone {
+            return Err(TransportError::ClientGone);
+        }
+        let Some(t) = self.transport.as_mut() else {
+            return Err(TransportError::Closed);
+        };
+        if !self.head_sent {
+            let head = self.head.as_ref().ok_or(TransportError::NotStarted)?;
+            t.start(head);
+            self.head_sent = true;
+        }
+        // Never send more than the application's own Content-Length.
+        let data = match self.head.as_ref().and_then(|h| h.content_length) {
+            Some(cl) => {
+                let room = cl.saturating_sub(self.body_bytes) as usize;
+                &data[..data.len().min(room)]
+            }
+            None => data,
+        };
+        self.body_bytes += data.len() as u64;
+        if data.is_empty() && !last {
+            return Ok(());
+        }
+        let r = t.write(data, last);
+        self.finished |= last && r.is_ok();
+        if matches!(r, Err(TransportError::ClientGone)) {
+            self.client_gone = true;
+        }
+        r
+    }
+}
+
+/// `start_response(status, headers, exc_info=None)`.
+pub fn start_response(
+    ex: &Exchange,
+    status: &Obj,
+    headers: &Obj,
+    exc_info: Option<Obj>,
+) -> PyResult<()> {
+    if ex.lock().transport.is_none() {
+        return Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        ));
+    }
+    if let Some(info) = exc_info {
+        if ex.lock().head_sent {
+            // PEP 3333: after the head went out, the only thing left is to re-raise.
+            return Err(pending_from_exc_info(&info)
+                .map(Pending::restore)
+                .unwrap_or_else(|| raise(exc::type_error(), "exc_info must be a 3-tuple")));
+        }
+    }
+    let head = validate::response_head(status, headers)?;
+    ex.lock().head = Some(head);
+    Ok(())
+}
+
+/// The `write(data)` callable returned by start_response.
+pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
+    let Some(bytes) = data.as_bytes() else {
+        return Err(raise(
+            exc::type_error(),
+            &format!(
+                "byte string value expected, value of type {} found",
+                data.type_name()
+            ),
+        ));
+    };
+    if ex.lock().transport.is_none() {
+        return Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        ));
+    }
+    if !ex.progress().started {
+        return Err(raise(exc::runtime_error(), "response has not been started"));
+    }
+    match ex.send(bytes, false) {
+        Ok(()) => Ok(()),
+        Err(TransportError::ClientGone) => {
+            Err(raise(exc::os_error(), "rwsgi: client connection closed"))
+        }
+        Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+    }
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// `wsgi.input.read(size)` (`line = false`) or `readline(size)` (`line = true`); a negative
+/// size means "no limit". read(n) returns n bytes unless the body ends first.
+pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
+    let limit = if size < 0 { usize::MAX } else { size as usize };
+    let result = without_gil(|| {
+        let mut s = ex.lock();
+        let State {
+            transport, body, ..
+        } = &mut *s;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            // Serve from what is buffered.
+            let avail = &body.buf[body.pos..];
+            if !avail.is_empty() {
+                let want = limit - out.len();
+                let mut take = avail.len().min(want);
+                let mut done = false;
+                if line {
+                    if let Some(nl) = avail[..take].iter().position(|&c| c == b'\n') {
+                        take = nl + 1;
+                        done = true;
+                    }
+                }
+                out.extend_from_slice(&avail[..take]);
+                body.pos += take;
+                if done || out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            if body.eof || limit == 0 {
+                return Ok(out);
+            }
+            if let Some(e) = &body.failed {
+                return Err(ReadError::Io(e.clone()));
+            }
+            // Refill.
+            let t = transport.as_mut().ok_or(ReadError::Expired)?;
+            if !line {
+                // Bulk reads go straight into the result, grown geometrically, rather than
+                // through the line buffer (a fresh zero-filled buffer per refill cost a 1 MiB
+                // read(n) ~128 x 1 MiB of memset).
+                let mut filled = out.len();
+                while filled < limit {
+                    if out.len() == filled {
+                        let grow = out.len().max(READ_CHUNK).min(limit - filled);
+                        out.resize(filled + grow, 0);
+                    }
+                    match t.read_body(&mut out[filled..]) {
+                        Ok(0) => {
+                            body.eof = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) => {
+                            let msg = format!("rwsgi request data read error: {e}");
+                            body.failed = Some(msg.clone());
+                            return Err(ReadError::Io(msg));
+                        }
+                    }
+                }
+                out.truncate(filled);
+                return Ok(out);
+            }
+            body.buf.clear();
+            body.pos = 0;
+            let want = if line || limit == usize::MAX {
+                READ_CHUNK
+            } else {
+                (limit - out.len()).clamp(1, 1 << 20)
+            };
+            body.buf.resize(want, 0);
+            match t.read_body(&mut body.buf) {
+                Ok(0) => {
+                    body.buf.clear();
+                    body.eof = true;
+                }
+                Ok(n) => body.buf.truncate(n),
+                Err(e) => {
+                    body.buf.clear();
+                    let msg = format!("rwsgi request data read error: {e}");
+                    body.failed = Some(msg.clone());
+                    return Err(ReadError::Io(msg));
+                }
+            }
+        }
+    });
+    match result {
+        Ok(v) => Obj::bytes(&v),
+        Err(ReadError::Io(msg)) => Err(raise(exc::os_error(), &msg)),
+        Err(ReadError::Expired) => Err(raise(
+            exc::runtime_error(),
+            &TransportError::Closed.to_string(),
+        )),
+    }
+}
+
+enum ReadError {
+    /// The request ended (a kept `wsgi.input` read later).
+    Expired,
+    Io(String),
+}
+
+/// One line written to `wsgi.errors` (`ex`: its request), or to `sys.stdout` / `sys.stderr`
+/// (`None`: the request the calling thread serves, if any, else the server's log).
+pub fn log_line(ex: Option<&Exchange>, text: &str) -> Result<(), LogExpired> {
+    if let Some(ex) = ex {
+        return ex.log(Level::Error, text);
+    }
+    let served = super::current::exchange();
+    // A thread whose request has just ended may still name it as current: its output then
+    // goes to the server's log.
+    if served.is_none_or(|ex| ex.log(Level::Error, text).is_err()) {
+        super::transport::server_log(Level::Error, text);
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The C-level functions Python code calls: `start_response`, `write`, and the primitives the
+//! bootstrap module's `Input` and `Log` classes are built on. Each one converts its arguments,
+//! catches panics (none may unwind into Python) and calls safe code in `wsgi::exchange`.
+
+use super::object::{Obj, PyResult, Raised, exc, raise};
+use crate::exchange::{self, Exchange};
+use pyo3_ffi as ffi;
+use std::ffi::{CStr, c_void};
+use std::sync::{Arc, OnceLock};
+
+const CAPSULE: &CStr = c"rwsgi.exchange";
+
+/// Wraps an exchange for Python; the capsule owns one Arc reference.
+pub fn capsule(ex: &Arc<Exchange>) -> PyResult<Obj> {
+    rwsgi_core::entry! {
+        unsafe extern "C" fn destroy(cap: *mut ffi::PyObject) [on panic: ()] {
+            // SAFETY: the pointer was produced by Arc::into_raw in `capsule`.
+            unsafe {
+                let p = ffi::PyCapsule_GetPointer(cap, CAPSULE.as_ptr());
+                if !p.is_null() {
+                    drop(Arc::from_raw(p.cast::<Exchange>()));
+                }
+            }
+        }
+    }
+    let raw = Arc::into_raw(ex.clone());
+    // SAFETY: the capsule takes the reference; `destroy` gives it back.
+    let cap = unsafe { ffi::PyCapsule_New(raw as *mut c_void, CAPSULE.as_ptr(), Some(destroy)) };
+    Obj::owned(cap).inspect_err(|_| {
+        // SAFETY: capsule creation failed, so we still own the reference.
+        drop(unsafe { Arc::from_raw(raw) });
+    })
+}
+
+/// The exchange behind a capsule (a new Arc reference), or a TypeError.
+fn exchange_of(cap: *mut ffi::PyObject) -> PyResult<Arc<Exchange>> {
+    // SAFETY: PyCapsule_GetPointer checks the capsule's name (sets an exception otherwise);
+    // the pointer is a live Arc<Exchange> owned by the capsule.
+    unsafe {
+        let p = ffi::PyCapsule_GetPointer(cap, CAPSULE.as_ptr()).cast::<Exchange>();
+        if p.is_null() {
+            return Err(Raised);
+        }
+        Arc::increment_strong_count(p);
+        Ok(Arc::from_raw(p))
+    }
+}
+
+fn finish(r: PyResult<Obj>) -> *mut ffi::PyObject {
+    match r {
+        Ok(o) => o.into_ptr(),
+        Err(Raised) => std::ptr::null_mut(),
+    }
+}
+
+/// What a native function returns when its body panicked: a Python SystemError.
+fn panicked() -> *mut ffi::PyObject {
+    // SAFETY: static built-in exception type.
+    raise(
+        unsafe { ffi::PyExc_SystemError },
+        "rwsgi: internal error (panic) in native function",
+    );
+    std::ptr::null_mut()
+}
+
+fn run(f: impl FnOnce() -> PyResult<Obj>) -> *mut ffi::PyObject {
+    finish(f())
+}
+
+fn args(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> Vec<Obj> {
+    let n = (nargs as usize) & !(1usize << (usize::BITS - 1)); // strip PY_VECTORCALL_ARGUMENTS_OFFSET
+    // SAFETY: CPython passes `n` valid borrowed argument pointers.
+    (0..n)
+        .filter_map(|i| Obj::borrowed(unsafe { *args.add(i) }))
+        .collect()
+}
+
+rwsgi_core::entry! {
+    unsafe extern "C" fn start_response(
+        slf: *mut ffi::PyObject,
+        a: *const *mut ffi::PyObject,
+        nargs: ffi::Py_ssize_t,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let ex = exchange_of(slf)?;
+            let mut v = args(a, nargs);
+            let npos = v.len();
+            let mut exc_info = None;
+            if !kwnames.is_null() {
+                // SAFETY: keyword values follow the positional ones in `a`; names are a tuple.
+                let kw = Obj::borrowed(kwnames).expect("kwnames");
+                for i in 0..kw.size()? {
+                    let name = kw
+                        .seq_item(i)
+                        .map(|n| n.to_str())
+                        .transpose()?
+                        .unwrap_or_default();
+                    // SAFETY: see above.
+                    let val = Obj::borrowed(unsafe { *a.add(npos + i) }).expect("kw value");
+                    match name.as_str() {
+                        "exc_info" => exc_info = Some(val),
+                        "status" if v.is_empty() => v.push(val),
+                        "headers" if v.len() == 1 => v.push(val),
+                        _ => {
+                            return Err(raise(
+                                exc::type_error(),
+                                &format!(
+                                    "start_response() got an unexpected keyword argument '{name}'"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            if v.len() == 3 && exc_info.is_none() {
+                exc_info = v.pop();
+            }
+            if v.len() != 2 {
+                return Err(raise(
+                    exc::type_error(),
+                    "start_response() takes status, response_headers and optional exc_info",
+                ));
+            }
+            exchange::start_response(&ex, &v[0], &v[1], exc_info.filter(|e| !e.is_none()))?;
+            write_callable(slf)
+        })
+    }
+}
+
+rwsgi_core::entry! {
+    unsafe extern "C" fn write(
+        slf: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let ex = exchange_of(slf)?;
+            let v = args(a.cast_const(), n);
+            let [data] = v.as_slice() else {
+                return Err(raise(
+                    exc::type_error(),
+                    "write() takes exactly one argument",
+                ));
+            };
+            exchange::write(&ex, data)?;
+            Ok(Obj::none())
+        })
+    }
+}
+
+/// `_read(handle, size)` / `_readline(handle, size)`: the primitives of `mod_wsgi.Input`.
+fn input(a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t, line: bool) -> *mut ffi::PyObject {
+    run(|| {
+        let v = args(a.cast_const(), n);
+        let [cap, size] = v.as_slice() else {
+            return Err(raise(exc::type_error(), "expected (handle, size)"));
+        };
+        exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, line)
+    })
+}
+
+rwsgi_core::entry! {
+    unsafe extern "C" fn input_read(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        input(a, n, false)
+    }
+}
+
+rwsgi_core::entry! {
+    unsafe extern "C" fn input_readline(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        input(a, n, true)
+    }
+}
+
+rwsgi_core::entry! {
+    unsafe extern "C" fn log(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|| {
+            let v = args(a.cast_const(), n);
+            let [cap, text] = v.as_slice() else {
+                return Err(raise(exc::type_error(), "_log(handle, text)"));
+            };
+            let text = text.to_str()?;
+            let ex = if cap.is_none() {
+                None
+            } else {
+                Some(exchange_of(cap.as_ptr())?)
+            };
+            match exchange::log_line(ex.as_deref(), &text) {
+                Ok(()) => Ok(Obj::none()),
+                Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+            }
+        })
+    }
+}
+
+struct Defs(Vec<ffi::PyMethodDef>);
+// SAFETY: the definitions are immutable after creation and point to 'static strings.
+unsafe impl Sync for Defs {}
+unsafe impl Send for Defs {}
+
+static DEFS: OnceLock<Defs> = OnceLock::new();
+
+fn def(name: &'static CStr, f: ffi::PyMethodDefPointer, flags: i32) -> ffi::PyMethodDef {
+    ffi::PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: f,
+        ml_flags: flags,
+        ml_doc: std::ptr::null(),
+    }
+}
+
+fn defs() -> &'static [ffi::PyMethodDef] {
+    &DEFS
+        .get_or_init(|| {
+            Defs(vec![
+                def(
+                    c"start_response",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFastWithKeywords: start_response,
+                    },
+                    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+                ),
+                def(
+                    c"write",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: write,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_read",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: input_read,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_readline",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: input_readline,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_log",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: log,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+            ])
+        })
+        .0
+}
+
+fn function(index: usize, slf: *mut ffi::PyObject) -> PyResult<Obj> {
+    let d = &defs()[index];
+    // SAFETY: the method definition is 'static; PyCMethod_New keeps a reference to `slf`.
+    Obj::owned(unsafe {
+        ffi::PyCMethod_New(
+            (d as *const ffi::PyMethodDef).cast_mut(),
+            slf,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    })
+}
+
+/// A new `start_response` callable bound to the exchange capsule.
+pub fn start_response_callable(cap: &Obj) -> PyResult<Obj> {
+    function(0, cap.as_ptr())
+}
+
+fn write_callable(cap: *mut ffi::PyObject) -> PyResult<Obj> {
+    function(1, cap)
+}
+
+/// The module-level primitives (`_read`, `_readline`, `_log`) for the bootstrap module.
+pub fn module_functions() -> PyResult<Vec<(&'static CStr, Obj)>> {
+    Ok(vec![
+        (c"_read", function(2, std::ptr::null_mut())?),
+        (c"_readline", function(3, std::ptr::null_mut())?),
+        (c"_log", function(4, std::ptr::null_mut())?),
+    ])
+}

@@ -1,0 +1,287 @@
+//! What rwsgi sets up in each interpreter: the `mod_wsgi` module (bootstrap.py plus native
+//! functions), stdout/stderr redirection, WSGIPythonPath, and the environ template every
+//! request's environ is copied from.
+
+use super::ffi::interp::{self, Interpreter, Keep, describe};
+use super::ffi::native;
+use super::ffi::object::{
+    Obj, PyResult, builtins, eval_code, module_dict, new_module, sys_modules,
+};
+use std::sync::{Arc, OnceLock};
+
+const BOOTSTRAP: &str = include_str!("bootstrap.py");
+
+/// Per-process facts that go into every environ and into the `mod_wsgi` module.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessInfo {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub process_group: String,
+    pub apache_version: (u32, u32, u32),
+    pub restrict_stdin: bool,
+    pub restrict_stdout: bool,
+    pub restrict_signal: bool,
+    pub python_path: Vec<String>,
+    pub switch_interval: Option<f64>,
+    pub eggs: Option<String>,
+}
+
+impl ProcessInfo {
+    /// A process with the server-wide WSGIPython*/WSGIRestrict* settings (mod_wsgi's
+    /// defaults where they are not given: signal registration restricted, stdin and stdout
+    /// open); the caller says what kind of process it is.
+    pub fn from_settings(p: &rwsgi_core::config::PythonSettings) -> ProcessInfo {
+        ProcessInfo {
+            multithread: false,
+            multiprocess: false,
+            process_group: String::new(),
+            apache_version: (2, 4, 0),
+            restrict_stdin: p.restrict_stdin.unwrap_or(false),
+            restrict_stdout: p.restrict_stdout.unwrap_or(false),
+            restrict_signal: p.restrict_signal.unwrap_or(true),
+            python_path: p.path.clone(),
+            switch_interval: p.switch_interval,
+            eggs: p.eggs.clone(),
+        }
+    }
+}
+
+static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
+
+/// Objects rwsgi keeps in one interpreter.
+pub struct InterpData {
+    pub input_class: Keep,
+    pub log_class: Keep,
+    pub file_wrapper_class: Keep,
+    pub template: Keep,
+    pub request_timeout_class: Keep,
+}
+
+pub fn data(i: &Interpreter) -> &InterpData {
+    i.data
+        .get()
+        .and_then(|d| d.downcast_ref::<InterpData>())
+        .expect("interpreter set up by rwsgi")
+}
+
+/// What Python is started with, from the WSGIPython* settings (`home`: WSGIPythonHome or a
+/// daemon group's python-home).
+pub fn init_config(
+    p: &rwsgi_core::config::PythonSettings,
+    home: Option<String>,
+) -> interp::InitConfig {
+    interp::InitConfig {
+        home,
+        optimize: p.optimize.unwrap_or(0),
+        warnings: p.warnings.clone(),
+        hash_seed: match p.hash_seed {
+            Some(rwsgi_core::config::HashSeed::Fixed(n)) => Some(n),
+            _ => None,
+        },
+        dont_write_bytecode: p.dont_write_bytecode.unwrap_or(false),
+    }
+}
+
+/// Starts Python and sets up the main interpreter.
+pub fn start(init: &interp::InitConfig, process: ProcessInfo) -> Result<(), String> {
+    if let Some(eggs) = &process.eggs {
+        // SAFETY-free: setting the environment before Python (and any thread of ours) reads it.
+        // SAFETY: called during child initialisation, before request threads run Python.
+        unsafe { std::env::set_var("PYTHON_EGG_CACHE", eggs) };
+    }
+    let _ = PROCESS.set(process);
+    interp::initialize(init, setup)
+}
+
+/// The interpreter for an application group ("" = main). Must be called detached.
+pub fn get(group: &str) -> Result<Arc<Interpreter>, String> {
+    interp::interpreter(group, &setup)
+}
+
+fn setup(i: &Interpreter) -> Result<(), String> {
+    let p = PROCESS.get().cloned().unwrap_or_default();
+    describe(build(i, &p).map(|d| {
+        let _ = i.data.set(Box::new(d));
+    }))?;
+    Ok(())
+}
+
+fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
+    let module = new_module("mod_wsgi")?;
+    let dict = module_dict(&module);
+    dict.dict_set_str(c"__builtins__", &builtins())?;
+    for (name, f) in native::module_functions()? {
+        dict.dict_set_str(name, &f)?;
+    }
+    // `import mod_wsgi` in applications finds this module (it has no file to import from).
+    sys_modules().dict_set(&Obj::str("mod_wsgi")?, &module)?;
+    let code = compile(BOOTSTRAP, "<rwsgi bootstrap>")?;
+    eval_code(&code, &dict)?;
+    dict.dict_set_str(c"process_group", &Obj::str(&p.process_group)?)?;
+    dict.dict_set_str(c"application_group", &Obj::str(&i.name)?)?;
+    dict.dict_set_str(c"rwsgi_version", &Obj::str(env!("CARGO_PKG_VERSION"))?)?;
+    let path: Vec<Obj> = p
+        .python_path
+        .iter()
+        .map(|s| Obj::str(s))
+        .collect::<PyResult<_>>()?;
+    let setup = dict
+        .dict_get_str("_setup")
+        .expect("bootstrap defines _setup");
+    setup.call(&[
+        &Obj::bool(p.restrict_stdin),
+        &Obj::bool(p.restrict_stdout),
+        &Obj::bool(p.restrict_signal),
+        &Obj::tuple(path)?,
+    ])?;
+    if let Some(si) = p.switch_interval {
+        super::ffi::object::import(c"sys")?
+            .call_method(c"setswitchinterval", &[&Obj::float(si)?])?;
+    }
+    let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
+    let file_wrapper = get("FileWrapper");
+    let template = Obj::new_dict()?;
+    let (a, b, c) = p.apache_version;
+    let version = Obj::tuple(vec![Obj::int(4)?, Obj::int(9)?, Obj::int(4)?])?;
+    template.dict_set_str(
+        c"wsgi.version",
+        &Obj::tuple(vec![Obj::int(1)?, Obj::int(0)?])?,
+    )?;
+    template.dict_set_str(c"wsgi.multithread", &Obj::bool(p.multithread))?;
+    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(p.multiprocess))?;
+    template.dict_set_str(c"wsgi.run_once", &Obj::bool(false))?;
+    template.dict_set_str(c"wsgi.file_wrapper", &file_wrapper)?;
+    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(true))?;
+    template.dict_set_str(
+        c"apache.version",
+        &Obj::tuple(vec![
+            Obj::int(a as i64)?,
+            Obj::int(b as i64)?,
+            Obj::int(c as i64)?,
+        ])?,
+    )?;
+    template.dict_set_str(c"mod_wsgi.version", &version)?;
+    Ok(InterpData {
+        input_class: Keep::new(get("Input")),
+        log_class: Keep::new(get("Log")),
+        file_wrapper_class: Keep::new(file_wrapper),
+        template: Keep::new(template),
+        request_timeout_class: Keep::new(get("RequestTimeout")),
+    })
+}
+
+/// `compile(source, filename, "exec")` through the builtin, so coding cookies and flags work
+/// exactly as for imported modules.
+pub fn compile(source: &str, filename: &str) -> PyResult<Obj> {
+    compile_bytes(source.as_bytes(), filename)
+}
+
+pub fn compile_bytes(source: &[u8], filename: &str) -> PyResult<Obj> {
+    let compile = builtins()
+        .dict_get_str("compile")
+        .expect("builtins.compile");
+    compile.call(&[
+        &Obj::bytes(source)?,
+        &Obj::str(filename)?,
+        &Obj::str("exec")?,
+    ])
+}
+
+/// How many threads are inside Python through rwsgi (see `interp::threads_in_python`).
+pub fn threads_in_python() -> usize {
+    interp::threads_in_python()
+}
+
+/// Runs `atexit` callbacks and flushes output in every interpreter (process exit).
+pub fn run_atexit() {
+    if !interp::is_initialized() {
+        return;
+    }
+    for i in interp::all() {
+        let _a = interp::Attached::enter(&i);
+        let r = (|| -> PyResult<()> {
+            super::ffi::object::import(c"atexit")?.call_method(c"_run_exitfuncs", &[])?;
+            let sys = super::ffi::object::import(c"sys")?;
+            for s in [c"stdout", c"stderr"] {
+                if let Ok(f) = sys.getattr(s) {
+                    let _ = f.call_method(c"flush", &[]);
+                }
+            }
+            Ok(())
+        })();
+        if r.is_err() {
+            drop(super::ffi::object::Pending::fetch());
+        }
+    }
+}
+
+/// WSGIImportScript: loads `script` into the interpreter of `group` at process start, under the
+/// same module name a request for that script uses (so requests reuse it).
+pub fn preload(group: &str, script: &str) -> Result<(), String> {
+    let i = get(group)?;
+    let mtime = std::fs::metadata(script)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("cannot stat '{script}': {e}"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let _a = interp::Attached::enter(&i);
+    describe(
+        super::app::load(&i, script, mtime, false)
+            .map(|_| ())
+            .map_err(|_| super::ffi::object::Raised),
+    )
+}
+
+/// Turns on Python's faulthandler in the main interpreter, writing to descriptor `fd`: a
+/// crash in native code leaves every thread's Python stack in the log. Must be called
+/// detached.
+pub fn enable_faulthandler(fd: i32) {
+    let Ok(i) = get("") else { return };
+    let _a = interp::Attached::enter(&i);
+    let enabled = super::ffi::object::import(c"faulthandler").and_then(|fh| {
+        let fd = super::ffi::object::Obj::int(fd as i64)?;
+        fh.call_method(c"enable", &[&fd])
+    });
+    if enabled.is_err() {
+        drop(super::ffi::object::Pending::fetch());
+    }
+}
+
+/// Whether the interpreter of `group` runs an older version of `script` than the file's
+/// `mtime` (false when the script is not loaded yet). Must be called detached.
+pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
+    let Ok(i) = get(group) else { return false };
+    let _a = interp::Attached::enter(&i);
+    super::app::loaded_from_other_version(script, mtime)
+}
+
+/// Takes and releases the GIL once (deadlock-timeout's probe: if this cannot complete, the
+/// process is wedged). Must be called detached.
+/// Raises `mod_wsgi.RequestTimeout` in the request thread `ident` running in application
+/// group `group` (daemon mode's interrupt-timeout). It takes effect when that thread next runs
+/// Python bytecode: a thread blocked inside C stays blocked. True if the thread was found.
+pub fn interrupt(group: &str, ident: u64) -> bool {
+    match get(group) {
+        Ok(i) => {
+            let attached = interp::Attached::enter(&i);
+            interp::raise_in_thread(&attached, ident, &data(&i).request_timeout_class)
+        }
+        Err(_) => false,
+    }
+}
+
+/// The calling thread's Python identifier (what [`interrupt`] needs).
+pub fn thread_ident() -> u64 {
+    interp::thread_ident()
+}
+
+pub fn touch_gil() -> bool {
+    match get("") {
+        Ok(i) => {
+            drop(interp::Attached::enter(&i));
+            true
+        }
+        Err(_) => false,
+    }
+}

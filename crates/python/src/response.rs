@@ -1,0 +1,411 @@
+//! Runs one request through an application: builds the environ, calls the application,
+//! streams what it returns, and always calls the iterable's `close()`.
+
+use super::app;
+use super::current;
+use super::exchange::{self, Exchange};
+use super::ffi::interp::{Attached, Interpreter};
+use super::ffi::native;
+use super::ffi::object::{
+    Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise,
+};
+use super::interpreters::{self, InterpData};
+use super::transport::{Logger, Transport, TransportError};
+use rwsgi_core::AppRequest;
+use rwsgi_core::Level;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How the request ended, for the caller's HTTP status.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response went out (completely, or broken off visibly for the client).
+    Sent,
+    /// Nothing was sent: answer 500 (the error is in the log).
+    ServerError,
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Logs the pending Python exception with the script's context.
+fn log_exception(log: &dyn Fn(Level, &str), script: &str, what: &str) {
+    log(
+        Level::Error,
+        &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script),
+    );
+    if let Some(p) = Pending::fetch() {
+        for line in p.format() {
+            log(Level::Error, &line);
+        }
+    }
+}
+
+/// Serves `req` over `transport`, logging through `log`; both borrow the request (`'r`) and
+/// are out of reach of the application once this returns.
+pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<'r>) -> Outcome {
+    let interp = match interpreters::get(&req.application_group) {
+        Ok(i) => i,
+        Err(e) => {
+            log(Level::Error, &format!("rwsgi (pid={}): {e}", pid()));
+            return Outcome::ServerError;
+        }
+    };
+    let _attached = Attached::enter(&interp);
+    let callable = match load_callable(&interp, &req) {
+        Ok(c) => c,
+        Err(NoCallable::Missing(m)) => {
+            log(Level::Error, &m);
+            return Outcome::ServerError;
+        }
+        Err(NoCallable::Load(kind)) => {
+            let what = match kind {
+                app::LoadError::Compile => "Could not read/compile source file",
+                app::LoadError::Exec => "Failed to exec Python script file",
+            };
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi (pid={}, process='{}', application='{}'): {what} '{}'.",
+                    pid(),
+                    req.process_group,
+                    req.application_group,
+                    req.script
+                ),
+            );
+            log_exception(
+                &*log,
+                &req.script,
+                "Exception occurred processing WSGI script",
+            );
+            return Outcome::ServerError;
+        }
+    };
+    exchange::scoped(transport, log, |ex| {
+        let _scope = current::Scope::enter(ex);
+        serve(&interp, &req, ex, &callable)
+    })
+}
+
+/// The application callable; `Err(None)` means a Python exception is pending.
+/// Why there is no callable to run.
+enum NoCallable {
+    Load(app::LoadError),
+    Missing(String),
+}
+
+fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallable> {
+    let module =
+        app::load(interp, &req.script, req.script_mtime, req.reload).map_err(NoCallable::Load)?;
+    module_dict(&module)
+        .dict_get_str(&req.callable)
+        .ok_or_else(|| {
+            NoCallable::Missing(format!(
+                "rwsgi (pid={}): Target WSGI script '{}' does not contain WSGI application '{}'.",
+                pid(),
+                req.script,
+                req.callable
+            ))
+        })
+}
+
+fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &Obj) -> Outcome {
+    let data = interpreters::data(interp);
+    let logger = |l: Level, m: &str| {
+        let _ = ex.log(l, m);
+    };
+    let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
+        let cap = native::capsule(ex)?;
+        let errors = data.log_class.get().call(&[&cap])?;
+        let environ = build_environ(data, req, &cap, &errors)?;
+        Ok((environ, native::start_response_callable(&cap)?, errors))
+    })();
+    let (environ, start_response, errors) = match prepared {
+        Ok(v) => v,
+        Err(Raised) => {
+            log_exception(
+                &logger,
+                &req.script,
+                "Exception occurred processing WSGI script",
+            );
+            return Outcome::ServerError;
+        }
+    };
+    let result = callable.call(&[&environ, &start_response]);
+    let outcome = match result {
+        Ok(iterable) => {
+            // The exception (if any) is taken out of the thread state before close() runs:
+            // Python code must not run with an exception pending.
+            let sent = send(data, ex, &iterable).map_err(Failure::take);
+            let closed = call_close(&iterable).map_err(Failure::take);
+            match (sent, closed) {
+                (Ok(()), Ok(())) => finish(ex, &logger, &req.script),
+                (Err(e), _) | (Ok(()), Err(e)) => failed(ex, &logger, &req.script, e),
+            }
+        }
+        Err(Raised) => failed(ex, &logger, &req.script, Failure::Python),
+    };
+    let _ = errors.call_method(c"flush", &[]);
+    outcome
+}
+
+enum Failure {
+    /// A Python exception is pending in the thread state.
+    Python,
+    /// The exception, taken out of the thread state.
+    Taken(Option<Pending>),
+    Client,
+}
+
+impl Failure {
+    fn take(self) -> Failure {
+        match self {
+            Failure::Python => Failure::Taken(Pending::fetch()),
+            other => other,
+        }
+    }
+}
+
+fn finish(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str) -> Outcome {
+    match ex.finish() {
+        Ok(()) | Err(TransportError::ClientGone) => Outcome::Sent,
+        Err(TransportError::NotStarted) => {
+            let _ = raise(exc::runtime_error(), "response has not been started");
+            failed(ex, log, script, Failure::Python)
+        }
+        Err(e) => {
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi (pid={}): {} in WSGI script '{}'; connection closed.",
+                    pid(),
+                    e,
+                    script
+                ),
+            );
+            Outcome::Sent
+        }
+    }
+}
+
+fn failed(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str, f: Failure) -> Outcome {
+    let f = match f {
+        Failure::Taken(Some(p)) => {
+            p.restore();
+            Failure::Python
+        }
+        Failure::Taken(None) => Failure::Python,
+        other => other,
+    };
+    match f {
+        Failure::Client => {
+            log(
+                Level::Info,
+                &format!(
+                    "rwsgi (pid={}): client closed connection while serving '{}'.",
+                    pid(),
+                    script
+                ),
+            );
+            Outcome::Sent
+        }
+        Failure::Python | Failure::Taken(_) => {
+            log_exception(log, script, "Exception occurred processing WSGI script");
+            if ex.progress().head_sent {
+                ex.abort();
+                Outcome::Sent
+            } else {
+                Outcome::ServerError
+            }
+        }
+    }
+}
+
+static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (mod_wsgi.thread_id, requests this thread served before).
+    static THREAD: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// mod_wsgi's per-process counters: thread id, requests by this thread and by the process.
+fn counters() -> (u64, u64, u64) {
+    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    THREAD.with(|t| {
+        let (mut id, n) = t.get();
+        if id == 0 {
+            id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        t.set((id, n + 1));
+        (id, n, total)
+    })
+}
+
+fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -> PyResult<Obj> {
+    let env = data.template.get().dict_copy()?;
+    for (k, v) in req.environ.iter() {
+        env.dict_set(&Obj::str(k)?, &Obj::latin1(v)?)?;
+    }
+    let (thread_id, thread_requests, total) = counters();
+    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(thread_id as i64)?)?;
+    env.dict_set_str(
+        c"mod_wsgi.thread_requests",
+        &Obj::int(thread_requests as i64)?,
+    )?;
+    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(total as i64)?)?;
+    env.dict_set_str(
+        c"wsgi.url_scheme",
+        &Obj::str(if req.https { "https" } else { "http" })?,
+    )?;
+    env.dict_set_str(c"wsgi.input", &data.input_class.get().call(&[cap])?)?;
+    env.dict_set_str(c"wsgi.errors", errors)?;
+    Ok(env)
+}
+
+fn call_close(iterable: &Obj) -> Result<(), Failure> {
+    match iterable.getattr_opt(c"close") {
+        Ok(Some(close)) => close
+            .call(&[])
+            .map(|_| ())
+            .map_err(|Raised| Failure::Python),
+        Ok(None) => Ok(()),
+        Err(Raised) => Err(Failure::Python),
+    }
+}
+
+fn transport_failure(e: TransportError) -> Failure {
+    match e {
+        TransportError::NotStarted => {
+            raise(exc::runtime_error(), "response has not been started");
+            Failure::Python
+        }
+        _ => Failure::Client,
+    }
+}
+
+fn item_bytes(item: &Obj) -> Result<&[u8], Failure> {
+    item.as_bytes().ok_or_else(|| {
+        raise(
+            exc::type_error(),
+            &format!(
+                "sequence of byte string values expected, value of type {} found",
+                item.type_name()
+            ),
+        );
+        Failure::Python
+    })
+}
+
+/// Streams the application's return value. Each yielded chunk is passed on at once
+/// (PEP 3333: no buffering); a list or tuple is sent in one go, letting Apache add a
+/// Content-Length.
+fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure> {
+    if iterable.is_exact_type(data.file_wrapper_class.ptr()) && try_sendfile(ex, iterable)? {
+        return Ok(());
+    }
+    if iterable.is_list() || iterable.is_tuple() {
+        let n = iterable.size().map_err(|Raised| Failure::Python)?;
+        // The total is known only when every item is bytes; a bad item fails when reached,
+        // after the items before it went out (as mod_wsgi).
+        let total: Option<u64> = (0..n)
+            .map(|i| {
+                iterable
+                    .seq_item(i)
+                    .and_then(|it| it.as_bytes().map(|b| b.len() as u64))
+            })
+            .sum();
+        let length_ok = total.is_some_and(|total| {
+            ex.with_head(|h| h.is_none_or(|h| h.content_length.is_none_or(|cl| cl == total)))
+        });
+        for i in 0..n {
+            let Some(item) = iterable.seq_item(i) else {
+                continue;
+            };
+            let bytes = item_bytes(&item)?;
+            let last = i + 1 == n && length_ok;
+            if bytes.is_empty() && !last {
+                continue;
+            }
+            if !ex.progress().started {
+                return Err(transport_failure(TransportError::NotStarted));
+            }
+            ex.send(bytes, last).map_err(transport_failure)?;
+        }
+        return Ok(());
+    }
+    let it = iterable.iter().map_err(|Raised| Failure::Python)?;
+    while let Some(item) = it.next().map_err(|Raised| Failure::Python)? {
+        let bytes = item_bytes(&item)?;
+        if bytes.is_empty() {
+            continue;
+        }
+        if !ex.progress().started {
+            return Err(transport_failure(TransportError::NotStarted));
+        }
+        ex.send(bytes, false).map_err(transport_failure)?;
+    }
+    Ok(())
+}
+
+/// The wsgi.file_wrapper fast path: a real regular file goes out with sendfile. Returns
+/// false to fall back to iteration.
+fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
+    if ex.progress().head_sent {
+        return Ok(false);
+    }
+    let probe = (|| -> PyResult<Option<(Obj, i32, u64, u64)>> {
+        let filelike = wrapper.getattr(c"filelike")?;
+        let Some(fileno) = filelike.getattr_opt(c"fileno")? else {
+            return Ok(None);
+        };
+        let fd = match fileno.call(&[]) {
+            Ok(fd) => fd.to_i64()? as i32,
+            Err(Raised) => {
+                drop(Pending::fetch());
+                return Ok(None);
+            }
+        };
+        let os = import(c"os")?;
+        let st = os.call_method(c"fstat", &[&Obj::int(fd as i64)?])?;
+        let mode = st.getattr(c"st_mode")?;
+        let is_reg = import(c"stat")?.call_method(c"S_ISREG", &[&mode])?;
+        // SAFETY-free truthiness: S_ISREG returns a bool.
+        if is_reg.as_ptr() != Obj::bool(true).as_ptr() {
+            return Ok(None);
+        }
+        let size = st.getattr(c"st_size")?.to_i64()?.max(0) as u64;
+        let offset = match filelike.getattr_opt(c"tell")? {
+            Some(tell) => tell.call(&[])?.to_i64()?.max(0) as u64,
+            None => 0,
+        };
+        Ok(Some((filelike, fd, offset, size.saturating_sub(offset))))
+    })();
+    let (filelike, fd, offset, remaining) = match probe {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(false),
+        Err(Raised) => return Err(Failure::Python),
+    };
+    let len = ex.with_head(|h| {
+        h.map(|h| match h.content_length {
+            Some(cl) => cl.min(remaining),
+            None => {
+                h.content_length = Some(remaining);
+                h.headers
+                    .push(("Content-Length".into(), remaining.to_string()));
+                remaining
+            }
+        })
+    });
+    let Some(len) = len else {
+        return Err(transport_failure(TransportError::NotStarted));
+    };
+    ex.send_file(fd, offset, len).map_err(transport_failure)?;
+    // Leave the file where a reader that consumed the data would have left it.
+    let seek = cstring("seek");
+    let _ = Obj::int((offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
+    drop(Pending::fetch());
+    Ok(true)
+}

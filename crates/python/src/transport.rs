@@ -1,0 +1,75 @@
+//! The contract between the WSGI layer and whatever carries the request: the embedded Apache
+//! request, or a daemon connection. PEP 3333 logic exists once, above this trait.
+
+use rwsgi_core::Level;
+use std::sync::OnceLock;
+
+/// Response strings hold one char per byte (validated latin-1): back to bytes.
+pub fn latin1_bytes(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}
+
+/// A validated response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// The whole status line as the application gave it ("200 OK").
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+    /// The application's Content-Length, if it set one.
+    pub content_length: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("client connection closed")]
+    ClientGone,
+    /// The request ended; a callable or object the application kept was used afterwards
+    /// (mod_wsgi's wording).
+    #[error("request object has expired")]
+    Closed,
+    #[error("response has not been started")]
+    NotStarted,
+    #[error("response body shorter than its Content-Length ({sent} of {promised} bytes)")]
+    Truncated { promised: u64, sent: u64 },
+}
+
+/// Logs with a request's context, from any thread, for as long as the request lasts (`'r`).
+pub type Logger<'r> = Box<dyn Fn(Level, &str) + Send + Sync + 'r>;
+
+pub trait Transport: Send {
+    /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body. Called with the
+    /// GIL released.
+    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Sets the response status and headers (before the first body bytes).
+    fn start(&mut self, head: &ResponseHead);
+    /// Sends body bytes; `last` means nothing follows and the response can be completed now.
+    fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError>;
+    /// True when `write(data, last)` of `len` bytes is known not to block (so the caller may
+    /// keep the GIL).
+    fn never_blocks(&self, _len: usize, _last: bool) -> bool {
+        false
+    }
+    /// Sends `len` bytes of an open regular file from `offset` (sendfile where possible).
+    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError>;
+    /// Completes the response (no-op if `write(.., last = true)` already did).
+    fn finish(&mut self) -> Result<(), TransportError>;
+    /// Marks a response that failed after its head was sent as broken for the client.
+    fn abort(&mut self);
+    /// HEAD request: the body is discarded downstream.
+    fn is_head_request(&self) -> bool;
+}
+
+static SERVER_LOGGER: OnceLock<fn(Level, &str)> = OnceLock::new();
+
+/// Where messages without a request go (set once by the process embedding Python).
+pub fn set_server_logger(f: fn(Level, &str)) {
+    let _ = SERVER_LOGGER.set(f);
+}
+
+pub fn server_log(level: Level, msg: &str) {
+    match SERVER_LOGGER.get() {
+        Some(f) => f(level, msg),
+        None => eprintln!("{msg}"),
+    }
+}
