@@ -61,26 +61,17 @@ impl Shared {
     }
 }
 
+/// The channels between the poller and the request threads.
+struct Queues {
+    work_rx: crossbeam_channel::Receiver<Conn>,
+    ret_tx: crossbeam_channel::Sender<Conn>,
+    /// Wakes the poller when a connection comes back.
+    wake_w: Arc<OwnedFd>,
+}
+
 /// Serves until told to stop; returns the exit status.
 pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
-    // Signals go to the main thread (signalfd); the threads spawned below inherit the mask.
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGXCPU,
-    ] {
-        mask.add(s);
-    }
-    let _ = mask.thread_block();
-    let sfd = nix::sys::signalfd::SignalFd::with_flags(
-        &mask,
-        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
-    )
-    .expect("signalfd");
-
+    let sfd = signals();
     let shared = Arc::new(Shared {
         stopping: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
@@ -95,60 +86,21 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
             .expect("pipe");
     let wake_w = Arc::new(wake_w);
-
     for i in 0..threads {
-        let (work_rx, ret_tx, wake_w, shared, spec) = (
-            work_rx.clone(),
-            ret_tx.clone(),
-            wake_w.clone(),
-            shared.clone(),
-            spec.clone(),
-        );
+        let queues = Queues {
+            work_rx: work_rx.clone(),
+            ret_tx: ret_tx.clone(),
+            wake_w: wake_w.clone(),
+        };
+        let (shared, spec) = (shared.clone(), spec.clone());
         rwsgi_core::guard::spawn(
             format!("rwsgi-req-{i}"),
             spec.options.stack_size.map(|s| s as usize),
-            move || {
-                while let Ok(conn) = work_rx.recv() {
-                    // in_flight was counted when the poller dispatched the connection
-                    let ch = conn.ch.clone();
-                    let (kept, was_request) =
-                        match rwsgi_core::guard::catch(|| serve_frame(&spec, &shared, i, conn)) {
-                            Ok(v) => v,
-                            // An internal error in one request: its client gets a 500, the
-                            // thread serves the next one; the connection, in an unknown state,
-                            // is dropped.
-                            Err(e) => {
-                                rwsgi_core::guard::report(&format!(
-                                    "rwsgi: internal error in daemon process '{}' while serving a request: {e}",
-                                    spec.name()
-                                ));
-                                let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
-                                shared.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&i);
-                                (None, true)
-                            }
-                        };
-                    if let Some(c) = kept {
-                        let _ = ret_tx.send(c);
-                        let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
-                    }
-                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    if !was_request {
-                        continue;
-                    }
-                    *shared.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                    let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
-                    if spec.options.maximum_requests > 0 && served == spec.options.maximum_requests {
-                        log(Level::Info, &format!("rwsgi: daemon process '{}' reached maximum-requests={}; restarting.", spec.name(), spec.options.maximum_requests));
-                        shared.stopping.store(true, Ordering::SeqCst);
-                        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
-                    }
-                }
-            },
+            move || request_thread(i, &spec, &shared, queues),
         )
         .expect("spawn request thread");
     }
     drop(work_rx);
-
     let poller_thread = {
         let shared = shared.clone();
         let buffers = (
@@ -160,9 +112,100 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
         })
         .expect("spawn poller")
     };
+    let gil_seen = gil_probe(spec);
+    let stop = watchdog::watch(spec, &shared, &sfd, &gil_seen);
+    log(
+        Level::Info,
+        &format!(
+            "rwsgi: daemon process '{}' stopping ({}).",
+            spec.name(),
+            stop.why
+        ),
+    );
+    shared.stopping.store(true, Ordering::SeqCst);
+    let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+    shut_down(spec, &shared, stop, &poller_thread)
+}
 
-    // deadlock-timeout: a thread takes the GIL once a second; the watch below restarts the
-    // process when it could not for that long (a C extension holding the GIL forever).
+/// Signals go to the main thread (signalfd); the threads spawned after this inherit the mask.
+fn signals() -> nix::sys::signalfd::SignalFd {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGXCPU,
+    ] {
+        mask.add(s);
+    }
+    let _ = mask.thread_block();
+    nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .expect("signalfd")
+}
+
+/// One Python request thread: serves the connections the poller hands it, one frame each.
+fn request_thread(i: usize, spec: &GroupSpec, shared: &Shared, q: Queues) {
+    while let Ok(conn) = q.work_rx.recv() {
+        // in_flight was counted when the poller dispatched the connection
+        let ch = conn.ch.clone();
+        let (kept, was_request) =
+            match rwsgi_core::guard::catch(|| serve_frame(spec, shared, i, conn)) {
+                Ok(v) => v,
+                // An internal error in one request: its client gets a 500, the thread serves
+                // the next one; the connection, in an unknown state, is dropped.
+                Err(e) => {
+                    rwsgi_core::guard::report(&format!(
+                        "rwsgi: internal error in daemon process '{}' while serving a request: {e}",
+                        spec.name()
+                    ));
+                    let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
+                    shared
+                        .active
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&i);
+                    (None, true)
+                }
+            };
+        if let Some(c) = kept {
+            let _ = q.ret_tx.send(c);
+            let _ = nix::unistd::write(q.wake_w.as_fd(), &[1]);
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if was_request {
+            request_done(spec, shared);
+        }
+    }
+}
+
+/// Counts a served request (inactivity-timeout, maximum-requests).
+fn request_done(spec: &GroupSpec, shared: &Shared) {
+    *shared
+        .last_activity
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
+    let max = spec.options.maximum_requests;
+    if max > 0 && served == max {
+        log(
+            Level::Info,
+            &format!(
+                "rwsgi: daemon process '{}' reached maximum-requests={max}; restarting.",
+                spec.name()
+            ),
+        );
+        shared.stopping.store(true, Ordering::SeqCst);
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+    }
+}
+
+/// deadlock-timeout: a thread takes the GIL once a second; the watchdog restarts the process
+/// when it could not for that long (a C extension holding the GIL forever).
+fn gil_probe(spec: &GroupSpec) -> Arc<std::sync::Mutex<Instant>> {
     let gil_seen = Arc::new(std::sync::Mutex::new(Instant::now()));
     if spec.options.deadlock_timeout.is_some() {
         let gil_seen = gil_seen.clone();
@@ -175,24 +218,22 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
             }
         });
     }
-    let stop = watchdog::watch(spec, &shared, &sfd, &gil_seen);
-    log(
-        Level::Info,
-        &format!(
-            "rwsgi: daemon process '{}' stopping ({}).",
-            spec.name(),
-            stop.why
-        ),
-    );
-    shared.stopping.store(true, Ordering::SeqCst);
-    let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
-    // The poller ends once no request is in progress (after saying Goodbye on every idle
-    // connection); requests still running after graceful-timeout (eviction-timeout when an
-    // admin sent SIGUSR1) are cut off.
-    let grace = if stop.evicted {
-        spec.eviction_timeout()
+    gil_seen
+}
+
+/// Stops gracefully: the poller ends once no request is in progress (after saying Goodbye on
+/// every idle connection); requests still running after graceful-timeout (eviction-timeout
+/// when an admin sent SIGUSR1) are cut off; atexit handlers run. Returns the exit status.
+fn shut_down(
+    spec: &GroupSpec,
+    shared: &Shared,
+    stop: watchdog::Stop,
+    poller_thread: &std::thread::JoinHandle<()>,
+) -> i32 {
+    let (grace, which) = if stop.evicted {
+        (spec.eviction_timeout(), "eviction-timeout")
     } else {
-        spec.graceful_timeout()
+        (spec.graceful_timeout(), "graceful-timeout")
     };
     let deadline = Instant::now() + grace;
     while !poller_thread.is_finished() && Instant::now() < deadline {
@@ -203,14 +244,9 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
         log(
             Level::Error,
             &format!(
-                "rwsgi: daemon process '{}': requests still running after {}s ({}); they are cut off. Requests in flight: {}.",
+                "rwsgi: daemon process '{}': requests still running after {}s ({which}); they are cut off. Requests in flight: {}.",
                 spec.name(),
                 grace.as_secs_f64(),
-                if stop.evicted {
-                    "eviction-timeout"
-                } else {
-                    "graceful-timeout"
-                },
                 shared.uris_in_flight()
             ),
         );

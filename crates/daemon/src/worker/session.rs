@@ -40,12 +40,7 @@ pub fn serve_frame(
     (kept, is_request)
 }
 
-fn serve_frame_inner(
-    spec: &GroupSpec,
-    shared: &Shared,
-    thread: usize,
-    mut conn: Conn,
-) -> Option<Conn> {
+fn serve_frame_inner(spec: &GroupSpec, shared: &Shared, thread: usize, conn: Conn) -> Option<Conn> {
     let (frame, fds) = match conn.ch.recv(Some(Duration::from_secs(5))) {
         Ok(f) => f,
         Err(ChannelError::Closed) => return None,
@@ -69,183 +64,8 @@ fn serve_frame_inner(
         return None;
     }
     match frame.header.kind {
-        Kind::Hello => {
-            let uid_ok = conn
-                .ch
-                .peer_uid()
-                .is_ok_and(|u| u == spec.wire.apache_uid || u == 0);
-            if !uid_ok || !constant_time_eq(&frame.payload, &spec.wire.secret) {
-                log(
-                    Level::Error,
-                    &format!(
-                        "rwsgi: daemon process '{}' refused a connection (peer uid {:?}): not an Apache child of this server",
-                        spec.name(),
-                        conn.ch.peer_uid().ok()
-                    ),
-                );
-                return None;
-            }
-            conn.rings = map_rings(spec, fds);
-            conn.ch
-                .send(&msg::hello_ack(conn.rings.is_some(), std::process::id()))
-                .ok()?;
-            conn.authenticated = true;
-            Some(conn)
-        }
-        Kind::RequestHead if conn.authenticated => {
-            let id = frame.header.request_id;
-            if let Some(r) = &conn.rings {
-                let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
-                r.request.reset();
-                r.response.reset();
-            }
-            let in_ring;
-            let head: &[u8] = if frame.in_ring() {
-                in_ring = match remote::take_request_slice(
-                    &conn.ch,
-                    conn.rings.as_ref(),
-                    id,
-                    &frame.payload,
-                    usize::MAX,
-                ) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        log(
-                            Level::Error,
-                            &format!(
-                                "rwsgi: daemon process '{}': bad request head slice: {e}",
-                                spec.name()
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                &in_ring
-            } else {
-                &frame.payload
-            };
-            let head = match rwsgi_core::ipc::seal::open(&spec.wire.secret, spec.name(), head) {
-                Ok(h) => h,
-                Err(e) => {
-                    log(
-                        Level::Error,
-                        &format!(
-                            "rwsgi: daemon process '{}' refused a request head that is not authenticated for this group (peer uid {:?}): {e}",
-                            spec.name(),
-                            conn.ch.peer_uid().ok()
-                        ),
-                    );
-                    return None;
-                }
-            };
-            let (mut app, header_only) = match request::decode(head, spec.name()) {
-                Ok(v) => v,
-                Err(e) => {
-                    let _ = conn
-                        .ch
-                        .send(&msg::abort(id, 502, &format!("malformed request: {e}")));
-                    return None;
-                }
-            };
-            test_panic(&app);
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros())
-                .unwrap_or(0);
-            // queue-timeout: a request that waited too long for a free thread is shed (504).
-            if let Some(limit) = spec.options.queue_timeout {
-                let queued = app
-                    .environ
-                    .get("mod_wsgi.queue_start")
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok());
-                if let Some(q) = queued {
-                    if now.saturating_sub(q) > limit.as_micros() {
-                        conn.ch
-                            .send(&msg::abort(
-                                id,
-                                503,
-                                "request waited longer than queue-timeout",
-                            ))
-                            .ok()?;
-                        return Some(conn);
-                    }
-                }
-            }
-            app.environ
-                .push("mod_wsgi.daemon_start", now.to_string().as_bytes());
-            // WSGIScriptReloading in daemon mode: a changed script restarts the process (so
-            // every module of the application is loaded afresh); this request is handed
-            // back unstarted and the Apache side sends it again to the new process.
-            if app.reload
-                && wsgi::interpreters::script_changed(
-                    &app.application_group,
-                    &app.script,
-                    app.script_mtime,
-                )
-            {
-                log(
-                    Level::Info,
-                    &format!(
-                        "rwsgi: WSGI script '{}' changed; restarting daemon process '{}'.",
-                        app.script,
-                        spec.name()
-                    ),
-                );
-                let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
-                shared.stopping.store(true, Ordering::SeqCst);
-                let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
-                return None;
-            }
-            let transport = RemoteTransport::new(
-                conn.ch.clone(),
-                conn.rings.clone(),
-                id,
-                Some(spec.socket_timeout()),
-                header_only,
-            );
-            shared
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    thread,
-                    Active {
-                        started: Instant::now(),
-                        ch: conn.ch.clone(),
-                        id,
-                        uri: request_line(&app),
-                        group: app.application_group.clone(),
-                        thread_ident: wsgi::interpreters::thread_ident(),
-                        interrupted: None,
-                    },
-                );
-            let log = transport.logger();
-            let outcome = wsgi::run(app, Box::new(transport), log);
-            let interrupted = shared
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&thread)
-                .is_some_and(|a| a.interrupted.is_some());
-            if outcome == Outcome::ServerError {
-                let abort = if interrupted {
-                    msg::abort(
-                        id,
-                        504,
-                        "request-timeout exceeded; the request was interrupted",
-                    )
-                } else {
-                    msg::abort(
-                        id,
-                        500,
-                        "the application failed (see the daemon's messages above)",
-                    )
-                };
-                conn.ch.send(&abort).ok()?;
-            }
-            remote::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout()))
-                .then_some(conn)
-        }
+        Kind::Hello => hello(spec, conn, &frame, fds),
+        Kind::RequestHead if conn.authenticated => request(spec, shared, thread, conn, &frame),
         other => {
             log(
                 Level::Error,
@@ -257,6 +77,229 @@ fn serve_frame_inner(
             None
         }
     }
+}
+
+/// HELLO: an Apache child of this server (its uid, the group's secret) brings the rings.
+fn hello(spec: &GroupSpec, mut conn: Conn, frame: &Frame, fds: Vec<OwnedFd>) -> Option<Conn> {
+    let uid_ok = conn
+        .ch
+        .peer_uid()
+        .is_ok_and(|u| u == spec.wire.apache_uid || u == 0);
+    if !uid_ok || !constant_time_eq(&frame.payload, &spec.wire.secret) {
+        log(
+            Level::Error,
+            &format!(
+                "rwsgi: daemon process '{}' refused a connection (peer uid {:?}): not an Apache child of this server",
+                spec.name(),
+                conn.ch.peer_uid().ok()
+            ),
+        );
+        return None;
+    }
+    conn.rings = map_rings(spec, fds);
+    conn.ch
+        .send(&msg::hello_ack(conn.rings.is_some(), std::process::id()))
+        .ok()?;
+    conn.authenticated = true;
+    Some(conn)
+}
+
+/// A request head: checked, then run in this thread; the connection stays usable if the
+/// exchange ended cleanly.
+fn request(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    conn: Conn,
+    frame: &Frame,
+) -> Option<Conn> {
+    let id = frame.header.request_id;
+    let (mut app, header_only) = admit(spec, &conn, frame)?;
+    test_panic(&app);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    if queued_too_long(spec, &app, now) {
+        conn.ch
+            .send(&msg::abort(
+                id,
+                503,
+                "request waited longer than queue-timeout",
+            ))
+            .ok()?;
+        return Some(conn);
+    }
+    app.environ
+        .push("mod_wsgi.daemon_start", now.to_string().as_bytes());
+    if script_changed(spec, shared, &conn, &app) {
+        return None;
+    }
+    let outcome = run(spec, shared, thread, &conn, id, app, header_only);
+    if let Some(abort) = outcome {
+        conn.ch.send(&abort).ok()?;
+    }
+    remote::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout()))
+        .then_some(conn)
+}
+
+/// The request head of `frame` (inline, or a slice of the request ring), opened with the
+/// group's key and decoded; `None` (connection dropped) when any of that fails.
+fn admit(spec: &GroupSpec, conn: &Conn, frame: &Frame) -> Option<(rwsgi_core::AppRequest, bool)> {
+    let id = frame.header.request_id;
+    if let Some(r) = &conn.rings {
+        let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+        r.request.reset();
+        r.response.reset();
+    }
+    let in_ring;
+    let head: &[u8] = if frame.in_ring() {
+        let taken = remote::take_request_slice(
+            &conn.ch,
+            conn.rings.as_ref(),
+            id,
+            &frame.payload,
+            usize::MAX,
+        );
+        in_ring = match taken {
+            Ok(v) => v,
+            Err(e) => {
+                log(
+                    Level::Error,
+                    &format!(
+                        "rwsgi: daemon process '{}': bad request head slice: {e}",
+                        spec.name()
+                    ),
+                );
+                return None;
+            }
+        };
+        &in_ring
+    } else {
+        &frame.payload
+    };
+    let head = match rwsgi_core::ipc::seal::open(&spec.wire.secret, spec.name(), head) {
+        Ok(h) => h,
+        Err(e) => {
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi: daemon process '{}' refused a request head that is not authenticated for this group (peer uid {:?}): {e}",
+                    spec.name(),
+                    conn.ch.peer_uid().ok()
+                ),
+            );
+            return None;
+        }
+    };
+    match request::decode(head, spec.name()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let _ = conn
+                .ch
+                .send(&msg::abort(id, 502, &format!("malformed request: {e}")));
+            None
+        }
+    }
+}
+
+/// queue-timeout: a request that waited too long for a free thread is shed (503).
+fn queued_too_long(spec: &GroupSpec, app: &rwsgi_core::AppRequest, now: u128) -> bool {
+    let Some(limit) = spec.options.queue_timeout else {
+        return false;
+    };
+    app.environ
+        .get("mod_wsgi.queue_start")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok())
+        .is_some_and(|q| now.saturating_sub(q) > limit.as_micros())
+}
+
+/// WSGIScriptReloading in daemon mode: a changed script restarts the process (so every module
+/// of the application is loaded afresh); this request is handed back unstarted and the Apache
+/// side sends it again to the new process.
+fn script_changed(
+    spec: &GroupSpec,
+    shared: &Shared,
+    conn: &Conn,
+    app: &rwsgi_core::AppRequest,
+) -> bool {
+    let changed = app.reload
+        && wsgi::interpreters::script_changed(
+            &app.application_group,
+            &app.script,
+            app.script_mtime,
+        );
+    if changed {
+        log(
+            Level::Info,
+            &format!(
+                "rwsgi: WSGI script '{}' changed; restarting daemon process '{}'.",
+                app.script,
+                spec.name()
+            ),
+        );
+        let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+        shared.stopping.store(true, Ordering::SeqCst);
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
+    }
+    changed
+}
+
+/// Runs the application for request `id`, visible to the watchdog meanwhile; the Abort to
+/// send when it failed before its response started.
+fn run(
+    spec: &GroupSpec,
+    shared: &Shared,
+    thread: usize,
+    conn: &Conn,
+    id: u32,
+    app: rwsgi_core::AppRequest,
+    header_only: bool,
+) -> Option<Frame> {
+    let transport = RemoteTransport::new(
+        conn.ch.clone(),
+        conn.rings.clone(),
+        id,
+        Some(spec.socket_timeout()),
+        header_only,
+    );
+    let active = Active {
+        started: Instant::now(),
+        ch: conn.ch.clone(),
+        id,
+        uri: request_line(&app),
+        group: app.application_group.clone(),
+        thread_ident: wsgi::interpreters::thread_ident(),
+        interrupted: None,
+    };
+    shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(thread, active);
+    let log = transport.logger();
+    let outcome = wsgi::run(app, Box::new(transport), log);
+    let interrupted = shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&thread)
+        .is_some_and(|a| a.interrupted.is_some());
+    (outcome == Outcome::ServerError).then(|| {
+        if interrupted {
+            msg::abort(
+                id,
+                504,
+                "request-timeout exceeded; the request was interrupted",
+            )
+        } else {
+            msg::abort(
+                id,
+                500,
+                "the application failed (see the daemon's messages above)",
+            )
+        }
+    })
 }
 
 /// `GET /path?query` of a request, for log lines.
