@@ -20,7 +20,7 @@ import pytest
 import harness
 from harness import MPMS, ApacheServer, modwsgi_module, rwsgi_module, testing_modwsgi, venv_path
 
-__all__ = ["MPMS"]
+__all__ = ["MPMS", "MODES", "in_mode", "embedded_only"]
 
 
 def _in_ci() -> bool:
@@ -40,17 +40,34 @@ def _missing(msg: str):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "rwsgi_specific(reason): rwsgi deliberately differs from mod_wsgi here; "
-        "xfail when RWSGI_TEST_MODULE=modwsgi",
+        "rwsgi_specific(reason, modes=None): rwsgi deliberately differs from mod_wsgi here "
+        "(in these modes of a test run in both); xfail when RWSGI_TEST_MODULE=modwsgi",
     )
+    config.addinivalue_line(
+        "markers",
+        "modwsgi_daemon_bug(reason): mod_wsgi's daemon mode gets this wrong (its embedded mode "
+        "does not); the daemon run is xfail when RWSGI_TEST_MODULE=modwsgi",
+    )
+
+
+def _mode_of(item):
+    cs = getattr(item, "callspec", None)
+    return cs.params.get("srv") if cs else None
 
 
 def pytest_collection_modifyitems(config, items):
     if not testing_modwsgi():
         return
     for item in items:
+        bug = item.get_closest_marker("modwsgi_daemon_bug")
+        if bug is not None and _mode_of(item) == "daemon":
+            item.add_marker(pytest.mark.xfail(
+                reason="mod_wsgi daemon-mode bug: " + (bug.args[0] if bug.args else ""),
+                strict=True))
+            continue
         m = item.get_closest_marker("rwsgi_specific")
-        if m is not None:
+        modes = m.kwargs.get("modes") if m is not None else None
+        if m is not None and (modes is None or _mode_of(item) in modes):
             reason = m.kwargs.get("reason") or (m.args[0] if m.args else "rwsgi-specific behaviour")
             strict = m.kwargs.get("strict", True)
             item.add_marker(
@@ -104,6 +121,30 @@ def venv() -> str:
     if not Path(path, "bin", "python").exists() or not Path(path, "pyvenv.cfg").exists():
         _missing(f"test venv missing: {path} (run scripts/deps)")
     return path
+
+
+# --------------------------------------------------------------------------
+# modes: one site, run embedded or in a daemon process group (as Granian runs each test
+# across its interfaces)
+
+MODES = ("embedded", "daemon")
+
+
+def in_mode(config: str, mode: str) -> str:
+    """`config` as written (embedded), or with every script of it sent to one daemon group."""
+    if mode == "embedded":
+        return config
+    return (
+        "WSGISocketPrefix {root}/run/wsgi\n"
+        "WSGIDaemonProcess suite processes=1 threads=4\n"
+        "WSGIProcessGroup suite\n" + config
+    )
+
+
+def embedded_only(request, why: str):
+    """Skips the daemon-mode run of a test that is about embedded mode itself."""
+    if getattr(request.node, "callspec", None) and request.node.callspec.params.get("srv") == "daemon":
+        pytest.skip(f"embedded mode only: {why}")
 
 
 # --------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import shutil
 
 import pytest
 
+from conftest import MODES, in_mode
+
 
 CONFIG = r"""
 # first match wins: the longer prefix is declared first here ...
@@ -47,11 +49,11 @@ WSGIScriptAlias / {apps}/environ.wsgi
 """
 
 
-@pytest.fixture(scope="module")
-def srv(rwsgi_path):
+@pytest.fixture(scope="module", params=MODES)
+def srv(request, rwsgi_path):
     from harness import ApacheServer
 
-    s = ApacheServer(rwsgi_path, config=CONFIG, name="mapping")
+    s = ApacheServer(rwsgi_path, config=in_mode(CONFIG, request.param), name=f"mapping-{request.param}")
     for d in ("cgi", "noexec", "sh"):
         os.makedirs(s.root / d)
         for f in ("environ.wsgi", "hello.wsgi"):
@@ -63,6 +65,7 @@ def srv(rwsgi_path):
     except BaseException:
         s.stop()
         raise
+    s.mode = request.param
     yield s
     s.stop(wait=False)
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import MODES, in_mode
 from harness import MPMS, start_server
 
 CONFIG = """
@@ -23,9 +24,10 @@ BODY_CHUNKS = [b"line1\nli", b"ne2longer\n", b"\nla", b"st"]
 LINES = ["line1\n", "line2longer\n", "\n", "last"]
 
 
-@pytest.fixture(scope="module")
-def srv(rwsgi_path):
-    s = start_server(rwsgi_path, CONFIG, name="pep3333")
+@pytest.fixture(scope="module", params=MODES)
+def srv(request, rwsgi_path):
+    s = start_server(rwsgi_path, in_mode(CONFIG, request.param), name=f"pep3333-{request.param}")
+    s.mode = request.param
     yield s
     s.stop(wait=False)
 
@@ -89,7 +91,7 @@ def test_environ_content_keys(srv):
 
 def test_environ_mod_wsgi_keys(srv):
     env = srv.get("/env").json()
-    assert env["mod_wsgi.process_group"] == ""  # embedded mode
+    assert env["mod_wsgi.process_group"] == ("" if srv.mode == "embedded" else "suite")
     assert env["mod_wsgi.callable_object"] == "application"
     assert env["mod_wsgi.request_handler"] == "wsgi-script"
     assert isinstance(env["mod_wsgi.version"], list) and len(env["mod_wsgi.version"]) == 3
@@ -248,6 +250,7 @@ def test_generator_streams(srv):
     assert r.chunked and r.chunked_terminated
 
 
+@pytest.mark.modwsgi_daemon_bug("repeated headers are merged into one line (except Set-Cookie)")
 def test_multiple_set_cookie_kept_separate(srv):
     r = srv.get("/edge?t=multi_cookie")
     assert r.header_all("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/; HttpOnly"]
@@ -288,6 +291,7 @@ def test_close_called_normal(srv):
     assert _wait_closed(srv, "normal") == "closed mode=normal sent=5"
 
 
+@pytest.mark.modwsgi_daemon_bug("an error after the first bytes ends the response cleanly (truncation invisible)")
 def test_close_called_after_exception(srv):
     mark = srv.log_mark()
     r = srv.get("/edge?t=close&mode=raise&id=raise")
@@ -327,6 +331,7 @@ def test_exc_info_after_output_reraises(srv):
     assert r.body == b"first;reraised-same"
 
 
+@pytest.mark.modwsgi_daemon_bug("an error after the first bytes ends the response cleanly (truncation invisible)")
 def test_exc_info_after_output_propagated(srv):
     mark = srv.log_mark()
     r = srv.get("/edge?t=excinfo_after_raise")

@@ -164,7 +164,9 @@ impl Exchange {
         })
     }
 
-    /// Ends the response. `Err` when the body was shorter than the Content-Length promised.
+    /// Ends the response. `Err(Truncated)` when the body was shorter than the Content-Length
+    /// promised: the caller logs why, then [`Exchange::abort`]s (in daemon mode the abort ends
+    /// the request for the Apache side, which reads nothing of it after that).
     pub fn finish(&self) -> Result<(), TransportError> {
         if self.lock().finished {
             return Ok(());
@@ -181,10 +183,7 @@ impl Exchange {
             let sent = s.body_bytes;
             let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
             match short {
-                Some(cl) if !header_only => {
-                    t.abort();
-                    Err(TransportError::Truncated { promised: cl, sent })
-                }
+                Some(cl) if !header_only => Err(TransportError::Truncated { promised: cl, sent }),
                 _ => t.finish(),
             }
         })

@@ -185,6 +185,9 @@ fn finish(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str) -> Outcome {
                     script
                 ),
             );
+            if matches!(e, TransportError::Truncated { .. }) {
+                ex.abort();
+            }
             Outcome::Sent
         }
     }
