@@ -3,10 +3,9 @@
 //! [`supervisor`] (Python-free) starts each daemon process by fork + exec of the daemon program,
 //! relays its output and explains its death; the daemon program ([`worker`], bin
 //! `rwsgi-daemon`) drops privileges, starts Python and serves connections from Apache children,
-//! answering each request through [`remote`], the WSGI transport over that connection.
+//! answering each request through `worker::transport`, the WSGI transport over that connection.
 
 pub mod groups;
-pub mod remote;
 pub mod supervisor;
 mod sys;
 pub mod worker;

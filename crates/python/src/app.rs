@@ -2,7 +2,7 @@
 //! `_mod_wsgi_<md5 of the path>`, cached in `sys.modules`, and re-loaded when its modification
 //! time changes (WSGIScriptReloading), as mod_wsgi does in embedded mode.
 
-use super::ffi::interp::{Interpreter, without_gil};
+use super::ffi::interp::{Interpreter, Py, without_gil};
 use super::ffi::object::{
     Obj, Raised, builtins, eval_code, exc, module_dict, new_module, raise, sys_modules,
 };
@@ -51,8 +51,14 @@ pub enum LoadError {
 }
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
-pub fn load(interp: &Interpreter, path: &str, mtime: i64, reload: bool) -> Result<Obj, LoadError> {
-    let r = load_inner(interp, path, mtime, reload).map_err(|(e, Raised)| e);
+pub fn load(
+    py: Py<'_>,
+    interp: &Interpreter,
+    path: &str,
+    mtime: i64,
+    reload: bool,
+) -> Result<Obj, LoadError> {
+    let r = load_inner(py, interp, path, mtime, reload).map_err(|(e, Raised)| e);
     startup::record(r.is_ok());
     r
 }
@@ -89,6 +95,7 @@ pub mod startup {
 }
 
 fn load_inner(
+    py: Py<'_>,
     interp: &Interpreter,
     path: &str,
     mtime: i64,
@@ -96,7 +103,7 @@ fn load_inner(
 ) -> Result<Obj, (LoadError, Raised)> {
     use LoadError::{Compile, Exec};
     let name = cached_module_name(path);
-    let modules = sys_modules();
+    let modules = sys_modules(py);
     // `__mtime__` is set only once the script ran to completion: a module another thread is
     // still executing is in sys.modules (as with any import) but not ready to serve.
     let fresh = |m: &Obj| match loaded_mtime(m) {
@@ -120,30 +127,30 @@ fn load_inner(
             ),
         )
     })?;
-    let code = compile_bytes(&source, path).map_err(|r| (Compile, r))?;
+    let code = compile_bytes(py, &source, path).map_err(|r| (Compile, r))?;
     let exec = |r| (Exec, r);
-    let module = new_module(&name).map_err(exec)?;
+    let module = new_module(py, &name).map_err(exec)?;
     let dict = module_dict(&module);
-    dict.dict_set_str(c"__file__", &Obj::str(path).map_err(exec)?)
+    dict.dict_set_str(c"__file__", &Obj::str(py, path).map_err(exec)?)
         .map_err(exec)?;
-    dict.dict_set_str(c"__builtins__", &builtins())
+    dict.dict_set_str(c"__builtins__", &builtins(py))
         .map_err(exec)?;
     modules
-        .dict_set(&Obj::str(&name).map_err(exec)?, &module)
+        .dict_set(&Obj::str(py, &name).map_err(exec)?, &module)
         .map_err(exec)?;
     if let Err(e) = eval_code(&code, &dict) {
         modules.dict_del_str(&name);
         return Err((Exec, e));
     }
-    dict.dict_set_str(c"__mtime__", &Obj::int(mtime).map_err(exec)?)
+    dict.dict_set_str(c"__mtime__", &Obj::int(py, mtime).map_err(exec)?)
         .map_err(exec)?;
     Ok(module)
 }
 
 /// True when `path` is loaded in this interpreter from a file with another modification
 /// time (daemon mode restarts the process instead of re-importing, as mod_wsgi does).
-pub fn loaded_from_other_version(path: &str, mtime: i64) -> bool {
-    sys_modules()
+pub fn loaded_from_other_version(py: Py<'_>, path: &str, mtime: i64) -> bool {
+    sys_modules(py)
         .dict_get_str(&cached_module_name(path))
         .and_then(|m| loaded_mtime(&m))
         .is_some_and(|t| t != mtime)

@@ -3,7 +3,7 @@
 //! or daemon connection) for the duration of the request; Python objects that outlive the
 //! request find it closed and raise instead of touching freed memory.
 
-use super::ffi::interp::without_gil;
+use super::ffi::interp::{Py, without_gil};
 use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
 use super::transport::{Logger, ResponseHead, Transport, TransportError};
 use super::validate;
@@ -292,7 +292,7 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// `wsgi.input.read(size)` (`line = false`) or `readline(size)` (`line = true`); a negative
 /// size means "no limit". read(n) returns n bytes unless the body ends first.
-pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
+pub fn read(py: Py<'_>, ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
     let limit = if size < 0 { usize::MAX } else { size as usize };
     let result = without_gil(|| {
         let mut s = ex.lock();
@@ -377,7 +377,7 @@ pub fn read(ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
         }
     });
     match result {
-        Ok(v) => Obj::bytes(&v),
+        Ok(v) => Obj::bytes(py, &v),
         Err(ReadError::Io(msg)) => Err(raise(exc::os_error(), &msg)),
         Err(ReadError::Expired) => Err(raise(
             exc::runtime_error(),

@@ -2,7 +2,7 @@
 //! functions), stdout/stderr redirection, WSGIPythonPath, and the environ template every
 //! request's environ is copied from.
 
-use super::ffi::interp::{self, Interpreter, Keep, describe};
+use super::ffi::interp::{self, Interpreter, Keep, Py, describe};
 use super::ffi::native;
 use super::ffi::object::{
     Obj, PyResult, builtins, eval_code, module_dict, new_module, sys_modules,
@@ -98,67 +98,73 @@ pub fn get(group: &str) -> Result<Arc<Interpreter>, String> {
     interp::interpreter(group, &setup)
 }
 
-fn setup(i: &Interpreter) -> Result<(), String> {
+fn setup(i: &Interpreter, py: Py<'_>) -> Result<(), String> {
     let p = PROCESS.get().cloned().unwrap_or_default();
-    describe(build(i, &p).map(|d| {
+    describe(build(py, i, &p).map(|d| {
         let _ = i.data.set(Box::new(d));
     }))?;
     Ok(())
 }
 
-fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
-    let module = new_module("mod_wsgi")?;
+fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
+    let module = new_module(py, "mod_wsgi")?;
     let dict = module_dict(&module);
-    dict.dict_set_str(c"__builtins__", &builtins())?;
+    dict.dict_set_str(c"__builtins__", &builtins(py))?;
     for (name, f) in native::module_functions()? {
         dict.dict_set_str(name, &f)?;
     }
     // `import mod_wsgi` in applications finds this module (it has no file to import from).
-    sys_modules().dict_set(&Obj::str("mod_wsgi")?, &module)?;
-    let code = compile(BOOTSTRAP, "<rwsgi bootstrap>")?;
+    sys_modules(py).dict_set(&Obj::str(py, "mod_wsgi")?, &module)?;
+    let code = compile(py, BOOTSTRAP, "<rwsgi bootstrap>")?;
     eval_code(&code, &dict)?;
-    dict.dict_set_str(c"process_group", &Obj::str(&p.process_group)?)?;
-    dict.dict_set_str(c"application_group", &Obj::str(&i.name)?)?;
-    dict.dict_set_str(c"rwsgi_version", &Obj::str(env!("CARGO_PKG_VERSION"))?)?;
+    dict.dict_set_str(c"process_group", &Obj::str(py, &p.process_group)?)?;
+    dict.dict_set_str(c"application_group", &Obj::str(py, &i.name)?)?;
+    dict.dict_set_str(c"rwsgi_version", &Obj::str(py, env!("CARGO_PKG_VERSION"))?)?;
     let path: Vec<Obj> = p
         .python_path
         .iter()
-        .map(|s| Obj::str(s))
+        .map(|s| Obj::str(py, s))
         .collect::<PyResult<_>>()?;
     let setup = dict
         .dict_get_str("_setup")
         .expect("bootstrap defines _setup");
     setup.call(&[
-        &Obj::bool(p.restrict_stdin),
-        &Obj::bool(p.restrict_stdout),
-        &Obj::bool(p.restrict_signal),
-        &Obj::tuple(path)?,
+        &Obj::bool(py, p.restrict_stdin),
+        &Obj::bool(py, p.restrict_stdout),
+        &Obj::bool(py, p.restrict_signal),
+        &Obj::tuple(py, path)?,
     ])?;
     if let Some(si) = p.switch_interval {
-        super::ffi::object::import(c"sys")?
-            .call_method(c"setswitchinterval", &[&Obj::float(si)?])?;
+        super::ffi::object::import(py, c"sys")?
+            .call_method(c"setswitchinterval", &[&Obj::float(py, si)?])?;
     }
     let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
     let file_wrapper = get("FileWrapper");
-    let template = Obj::new_dict()?;
+    let template = Obj::new_dict(py)?;
     let (a, b, c) = p.apache_version;
-    let version = Obj::tuple(vec![Obj::int(4)?, Obj::int(9)?, Obj::int(4)?])?;
+    let version = Obj::tuple(
+        py,
+        vec![Obj::int(py, 4)?, Obj::int(py, 9)?, Obj::int(py, 4)?],
+    )?;
     template.dict_set_str(
         c"wsgi.version",
-        &Obj::tuple(vec![Obj::int(1)?, Obj::int(0)?])?,
+        &Obj::tuple(py, vec![Obj::int(py, 1)?, Obj::int(py, 0)?])?,
     )?;
-    template.dict_set_str(c"wsgi.multithread", &Obj::bool(p.multithread))?;
-    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(p.multiprocess))?;
-    template.dict_set_str(c"wsgi.run_once", &Obj::bool(false))?;
+    template.dict_set_str(c"wsgi.multithread", &Obj::bool(py, p.multithread))?;
+    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(py, p.multiprocess))?;
+    template.dict_set_str(c"wsgi.run_once", &Obj::bool(py, false))?;
     template.dict_set_str(c"wsgi.file_wrapper", &file_wrapper)?;
-    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(true))?;
+    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(py, true))?;
     template.dict_set_str(
         c"apache.version",
-        &Obj::tuple(vec![
-            Obj::int(a as i64)?,
-            Obj::int(b as i64)?,
-            Obj::int(c as i64)?,
-        ])?,
+        &Obj::tuple(
+            py,
+            vec![
+                Obj::int(py, a as i64)?,
+                Obj::int(py, b as i64)?,
+                Obj::int(py, c as i64)?,
+            ],
+        )?,
     )?;
     template.dict_set_str(c"mod_wsgi.version", &version)?;
     Ok(InterpData {
@@ -172,18 +178,18 @@ fn build(i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
 
 /// `compile(source, filename, "exec")` through the builtin, so coding cookies and flags work
 /// exactly as for imported modules.
-pub fn compile(source: &str, filename: &str) -> PyResult<Obj> {
-    compile_bytes(source.as_bytes(), filename)
+pub fn compile(py: Py<'_>, source: &str, filename: &str) -> PyResult<Obj> {
+    compile_bytes(py, source.as_bytes(), filename)
 }
 
-pub fn compile_bytes(source: &[u8], filename: &str) -> PyResult<Obj> {
-    let compile = builtins()
+pub fn compile_bytes(py: Py<'_>, source: &[u8], filename: &str) -> PyResult<Obj> {
+    let compile = builtins(py)
         .dict_get_str("compile")
         .expect("builtins.compile");
     compile.call(&[
-        &Obj::bytes(source)?,
-        &Obj::str(filename)?,
-        &Obj::str("exec")?,
+        &Obj::bytes(py, source)?,
+        &Obj::str(py, filename)?,
+        &Obj::str(py, "exec")?,
     ])
 }
 
@@ -198,10 +204,11 @@ pub fn run_atexit() {
         return;
     }
     for i in interp::all() {
-        let _a = interp::Attached::enter(&i);
+        let a = interp::Attached::enter(&i);
+        let py = a.py();
         let r = (|| -> PyResult<()> {
-            super::ffi::object::import(c"atexit")?.call_method(c"_run_exitfuncs", &[])?;
-            let sys = super::ffi::object::import(c"sys")?;
+            super::ffi::object::import(py, c"atexit")?.call_method(c"_run_exitfuncs", &[])?;
+            let sys = super::ffi::object::import(py, c"sys")?;
             for s in [c"stdout", c"stderr"] {
                 if let Ok(f) = sys.getattr(s) {
                     let _ = f.call_method(c"flush", &[]);
@@ -225,9 +232,9 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0);
-    let _a = interp::Attached::enter(&i);
+    let a = interp::Attached::enter(&i);
     describe(
-        super::app::load(&i, script, mtime, false)
+        super::app::load(a.py(), &i, script, mtime, false)
             .map(|_| ())
             .map_err(|_| super::ffi::object::Raised),
     )
@@ -238,9 +245,10 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
 /// detached.
 pub fn enable_faulthandler(fd: i32) {
     let Ok(i) = get("") else { return };
-    let _a = interp::Attached::enter(&i);
-    let enabled = super::ffi::object::import(c"faulthandler").and_then(|fh| {
-        let fd = super::ffi::object::Obj::int(fd as i64)?;
+    let a = interp::Attached::enter(&i);
+    let py = a.py();
+    let enabled = super::ffi::object::import(py, c"faulthandler").and_then(|fh| {
+        let fd = super::ffi::object::Obj::int(py, fd as i64)?;
         fh.call_method(c"enable", &[&fd])
     });
     if enabled.is_err() {
@@ -252,8 +260,8 @@ pub fn enable_faulthandler(fd: i32) {
 /// `mtime` (false when the script is not loaded yet). Must be called detached.
 pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
     let Ok(i) = get(group) else { return false };
-    let _a = interp::Attached::enter(&i);
-    super::app::loaded_from_other_version(script, mtime)
+    let a = interp::Attached::enter(&i);
+    super::app::loaded_from_other_version(a.py(), script, mtime)
 }
 
 /// Takes and releases the GIL once (deadlock-timeout's probe: if this cannot complete, the

@@ -4,7 +4,7 @@
 use super::app;
 use super::current;
 use super::exchange::{self, Exchange};
-use super::ffi::interp::{Attached, Interpreter};
+use super::ffi::interp::{Attached, Interpreter, Py};
 use super::ffi::native;
 use super::ffi::object::{
     Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise,
@@ -53,8 +53,9 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
             return Outcome::ServerError;
         }
     };
-    let _attached = Attached::enter(&interp);
-    let callable = match load_callable(&interp, &req) {
+    let attached = Attached::enter(&interp);
+    let py = attached.py();
+    let callable = match load_callable(py, &interp, &req) {
         Ok(c) => c,
         Err(NoCallable::Missing(m)) => {
             log(Level::Error, &m);
@@ -85,7 +86,7 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
     };
     exchange::scoped(transport, log, |ex| {
         let _scope = current::Scope::enter(ex);
-        serve(&interp, &req, ex, &callable)
+        serve(py, &interp, &req, ex, &callable)
     })
 }
 
@@ -96,9 +97,9 @@ enum NoCallable {
     Missing(String),
 }
 
-fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallable> {
-    let module =
-        app::load(interp, &req.script, req.script_mtime, req.reload).map_err(NoCallable::Load)?;
+fn load_callable(py: Py<'_>, interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallable> {
+    let module = app::load(py, interp, &req.script, req.script_mtime, req.reload)
+        .map_err(NoCallable::Load)?;
     module_dict(&module)
         .dict_get_str(&req.callable)
         .ok_or_else(|| {
@@ -111,15 +112,21 @@ fn load_callable(interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallab
         })
 }
 
-fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &Obj) -> Outcome {
+fn serve(
+    py: Py<'_>,
+    interp: &Interpreter,
+    req: &AppRequest,
+    ex: &Arc<Exchange>,
+    callable: &Obj,
+) -> Outcome {
     let data = interpreters::data(interp);
     let logger = |l: Level, m: &str| {
         let _ = ex.log(l, m);
     };
     let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
-        let cap = native::capsule(ex)?;
-        let errors = data.log_class.get().call(&[&cap])?;
-        let environ = build_environ(data, req, &cap, &errors)?;
+        let cap = native::capsule(py, ex)?;
+        let errors = data.log_class.get(py).call(&[&cap])?;
+        let environ = build_environ(py, data, req, &cap, &errors)?;
         Ok((environ, native::start_response_callable(&cap)?, errors))
     })();
     let (environ, start_response, errors) = match prepared {
@@ -138,7 +145,7 @@ fn serve(interp: &Interpreter, req: &AppRequest, ex: &Arc<Exchange>, callable: &
         Ok(iterable) => {
             // The exception (if any) is taken out of the thread state before close() runs:
             // Python code must not run with an exception pending.
-            let sent = send(data, ex, &iterable).map_err(Failure::take);
+            let sent = send(py, data, ex, &iterable).map_err(Failure::take);
             let closed = call_close(&iterable).map_err(Failure::take);
             match (sent, closed) {
                 (Ok(()), Ok(())) => finish(ex, &logger, &req.script),
@@ -247,23 +254,29 @@ fn counters() -> (u64, u64, u64) {
     })
 }
 
-fn build_environ(data: &InterpData, req: &AppRequest, cap: &Obj, errors: &Obj) -> PyResult<Obj> {
-    let env = data.template.get().dict_copy()?;
+fn build_environ(
+    py: Py<'_>,
+    data: &InterpData,
+    req: &AppRequest,
+    cap: &Obj,
+    errors: &Obj,
+) -> PyResult<Obj> {
+    let env = data.template.get(py).dict_copy()?;
     for (k, v) in req.environ.iter() {
-        env.dict_set(&Obj::str(k)?, &Obj::latin1(v)?)?;
+        env.dict_set(&Obj::str(py, k)?, &Obj::latin1(py, v)?)?;
     }
     let (thread_id, thread_requests, total) = counters();
-    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(thread_id as i64)?)?;
+    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(py, thread_id as i64)?)?;
     env.dict_set_str(
         c"mod_wsgi.thread_requests",
-        &Obj::int(thread_requests as i64)?,
+        &Obj::int(py, thread_requests as i64)?,
     )?;
-    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(total as i64)?)?;
+    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(py, total as i64)?)?;
     env.dict_set_str(
         c"wsgi.url_scheme",
-        &Obj::str(if req.https { "https" } else { "http" })?,
+        &Obj::str(py, if req.https { "https" } else { "http" })?,
     )?;
-    env.dict_set_str(c"wsgi.input", &data.input_class.get().call(&[cap])?)?;
+    env.dict_set_str(c"wsgi.input", &data.input_class.get(py).call(&[cap])?)?;
     env.dict_set_str(c"wsgi.errors", errors)?;
     Ok(env)
 }
@@ -305,8 +318,8 @@ fn item_bytes(item: &Obj) -> Result<&[u8], Failure> {
 /// Streams the application's return value. Each yielded chunk is passed on at once
 /// (PEP 3333: no buffering); a list or tuple is sent in one go, letting Apache add a
 /// Content-Length.
-fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure> {
-    if iterable.is_exact_type(data.file_wrapper_class.ptr()) && try_sendfile(ex, iterable)? {
+fn send(py: Py<'_>, data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure> {
+    if iterable.is_exact_type(data.file_wrapper_class.ptr()) && try_sendfile(py, ex, iterable)? {
         return Ok(());
     }
     if iterable.is_list() || iterable.is_tuple() {
@@ -355,7 +368,7 @@ fn send(data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<(), Failure>
 
 /// The wsgi.file_wrapper fast path: a real regular file goes out with sendfile. Returns
 /// false to fall back to iteration.
-fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
+fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
     if ex.progress().head_sent {
         return Ok(false);
     }
@@ -371,12 +384,12 @@ fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
                 return Ok(None);
             }
         };
-        let os = import(c"os")?;
-        let st = os.call_method(c"fstat", &[&Obj::int(fd as i64)?])?;
+        let os = import(py, c"os")?;
+        let st = os.call_method(c"fstat", &[&Obj::int(py, fd as i64)?])?;
         let mode = st.getattr(c"st_mode")?;
-        let is_reg = import(c"stat")?.call_method(c"S_ISREG", &[&mode])?;
+        let is_reg = import(py, c"stat")?.call_method(c"S_ISREG", &[&mode])?;
         // SAFETY-free truthiness: S_ISREG returns a bool.
-        if is_reg.as_ptr() != Obj::bool(true).as_ptr() {
+        if is_reg.as_ptr() != Obj::bool(py, true).as_ptr() {
             return Ok(None);
         }
         let size = st.getattr(c"st_size")?.to_i64()?.max(0) as u64;
@@ -408,7 +421,8 @@ fn try_sendfile(ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
     ex.send_file(fd, offset, len).map_err(transport_failure)?;
     // Leave the file where a reader that consumed the data would have left it.
     let seek = cstring("seek");
-    let _ = Obj::int((offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
+    let _ =
+        Obj::int(py, (offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
     drop(Pending::fetch());
     Ok(true)
 }

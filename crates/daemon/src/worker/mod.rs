@@ -16,6 +16,7 @@
 mod pool;
 mod process;
 mod session;
+pub mod transport;
 mod watchdog;
 
 use super::sys::exit_now;

@@ -2,8 +2,8 @@
 //! (and maps the shared-memory rings it brings), then each request head, run through the
 //! WSGI layer over a [`RemoteTransport`].
 
-use super::super::remote::{self, RemoteTransport, Rings, SharedRings};
 use super::pool::{Active, Shared};
+use super::transport::{self as remote, RemoteTransport, Rings, SharedRings};
 use nix::sys::signal::Signal;
 use rwsgi_core::Level;
 use rwsgi_core::errlog::log;

@@ -35,8 +35,9 @@ impl Keep {
     pub fn new(o: Obj) -> Keep {
         Keep(o.into_ptr())
     }
-    pub fn get(&self) -> Obj {
-        Obj::borrowed(self.0).expect("kept object")
+    pub fn get(&self, _py: Py<'_>) -> Obj {
+        // SAFETY: a kept object lives as long as its interpreter; attached (the token).
+        unsafe { Obj::borrowed(self.0) }.expect("kept object")
     }
     pub fn ptr(&self) -> *mut ffi::PyObject {
         self.0
@@ -84,7 +85,7 @@ fn wide(s: &str) -> Vec<libc::wchar_t> {
 /// the main interpreter right after initialisation.
 pub fn initialize(
     cfg: &InitConfig,
-    setup: impl FnOnce(&Interpreter) -> Result<(), String>,
+    setup: impl FnOnce(&Interpreter, Py<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     if RUNTIME.get().is_some() {
         return Ok(());
@@ -189,7 +190,8 @@ pub fn initialize(
         load_lock: Mutex::new(()),
         data: OnceLock::new(),
     });
-    let result = setup(&main);
+    // SAFETY: this thread is attached to the new main interpreter here (see above).
+    let result = setup(&main, unsafe { Py::assume() });
     // SAFETY: release the GIL; the thread state stays registered as this thread's main one.
     unsafe { ffi::PyEval_SaveThread() };
     result?;
@@ -222,7 +224,7 @@ pub fn is_initialized() -> bool {
 /// run inside it.
 pub fn interpreter(
     group: &str,
-    setup: &dyn Fn(&Interpreter) -> Result<(), String>,
+    setup: &dyn Fn(&Interpreter, Py<'_>) -> Result<(), String>,
 ) -> Result<Arc<Interpreter>, String> {
     let rt = RUNTIME
         .get()
@@ -251,7 +253,8 @@ pub fn interpreter(
         load_lock: Mutex::new(()),
         data: OnceLock::new(),
     });
-    let result = setup(&interp);
+    // SAFETY: this thread is attached to the new interpreter here (see above).
+    let result = setup(&interp, unsafe { Py::assume() });
     TSTATES.with(|t| t.borrow_mut().insert(interp.id, ts));
     // SAFETY: switch back to this thread's main-interpreter state, still attached; `_main`
     // then detaches normally.
@@ -296,7 +299,28 @@ pub struct Attached {
     ts: *mut ffi::PyThreadState,
 }
 
+/// Proof that the calling thread is attached to an interpreter (holds the GIL), as pyo3's
+/// `Python<'py>`: creating a Python object needs one.
+#[derive(Clone, Copy)]
+pub struct Py<'py>(std::marker::PhantomData<&'py Attached>);
+
+impl Py<'_> {
+    /// For code CPython calls (a native function, a capsule destructor): the thread is
+    /// attached for the call.
+    ///
+    /// # Safety
+    /// The calling thread must be attached for as long as the token is used.
+    pub unsafe fn assume<'a>() -> Py<'a> {
+        Py(std::marker::PhantomData)
+    }
+}
+
 impl Attached {
+    /// The token of this attached scope.
+    pub fn py(&self) -> Py<'_> {
+        Py(std::marker::PhantomData)
+    }
+
     pub fn enter(interp: &Interpreter) -> Attached {
         // Counted before the GIL is taken, so that a signal arriving at any point of an
         // attached scope sees it.
@@ -357,7 +381,7 @@ pub fn raise_in_thread(_attached: &Attached, ident: u64, exc_type: &Keep) -> boo
 }
 
 /// Runs `f` with the GIL released (for blocking I/O). `f` must not touch Python objects.
-pub fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+pub fn without_gil<T>(f: impl FnOnce() -> T + Send) -> T {
     struct Reattach(*mut ffi::PyThreadState);
     impl Drop for Reattach {
         fn drop(&mut self) {

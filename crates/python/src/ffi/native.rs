@@ -2,6 +2,7 @@
 //! bootstrap module's `Input` and `Log` classes are built on. Each one converts its arguments,
 //! catches panics (none may unwind into Python) and calls safe code in `wsgi::exchange`.
 
+use super::interp::Py;
 use super::object::{Obj, PyResult, Raised, exc, raise};
 use crate::exchange::{self, Exchange};
 use pyo3_ffi as ffi;
@@ -11,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 const CAPSULE: &CStr = c"rwsgi.exchange";
 
 /// Wraps an exchange for Python; the capsule owns one Arc reference.
-pub fn capsule(ex: &Arc<Exchange>) -> PyResult<Obj> {
+pub fn capsule(_py: Py<'_>, ex: &Arc<Exchange>) -> PyResult<Obj> {
     rwsgi_core::entry! {
         unsafe extern "C" fn destroy(cap: *mut ffi::PyObject) [on panic: ()] {
             // SAFETY: the pointer was produced by Arc::into_raw in `capsule`.
@@ -26,7 +27,8 @@ pub fn capsule(ex: &Arc<Exchange>) -> PyResult<Obj> {
     let raw = Arc::into_raw(ex.clone());
     // SAFETY: the capsule takes the reference; `destroy` gives it back.
     let cap = unsafe { ffi::PyCapsule_New(raw as *mut c_void, CAPSULE.as_ptr(), Some(destroy)) };
-    Obj::owned(cap).inspect_err(|_| {
+    // SAFETY: a new reference or NULL; attached (the token).
+    unsafe { Obj::owned(cap) }.inspect_err(|_| {
         // SAFETY: capsule creation failed, so we still own the reference.
         drop(unsafe { Arc::from_raw(raw) });
     })
@@ -63,15 +65,17 @@ fn panicked() -> *mut ffi::PyObject {
     std::ptr::null_mut()
 }
 
-fn run(f: impl FnOnce() -> PyResult<Obj>) -> *mut ffi::PyObject {
-    finish(f())
+/// The body of a native function: CPython calls it attached.
+fn run(f: impl FnOnce(Py<'_>) -> PyResult<Obj>) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls native functions with the calling thread attached.
+    finish(f(unsafe { Py::assume() }))
 }
 
 fn args(args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> Vec<Obj> {
     let n = (nargs as usize) & !(1usize << (usize::BITS - 1)); // strip PY_VECTORCALL_ARGUMENTS_OFFSET
     // SAFETY: CPython passes `n` valid borrowed argument pointers.
     (0..n)
-        .filter_map(|i| Obj::borrowed(unsafe { *args.add(i) }))
+        .filter_map(|i| unsafe { Obj::borrowed(*args.add(i)) })
         .collect()
 }
 
@@ -82,14 +86,14 @@ rwsgi_core::entry! {
         nargs: ffi::Py_ssize_t,
         kwnames: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject [on panic: panicked()] {
-        run(|| {
+        run(|_py| {
             let ex = exchange_of(slf)?;
             let mut v = args(a, nargs);
             let npos = v.len();
             let mut exc_info = None;
             if !kwnames.is_null() {
                 // SAFETY: keyword values follow the positional ones in `a`; names are a tuple.
-                let kw = Obj::borrowed(kwnames).expect("kwnames");
+                let kw = unsafe { Obj::borrowed(kwnames) }.expect("kwnames");
                 for i in 0..kw.size()? {
                     let name = kw
                         .seq_item(i)
@@ -97,7 +101,7 @@ rwsgi_core::entry! {
                         .transpose()?
                         .unwrap_or_default();
                     // SAFETY: see above.
-                    let val = Obj::borrowed(unsafe { *a.add(npos + i) }).expect("kw value");
+                    let val = unsafe { Obj::borrowed(*a.add(npos + i)) }.expect("kw value");
                     match name.as_str() {
                         "exc_info" => exc_info = Some(val),
                         "status" if v.is_empty() => v.push(val),
@@ -134,7 +138,7 @@ rwsgi_core::entry! {
         a: *mut *mut ffi::PyObject,
         n: ffi::Py_ssize_t,
     ) -> *mut ffi::PyObject [on panic: panicked()] {
-        run(|| {
+        run(|py| {
             let ex = exchange_of(slf)?;
             let v = args(a.cast_const(), n);
             let [data] = v.as_slice() else {
@@ -144,19 +148,19 @@ rwsgi_core::entry! {
                 ));
             };
             exchange::write(&ex, data)?;
-            Ok(Obj::none())
+            Ok(Obj::none(py))
         })
     }
 }
 
 /// `_read(handle, size)` / `_readline(handle, size)`: the primitives of `mod_wsgi.Input`.
 fn input(a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t, line: bool) -> *mut ffi::PyObject {
-    run(|| {
+    run(|py| {
         let v = args(a.cast_const(), n);
         let [cap, size] = v.as_slice() else {
             return Err(raise(exc::type_error(), "expected (handle, size)"));
         };
-        exchange::read(&*exchange_of(cap.as_ptr())?, size.to_i64()?, line)
+        exchange::read(py, &*exchange_of(cap.as_ptr())?, size.to_i64()?, line)
     })
 }
 
@@ -186,7 +190,7 @@ rwsgi_core::entry! {
         a: *mut *mut ffi::PyObject,
         n: ffi::Py_ssize_t,
     ) -> *mut ffi::PyObject [on panic: panicked()] {
-        run(|| {
+        run(|py| {
             let v = args(a.cast_const(), n);
             let [cap, text] = v.as_slice() else {
                 return Err(raise(exc::type_error(), "_log(handle, text)"));
@@ -198,7 +202,7 @@ rwsgi_core::entry! {
                 Some(exchange_of(cap.as_ptr())?)
             };
             match exchange::log_line(ex.as_deref(), &text) {
-                Ok(()) => Ok(Obj::none()),
+                Ok(()) => Ok(Obj::none(py)),
                 Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
             }
         })
@@ -268,14 +272,14 @@ fn defs() -> &'static [ffi::PyMethodDef] {
 fn function(index: usize, slf: *mut ffi::PyObject) -> PyResult<Obj> {
     let d = &defs()[index];
     // SAFETY: the method definition is 'static; PyCMethod_New keeps a reference to `slf`.
-    Obj::owned(unsafe {
-        ffi::PyCMethod_New(
+    unsafe {
+        Obj::owned(ffi::PyCMethod_New(
             (d as *const ffi::PyMethodDef).cast_mut(),
             slf,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-        )
-    })
+        ))
+    }
 }
 
 /// A new `start_response` callable bound to the exchange capsule.

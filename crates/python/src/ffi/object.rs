@@ -7,6 +7,8 @@ use pyo3_ffi as ffi;
 use std::ffi::{CStr, CString, c_char};
 use std::ptr::NonNull;
 
+pub use super::interp::Py;
+
 /// A Python exception is set in the current thread state.
 #[derive(Debug)]
 pub struct Raised;
@@ -34,14 +36,22 @@ impl Clone for Obj {
 
 impl Obj {
     /// Takes ownership of a new reference; NULL means an exception is set.
-    pub fn owned(p: *mut ffi::PyObject) -> PyResult<Obj> {
+    ///
+    /// # Safety
+    /// `p` is NULL or a new (owned) reference to a live object, and the calling thread is
+    /// attached to the object's interpreter.
+    pub unsafe fn owned(p: *mut ffi::PyObject) -> PyResult<Obj> {
         NonNull::new(p).map(Obj).ok_or(Raised)
     }
 
     /// Adds a reference to a borrowed pointer.
-    pub(crate) fn borrowed(p: *mut ffi::PyObject) -> Option<Obj> {
+    ///
+    /// # Safety
+    /// `p` is NULL or points to a live object, and the calling thread is attached to the
+    /// object's interpreter.
+    pub(crate) unsafe fn borrowed(p: *mut ffi::PyObject) -> Option<Obj> {
         let nn = NonNull::new(p)?;
-        // SAFETY: the caller guarantees `p` is a live object.
+        // SAFETY: per the contract.
         unsafe { ffi::Py_INCREF(p) };
         Some(Obj(nn))
     }
@@ -57,9 +67,9 @@ impl Obj {
         p
     }
 
-    pub fn none() -> Obj {
-        // SAFETY: Py_None is immortal in practice; we take a real reference anyway.
-        Obj::borrowed(unsafe { ffi::Py_None() }).expect("None")
+    pub fn none(_py: Py<'_>) -> Obj {
+        // SAFETY: Py_None is immortal in practice; we take a real reference anyway (attached).
+        unsafe { Obj::borrowed(ffi::Py_None()) }.expect("None")
     }
 
     pub fn is_none(&self) -> bool {
@@ -67,44 +77,58 @@ impl Obj {
         self.as_ptr() == unsafe { ffi::Py_None() }
     }
 
-    pub fn bool(v: bool) -> Obj {
-        // SAFETY: PyBool_FromLong cannot fail.
-        Obj::owned(unsafe { ffi::PyBool_FromLong(v as _) }).expect("bool")
+    pub fn bool(_py: Py<'_>, v: bool) -> Obj {
+        // SAFETY: PyBool_FromLong cannot fail (attached: the token).
+        unsafe { Obj::owned(ffi::PyBool_FromLong(v as _)) }.expect("bool")
     }
 
-    pub fn int(v: i64) -> PyResult<Obj> {
-        // SAFETY: plain constructor.
-        Obj::owned(unsafe { ffi::PyLong_FromLongLong(v) })
+    pub fn int(_py: Py<'_>, v: i64) -> PyResult<Obj> {
+        // SAFETY: plain constructor, attached.
+        unsafe { Obj::owned(ffi::PyLong_FromLongLong(v)) }
     }
 
-    pub fn float(v: f64) -> PyResult<Obj> {
-        // SAFETY: plain constructor.
-        Obj::owned(unsafe { ffi::PyFloat_FromDouble(v) })
+    pub fn float(_py: Py<'_>, v: f64) -> PyResult<Obj> {
+        // SAFETY: plain constructor, attached.
+        unsafe { Obj::owned(ffi::PyFloat_FromDouble(v)) }
     }
 
-    pub fn str(s: &str) -> PyResult<Obj> {
-        // SAFETY: the buffer is valid UTF-8 of the given length.
-        Obj::owned(unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as _) })
+    pub fn str(_py: Py<'_>, s: &str) -> PyResult<Obj> {
+        // SAFETY: the buffer is valid UTF-8 of the given length; attached.
+        unsafe {
+            Obj::owned(ffi::PyUnicode_FromStringAndSize(
+                s.as_ptr().cast(),
+                s.len() as _,
+            ))
+        }
     }
 
     /// A str whose code points are the bytes of `s` (PEP 3333 "native strings").
-    pub fn latin1(s: &[u8]) -> PyResult<Obj> {
+    pub fn latin1(py: Py<'_>, s: &[u8]) -> PyResult<Obj> {
         if s.is_ascii() {
             // SAFETY: ASCII is valid UTF-8.
-            return Obj::str(unsafe { std::str::from_utf8_unchecked(s) });
+            return Obj::str(py, unsafe { std::str::from_utf8_unchecked(s) });
         }
-        // SAFETY: decoding a byte buffer of the given length.
-        Obj::owned(unsafe {
-            ffi::PyUnicode_DecodeLatin1(s.as_ptr().cast(), s.len() as _, std::ptr::null())
-        })
+        // SAFETY: decoding a byte buffer of the given length; attached.
+        unsafe {
+            Obj::owned(ffi::PyUnicode_DecodeLatin1(
+                s.as_ptr().cast(),
+                s.len() as _,
+                std::ptr::null(),
+            ))
+        }
     }
 
-    pub fn bytes(b: &[u8]) -> PyResult<Obj> {
-        // SAFETY: copies the buffer.
-        Obj::owned(unsafe { ffi::PyBytes_FromStringAndSize(b.as_ptr().cast(), b.len() as _) })
+    pub fn bytes(_py: Py<'_>, b: &[u8]) -> PyResult<Obj> {
+        // SAFETY: copies the buffer; attached.
+        unsafe {
+            Obj::owned(ffi::PyBytes_FromStringAndSize(
+                b.as_ptr().cast(),
+                b.len() as _,
+            ))
+        }
     }
 
-    pub fn tuple(items: Vec<Obj>) -> PyResult<Obj> {
+    pub fn tuple(_py: Py<'_>, items: Vec<Obj>) -> PyResult<Obj> {
         // SAFETY: PyTuple_SetItem steals each reference into the new tuple.
         unsafe {
             let t = Obj::owned(ffi::PyTuple_New(items.len() as _))?;
@@ -115,9 +139,9 @@ impl Obj {
         }
     }
 
-    pub fn new_dict() -> PyResult<Obj> {
-        // SAFETY: plain constructor.
-        Obj::owned(unsafe { ffi::PyDict_New() })
+    pub fn new_dict(_py: Py<'_>) -> PyResult<Obj> {
+        // SAFETY: plain constructor; attached.
+        unsafe { Obj::owned(ffi::PyDict_New()) }
     }
 
     // ---- type checks ----------------------------------------------------------------------
@@ -184,7 +208,7 @@ impl Obj {
     /// A `str` encoded as Latin-1 (raises UnicodeEncodeError otherwise).
     pub fn to_latin1(&self) -> PyResult<Vec<u8>> {
         // SAFETY: encodes into a new bytes object.
-        let b = Obj::owned(unsafe { ffi::PyUnicode_AsLatin1String(self.as_ptr()) })?;
+        let b = unsafe { Obj::owned(ffi::PyUnicode_AsLatin1String(self.as_ptr())) }?;
         Ok(b.as_bytes().unwrap_or_default().to_vec())
     }
 
@@ -224,7 +248,7 @@ impl Obj {
 
     pub fn getattr(&self, name: &CStr) -> PyResult<Obj> {
         // SAFETY: attribute lookup by C string.
-        Obj::owned(unsafe { ffi::PyObject_GetAttrString(self.as_ptr(), name.as_ptr()) })
+        unsafe { Obj::owned(ffi::PyObject_GetAttrString(self.as_ptr(), name.as_ptr())) }
     }
 
     /// Like getattr, but a missing attribute is `None` (other errors propagate).
@@ -251,14 +275,14 @@ impl Obj {
     pub fn call(&self, args: &[&Obj]) -> PyResult<Obj> {
         let ptrs: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
         // SAFETY: vectorcall with a borrowed argument array that outlives the call.
-        Obj::owned(unsafe {
-            ffi::PyObject_Vectorcall(
+        unsafe {
+            Obj::owned(ffi::PyObject_Vectorcall(
                 self.as_ptr(),
                 ptrs.as_ptr(),
                 ptrs.len(),
                 std::ptr::null_mut(),
-            )
-        })
+            ))
+        }
     }
 
     pub fn call_method(&self, name: &CStr, args: &[&Obj]) -> PyResult<Obj> {
@@ -267,7 +291,7 @@ impl Obj {
 
     pub fn iter(&self) -> PyResult<Obj> {
         // SAFETY: iterator protocol.
-        Obj::owned(unsafe { ffi::PyObject_GetIter(self.as_ptr()) })
+        unsafe { Obj::owned(ffi::PyObject_GetIter(self.as_ptr())) }
     }
 
     /// Next item of an iterator; `Ok(None)` at the end.
@@ -299,13 +323,13 @@ impl Obj {
 
     pub fn dict_get(&self, key: &Obj) -> Option<Obj> {
         // SAFETY: borrowed lookup; errors (unhashable keys) cannot happen for str keys.
-        Obj::borrowed(unsafe { ffi::PyDict_GetItem(self.as_ptr(), key.as_ptr()) })
+        unsafe { Obj::borrowed(ffi::PyDict_GetItem(self.as_ptr(), key.as_ptr())) }
     }
 
     pub fn dict_get_str(&self, key: &str) -> Option<Obj> {
         let k = CString::new(key).ok()?;
         // SAFETY: borrowed lookup.
-        Obj::borrowed(unsafe { ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr()) })
+        unsafe { Obj::borrowed(ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr())) }
     }
 
     pub fn dict_del_str(&self, key: &str) {
@@ -320,7 +344,7 @@ impl Obj {
 
     pub fn dict_copy(&self) -> PyResult<Obj> {
         // SAFETY: shallow copy of a dict.
-        Obj::owned(unsafe { ffi::PyDict_Copy(self.as_ptr()) })
+        unsafe { Obj::owned(ffi::PyDict_Copy(self.as_ptr())) }
     }
 }
 
@@ -397,12 +421,16 @@ impl Pending {
 
     /// `traceback.format_exception(...)` lines, or a fallback description.
     pub fn format(&self) -> Vec<String> {
+        // SAFETY: a Pending only exists between `fetch` and `restore`, on the thread that
+        // fetched it (it is not Send), which is attached: fetching needs the GIL.
+        let py = unsafe { Py::assume() };
         let lines = (|| -> PyResult<Vec<String>> {
-            let tb_mod = import(c"traceback")?;
+            let tb_mod = import(py, c"traceback")?;
             let f = tb_mod.getattr(c"format_exception")?;
             let args: Vec<Obj> = [self.ty, self.value, self.tb]
                 .iter()
-                .map(|p| Obj::borrowed(*p).unwrap_or_else(Obj::none))
+                // SAFETY: the exception's parts are live (or NULL) while it is pending.
+                .map(|p| unsafe { Obj::borrowed(*p) }.unwrap_or_else(|| Obj::none(py)))
                 .collect();
             let list = f.call(&[&args[0], &args[1], &args[2]])?;
             let mut out = Vec::new();
@@ -451,38 +479,44 @@ pub fn pending_from_exc_info(info: &Obj) -> Option<Pending> {
     })
 }
 
-pub fn import(name: &CStr) -> PyResult<Obj> {
+pub fn import(_py: Py<'_>, name: &CStr) -> PyResult<Obj> {
     // SAFETY: standard import.
-    Obj::owned(unsafe { ffi::PyImport_ImportModule(name.as_ptr()) })
+    unsafe { Obj::owned(ffi::PyImport_ImportModule(name.as_ptr())) }
 }
 
 /// `sys.modules` of the current interpreter (borrowed as owned).
-pub fn sys_modules() -> Obj {
+pub fn sys_modules(_py: Py<'_>) -> Obj {
     // SAFETY: the module dict of the current interpreter always exists.
-    Obj::borrowed(unsafe { ffi::PyImport_GetModuleDict() }).expect("sys.modules")
+    unsafe { Obj::borrowed(ffi::PyImport_GetModuleDict()) }.expect("sys.modules")
 }
 
-pub fn builtins() -> Obj {
+pub fn builtins(_py: Py<'_>) -> Obj {
     // SAFETY: the builtins dict of the current frame/interpreter.
-    Obj::borrowed(unsafe { ffi::PyEval_GetBuiltins() }).expect("builtins")
+    unsafe { Obj::borrowed(ffi::PyEval_GetBuiltins()) }.expect("builtins")
 }
 
 /// Runs `code` (already compiled) with `globals` as globals and locals.
 pub fn eval_code(code: &Obj, globals: &Obj) -> PyResult<Obj> {
     // SAFETY: evaluates a code object in the given namespace.
-    Obj::owned(unsafe { ffi::PyEval_EvalCode(code.as_ptr(), globals.as_ptr(), globals.as_ptr()) })
+    unsafe {
+        Obj::owned(ffi::PyEval_EvalCode(
+            code.as_ptr(),
+            globals.as_ptr(),
+            globals.as_ptr(),
+        ))
+    }
 }
 
-pub fn new_module(name: &str) -> PyResult<Obj> {
+pub fn new_module(_py: Py<'_>, name: &str) -> PyResult<Obj> {
     let c =
         CString::new(name).map_err(|_| raise(exc::value_error(), "module name contains NUL"))?;
     // SAFETY: creates a fresh module object.
-    Obj::owned(unsafe { ffi::PyModule_New(c.as_ptr()) })
+    unsafe { Obj::owned(ffi::PyModule_New(c.as_ptr())) }
 }
 
 pub fn module_dict(m: &Obj) -> Obj {
     // SAFETY: a module's __dict__ (borrowed).
-    Obj::borrowed(unsafe { ffi::PyModule_GetDict(m.as_ptr()) }).expect("module dict")
+    unsafe { Obj::borrowed(ffi::PyModule_GetDict(m.as_ptr())) }.expect("module dict")
 }
 
 /// C string helper for dynamic attribute names.
