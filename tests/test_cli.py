@@ -122,6 +122,47 @@ def test_reload_on_changes(appdir):
         s.stop()
 
 
+def test_serve_module_and_static_files(appdir):
+    """--module runs module:callable through a generated handler in the server root, a
+    --url-alias directory is served beside it."""
+    (appdir / "mymod.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'from a module']\n")
+    static = appdir / "static"
+    static.mkdir(mode=0o755)
+    (static / "a.txt").write_text("static a\n")
+    os.chmod(static / "a.txt", 0o644)
+    s = Serve("--module", "mymod:app", "--python-path", appdir, "--url-alias", "/static", static)
+    try:
+        s.wait_url()
+        assert s.get("/") == (200, b"from a module")
+        assert s.get("/static/a.txt") == (200, b"static a\n")
+    finally:
+        s.stop()
+
+
+def test_serve_django_project_layout(appdir):
+    """--django DIR finds DIR/<name>/wsgi.py, with DIR on sys.path (the package imports)."""
+    project = appdir / "site1"
+    (project / "site1").mkdir(parents=True, mode=0o755)
+    os.chmod(project, 0o755)
+    (project / "site1" / "__init__.py").write_text("GREETING = b'django layout'\n")
+    (project / "site1" / "wsgi.py").write_text(
+        "from site1 import GREETING\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [GREETING]\n")
+    for f in (project / "site1").iterdir():
+        os.chmod(f, 0o644)
+    s = Serve(project, "--django")
+    try:
+        s.wait_url()
+        assert s.get("/") == (200, b"django layout")
+    finally:
+        s.stop()
+
+
 def test_missing_app_is_a_one_line_error(appdir):
     p = subprocess.run([str(RWSGI), "serve", str(appdir / "nope.wsgi")], capture_output=True, text=True)
     assert p.returncode == 1 and "no such file" in p.stderr

@@ -1,6 +1,7 @@
 //! `rwsgi`: from a WSGI file to a running Apache in one command (in the spirit of
 //! mod_wsgi-express), and the lines to paste into an existing Apache configuration.
 
+mod apache_conf;
 mod site;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,10 @@ enum Command {
     /// Print the LoadModule line (and WSGIPythonHome for the active virtualenv) to paste into
     /// an existing Apache configuration.
     ModuleConfig,
+    /// Print the skeleton of a self-contained Apache configuration (server root, listener,
+    /// logs, base modules, default-deny) that `rwsgi serve`, the tests and the benchmark share.
+    #[command(hide = true)]
+    ApacheConfig(Box<apache_conf::Skeleton>),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +34,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => site::serve(*args),
         Command::ModuleConfig => {
             print!("{}", site::module_config());
+            Ok(())
+        }
+        Command::ApacheConfig(skeleton) => {
+            print!("{}", skeleton.render());
             Ok(())
         }
     };

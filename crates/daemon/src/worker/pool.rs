@@ -4,15 +4,14 @@
 //! socket). The main thread watches (`watchdog`) and then stops it all gracefully.
 
 use super::super::sys::exit_now;
+use super::poller::Poller;
 use super::session::{Conn, serve_frame};
 use super::watchdog;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use rwsgi_core::Level;
 use rwsgi_core::death::Exit;
 use rwsgi_core::errlog::log;
-use rwsgi_core::ipc::channel::{self, Channel};
-use rwsgi_core::ipc::frame::{Frame, Kind};
+use rwsgi_core::ipc::channel::Channel;
 use rwsgi_core::ipc::msg;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python as wsgi;
@@ -108,7 +107,7 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
             spec.options.receive_buffer_size as usize,
         );
         rwsgi_core::guard::spawn("rwsgi-poller".into(), None, move || {
-            poller(listener, wake_r, work_tx, ret_rx, shared, buffers)
+            Poller::new(listener, wake_r, work_tx, ret_rx, shared, buffers).run()
         })
         .expect("spawn poller")
     };
@@ -272,96 +271,4 @@ fn shut_down(
     }
     wsgi::interpreters::run_atexit();
     exit as i32
-}
-
-fn poller(
-    listener: OwnedFd,
-    wake_r: OwnedFd,
-    work_tx: crossbeam_channel::Sender<Conn>,
-    ret_rx: crossbeam_channel::Receiver<Conn>,
-    shared: Arc<Shared>,
-    buffers: (usize, usize),
-) {
-    let mut idle: Vec<Conn> = Vec::new();
-    loop {
-        let stopping = shared.stopping.load(Ordering::SeqCst);
-        if stopping {
-            // Idle connections are closed (their Apache threads reconnect elsewhere) with a
-            // Goodbye first: a request that raced with the close is then known unstarted and
-            // safe to send again. Connections with a request in progress finish it first.
-            while let Ok(c) = ret_rx.try_recv() {
-                idle.push(c);
-            }
-            for c in idle.drain(..) {
-                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
-            }
-        }
-        let mut fds: Vec<PollFd> = vec![PollFd::new(wake_r.as_fd(), PollFlags::POLLIN)];
-        if !stopping {
-            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-        }
-        let first_conn = fds.len();
-        for c in &idle {
-            fds.push(PollFd::new(c.ch.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::from(250u16)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                log(
-                    Level::Error,
-                    &format!("rwsgi: poll failed in daemon process: {e}"),
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        let listener_ready = !stopping && ready.get(1).copied().unwrap_or(false);
-        drop(fds);
-        if ready[0] {
-            let mut buf = [0u8; 64];
-            while matches!(nix::unistd::read(&wake_r, &mut buf), Ok(n) if n > 0) {}
-        }
-        while let Ok(c) = ret_rx.try_recv() {
-            idle.push(c);
-        }
-        // Hand ready connections to the request threads (in reverse so indices stay valid).
-        for i in (0..ready.len().saturating_sub(first_conn)).rev() {
-            if ready[first_conn + i] && i < idle.len() {
-                let c = idle.swap_remove(i);
-                shared.in_flight.fetch_add(1, Ordering::SeqCst);
-                if work_tx.send(c).is_err() {
-                    return;
-                }
-            }
-        }
-        if listener_ready {
-            loop {
-                match channel::accept(listener.as_fd()) {
-                    Ok(ch) => {
-                        ch.set_buffer_sizes(buffers.0, buffers.1);
-                        idle.push(Conn {
-                            ch: Arc::new(ch),
-                            authenticated: false,
-                            rings: None,
-                        })
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        log(Level::Error, &format!("rwsgi: accept failed: {e}"));
-                        break;
-                    }
-                }
-            }
-        }
-        if stopping && shared.in_flight.load(Ordering::SeqCst) == 0 {
-            for c in ret_rx.try_iter().chain(idle.drain(..)) {
-                let _ = c.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
-            }
-            return;
-        }
-    }
 }

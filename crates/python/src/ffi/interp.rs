@@ -9,6 +9,7 @@ use pyo3_ffi as ffi;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 
@@ -90,87 +91,7 @@ pub fn initialize(
     if RUNTIME.get().is_some() {
         return Ok(());
     }
-    // SAFETY: PyConfig is initialised by PyConfig_InitPythonConfig before any field is used,
-    // strings are copied by the PyConfig_Set* functions, and it is cleared afterwards.
-    unsafe {
-        let mut config: ffi::PyConfig = std::mem::zeroed();
-        ffi::PyConfig_InitPythonConfig(&mut config);
-        config.install_signal_handlers = 0;
-        config.parse_argv = 0;
-        config.optimization_level = cfg.optimize as i32;
-        if cfg.dont_write_bytecode {
-            config.write_bytecode = 0;
-        }
-        if let Some(seed) = cfg.hash_seed {
-            config.use_hash_seed = 1;
-            config.hash_seed = seed as _;
-        }
-        let status_ok = |st: ffi::PyStatus, what: &str| -> Result<(), String> {
-            if ffi::PyStatus_Exception(st) != 0 {
-                let msg = if st.err_msg.is_null() {
-                    "unknown error".to_string()
-                } else {
-                    std::ffi::CStr::from_ptr(st.err_msg)
-                        .to_string_lossy()
-                        .into_owned()
-                };
-                Err(format!("{what}: {msg}"))
-            } else {
-                Ok(())
-            }
-        };
-        let set = |config: *mut ffi::PyConfig,
-                   field: *mut *mut libc::wchar_t,
-                   v: &str|
-         -> Result<(), String> {
-            let w = wide(v);
-            status_ok(
-                ffi::PyConfig_SetString(config, field, w.as_ptr()),
-                "Python configuration",
-            )
-        };
-        let cfgp: *mut ffi::PyConfig = &mut config;
-        if let Some(home) = &cfg.home {
-            // A virtual environment is found through its interpreter path (pyvenv.cfg next to
-            // bin/), which gives the venv's site-packages on top of the base installation.
-            if std::path::Path::new(home).join("pyvenv.cfg").exists() {
-                let exe = format!(
-                    "{}/bin/python{}.{}",
-                    home.trim_end_matches('/'),
-                    PY_MAJOR,
-                    PY_MINOR
-                );
-                let exe = if std::path::Path::new(&exe).exists() {
-                    exe
-                } else {
-                    format!("{}/bin/python", home.trim_end_matches('/'))
-                };
-                set(cfgp, &raw mut (*cfgp).program_name, &exe)?;
-            } else {
-                set(cfgp, &raw mut (*cfgp).home, home)?;
-            }
-        } else {
-            // Without a program name Python would derive its prefix from argv[0]
-            // ("mod_wsgi"); name the interpreter rwsgi was built against instead.
-            set(cfgp, &raw mut (*cfgp).program_name, BUILD_PYTHON)?;
-        }
-        for w in &cfg.warnings {
-            let wv = wide(w);
-            status_ok(
-                ffi::PyWideStringList_Append(&mut config.warnoptions, wv.as_ptr()),
-                "WSGIPythonWarnings",
-            )?;
-        }
-        let argv0 = wide("mod_wsgi");
-        let mut argv = [argv0.as_ptr()];
-        status_ok(
-            ffi::PyConfig_SetArgv(&mut config, 1, argv.as_mut_ptr()),
-            "Python argv",
-        )?;
-        let st = ffi::Py_InitializeFromConfig(&config);
-        ffi::PyConfig_Clear(&mut config);
-        status_ok(st, "Python initialisation failed")?;
-    }
+    start_python(cfg)?;
     // Python's own C extensions (_ssl, _decimal) need libpython's symbols global; Apache loads
     // modules RTLD_GLOBAL already, this makes sure of it for any loader.
     // SAFETY: dlopen with RTLD_NOLOAD only promotes an already loaded library.
@@ -202,6 +123,87 @@ pub fn initialize(
         main,
     });
     Ok(())
+}
+
+/// Py_InitializeFromConfig with the WSGIPython* settings.
+fn start_python(cfg: &InitConfig) -> Result<(), String> {
+    // SAFETY: PyConfig is initialised by PyConfig_InitPythonConfig before any field is used,
+    // strings are copied by the PyConfig_Set* functions, and it is cleared afterwards.
+    unsafe {
+        let mut config: ffi::PyConfig = std::mem::zeroed();
+        ffi::PyConfig_InitPythonConfig(&mut config);
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        config.optimization_level = cfg.optimize as i32;
+        if cfg.dont_write_bytecode {
+            config.write_bytecode = 0;
+        }
+        if let Some(seed) = cfg.hash_seed {
+            config.use_hash_seed = 1;
+            config.hash_seed = seed as _;
+        }
+        let cfgp: *mut ffi::PyConfig = &mut config;
+        let (field, value) = match &cfg.home {
+            // A virtual environment is found through its interpreter path (pyvenv.cfg next to
+            // bin/), which gives the venv's site-packages on top of the base installation.
+            Some(home) if Path::new(home).join("pyvenv.cfg").exists() => {
+                (&raw mut (*cfgp).program_name, venv_python(home))
+            }
+            Some(home) => (&raw mut (*cfgp).home, home.clone()),
+            // Without a program name Python would derive its prefix from argv[0]
+            // ("mod_wsgi"); name the interpreter rwsgi was built against instead.
+            None => (&raw mut (*cfgp).program_name, BUILD_PYTHON.to_string()),
+        };
+        let w = wide(&value);
+        status_ok(
+            ffi::PyConfig_SetString(cfgp, field, w.as_ptr()),
+            "Python configuration",
+        )?;
+        for w in &cfg.warnings {
+            let wv = wide(w);
+            status_ok(
+                ffi::PyWideStringList_Append(&mut config.warnoptions, wv.as_ptr()),
+                "WSGIPythonWarnings",
+            )?;
+        }
+        let argv0 = wide("mod_wsgi");
+        let mut argv = [argv0.as_ptr()];
+        status_ok(
+            ffi::PyConfig_SetArgv(&mut config, 1, argv.as_mut_ptr()),
+            "Python argv",
+        )?;
+        let st = ffi::Py_InitializeFromConfig(&config);
+        ffi::PyConfig_Clear(&mut config);
+        status_ok(st, "Python initialisation failed")
+    }
+}
+
+/// The interpreter of a virtual environment: bin/pythonX.Y, else bin/python.
+fn venv_python(home: &str) -> String {
+    let home = home.trim_end_matches('/');
+    let exact = format!("{home}/bin/python{PY_MAJOR}.{PY_MINOR}");
+    if Path::new(&exact).exists() {
+        exact
+    } else {
+        format!("{home}/bin/python")
+    }
+}
+
+fn status_ok(st: ffi::PyStatus, what: &str) -> Result<(), String> {
+    // SAFETY: PyStatus_Exception only reads the status; err_msg, when set, is a static C string.
+    unsafe {
+        if ffi::PyStatus_Exception(st) == 0 {
+            return Ok(());
+        }
+        let msg = if st.err_msg.is_null() {
+            "unknown error".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(st.err_msg)
+                .to_string_lossy()
+                .into_owned()
+        };
+        Err(format!("{what}: {msg}"))
+    }
 }
 
 /// The Python executable rwsgi was built against (PYO3_PYTHON, see .cargo/config.toml).
