@@ -20,6 +20,7 @@ pub mod errlog;
 pub mod guard;
 pub mod http;
 pub mod ipc;
+pub mod label;
 pub mod level;
 pub mod request;
 pub mod socket;

@@ -24,6 +24,7 @@ use super::sys::exit_now;
 use rwsgi_core::Level;
 use rwsgi_core::death::Exit;
 use rwsgi_core::errlog::log;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python::{self as wsgi, ProcessInfo};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -98,8 +99,8 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
         log(
             Level::Crit,
             &format!(
-                "rwsgi: daemon process '{}' cannot switch to uid {} / gid {}: {e}; exiting",
-                spec.name(),
+                "rwsgi: {} cannot switch to uid {} / gid {}: {e}; exiting",
+                DaemonName(spec.name()),
                 spec.identity.uid,
                 spec.identity.gid
             ),
@@ -135,8 +136,8 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
         log(
             Level::Crit,
             &format!(
-                "rwsgi: daemon process '{}' cannot initialise Python: {e}",
-                spec.name()
+                "rwsgi: {} cannot initialise Python: {e}",
+                DaemonName(spec.name())
             ),
         );
         return Exit::Setup as i32;
@@ -146,8 +147,8 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
     log(
         Level::Info,
         &format!(
-            "rwsgi: daemon process '{}' started (uid {}, {} threads).",
-            spec.name(),
+            "rwsgi: {} started (uid {}, {} threads).",
+            DaemonName(spec.name()),
             nix::unistd::getuid(),
             spec.threads()
         ),
@@ -157,8 +158,8 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
             log(
                 Level::Error,
                 &format!(
-                    "rwsgi: WSGIImportScript '{script}' failed in daemon process '{}':",
-                    spec.name()
+                    "rwsgi: WSGIImportScript '{script}' failed in {}:",
+                    DaemonName(spec.name())
                 ),
             );
             for line in e.lines() {

@@ -13,6 +13,7 @@ use rwsgi_core::death::Exit;
 use rwsgi_core::errlog::log;
 use rwsgi_core::ipc::channel::Channel;
 use rwsgi_core::ipc::msg;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python as wsgi;
 use std::os::fd::{AsFd, OwnedFd};
@@ -116,8 +117,8 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
     log(
         Level::Info,
         &format!(
-            "rwsgi: daemon process '{}' stopping ({}).",
-            spec.name(),
+            "rwsgi: {} stopping ({}).",
+            DaemonName(spec.name()),
             stop.why
         ),
     );
@@ -158,8 +159,8 @@ fn request_thread(i: usize, spec: &GroupSpec, shared: &Shared, q: Queues) {
                 // the next one; the connection, in an unknown state, is dropped.
                 Err(e) => {
                     rwsgi_core::guard::report(&format!(
-                        "rwsgi: internal error in daemon process '{}' while serving a request: {e}",
-                        spec.name()
+                        "rwsgi: internal error in {} while serving a request: {e}",
+                        DaemonName(spec.name())
                     ));
                     let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
                     shared
@@ -193,8 +194,8 @@ fn request_done(spec: &GroupSpec, shared: &Shared) {
         log(
             Level::Info,
             &format!(
-                "rwsgi: daemon process '{}' reached maximum-requests={max}; restarting.",
-                spec.name()
+                "rwsgi: {} reached maximum-requests={max}; restarting.",
+                DaemonName(spec.name())
             ),
         );
         shared.stopping.store(true, Ordering::SeqCst);
@@ -243,8 +244,8 @@ fn shut_down(
         log(
             Level::Error,
             &format!(
-                "rwsgi: daemon process '{}': requests still running after {}s ({which}); they are cut off. Requests in flight: {}.",
-                spec.name(),
+                "rwsgi: {}: requests still running after {}s ({which}); they are cut off. Requests in flight: {}.",
+                DaemonName(spec.name()),
                 grace.as_secs_f64(),
                 shared.uris_in_flight()
             ),

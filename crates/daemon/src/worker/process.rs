@@ -3,6 +3,7 @@
 
 use rwsgi_core::Level;
 use rwsgi_core::errlog::log;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 
 pub fn drop_privileges(spec: &GroupSpec) -> nix::Result<()> {
@@ -49,8 +50,8 @@ pub fn apply_limits(spec: &GroupSpec) {
             log(
                 Level::Warn,
                 &format!(
-                    "rwsgi: daemon process '{}': cpu-priority={}: {e}",
-                    spec.name(),
+                    "rwsgi: {}: cpu-priority={}: {e}",
+                    DaemonName(spec.name()),
                     l.cpu_priority
                 ),
             );
@@ -60,7 +61,7 @@ pub fn apply_limits(spec: &GroupSpec) {
         if let Err(e) = setrlimit(r, soft, hard) {
             log(
                 Level::Warn,
-                &format!("rwsgi: daemon process '{}': {what}: {e}", spec.name()),
+                &format!("rwsgi: {}: {what}: {e}", DaemonName(spec.name())),
             );
         }
     };
@@ -111,8 +112,8 @@ pub fn setup_environment(spec: &GroupSpec) {
             log(
                 Level::Warn,
                 &format!(
-                    "rwsgi: daemon process '{}': cannot change directory to '{h}': {e}",
-                    spec.name()
+                    "rwsgi: {}: cannot change directory to '{h}': {e}",
+                    DaemonName(spec.name())
                 ),
             );
         }

@@ -10,6 +10,7 @@ use rwsgi_core::errlog::log;
 use rwsgi_core::ipc::channel::{Channel, ChannelError};
 use rwsgi_core::ipc::frame::{Frame, Kind};
 use rwsgi_core::ipc::msg;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::request;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python::{self as wsgi, Outcome};
@@ -48,8 +49,8 @@ fn serve_frame_inner(spec: &GroupSpec, shared: &Shared, thread: usize, conn: Con
             log(
                 Level::Error,
                 &format!(
-                    "rwsgi: daemon process '{}': bad frame from Apache: {e}",
-                    spec.name()
+                    "rwsgi: {}: bad frame from Apache: {e}",
+                    DaemonName(spec.name())
                 ),
             );
             return None;
@@ -70,8 +71,8 @@ fn serve_frame_inner(spec: &GroupSpec, shared: &Shared, thread: usize, conn: Con
             log(
                 Level::Error,
                 &format!(
-                    "rwsgi: daemon process '{}': unexpected {other:?} frame; closing the connection",
-                    spec.name()
+                    "rwsgi: {}: unexpected {other:?} frame; closing the connection",
+                    DaemonName(spec.name())
                 ),
             );
             None
@@ -89,8 +90,8 @@ fn hello(spec: &GroupSpec, mut conn: Conn, frame: &Frame, fds: Vec<OwnedFd>) -> 
         log(
             Level::Error,
             &format!(
-                "rwsgi: daemon process '{}' refused a connection (peer uid {:?}): not an Apache child of this server",
-                spec.name(),
+                "rwsgi: {} refused a connection (peer uid {:?}): not an Apache child of this server",
+                DaemonName(spec.name()),
                 conn.ch.peer_uid().ok()
             ),
         );
@@ -167,8 +168,8 @@ fn admit(spec: &GroupSpec, conn: &Conn, frame: &Frame) -> Option<(rwsgi_core::Ap
                 log(
                     Level::Error,
                     &format!(
-                        "rwsgi: daemon process '{}': bad request head slice: {e}",
-                        spec.name()
+                        "rwsgi: {}: bad request head slice: {e}",
+                        DaemonName(spec.name())
                     ),
                 );
                 return None;
@@ -184,8 +185,8 @@ fn admit(spec: &GroupSpec, conn: &Conn, frame: &Frame) -> Option<(rwsgi_core::Ap
             log(
                 Level::Error,
                 &format!(
-                    "rwsgi: daemon process '{}' refused a request head that is not authenticated for this group (peer uid {:?}): {e}",
-                    spec.name(),
+                    "rwsgi: {} refused a request head that is not authenticated for this group (peer uid {:?}): {e}",
+                    DaemonName(spec.name()),
                     conn.ch.peer_uid().ok()
                 ),
             );
@@ -233,9 +234,9 @@ fn script_changed(
         log(
             Level::Info,
             &format!(
-                "rwsgi: WSGI script '{}' changed; restarting daemon process '{}'.",
+                "rwsgi: WSGI script '{}' changed; restarting {}.",
                 app.script,
-                spec.name()
+                DaemonName(spec.name())
             ),
         );
         let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
@@ -333,8 +334,8 @@ fn map_rings(spec: &GroupSpec, fds: Vec<OwnedFd>) -> Option<SharedRings> {
         log(
             Level::Warn,
             &format!(
-                "rwsgi: daemon process '{}': HELLO with a wrong number of ring descriptors; bodies go inline",
-                spec.name()
+                "rwsgi: {}: HELLO with a wrong number of ring descriptors; bodies go inline",
+                DaemonName(spec.name())
             ),
         );
         return None;
@@ -351,8 +352,8 @@ fn map_rings(spec: &GroupSpec, fds: Vec<OwnedFd>) -> Option<SharedRings> {
             log(
                 Level::Warn,
                 &format!(
-                    "rwsgi: daemon process '{}': unusable shared-memory ring from Apache ({e}); bodies go inline",
-                    spec.name()
+                    "rwsgi: {}: unusable shared-memory ring from Apache ({e}); bodies go inline",
+                    DaemonName(spec.name())
                 ),
             );
             None

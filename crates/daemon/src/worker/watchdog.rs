@@ -10,6 +10,7 @@ use rwsgi_core::death::Exit;
 use rwsgi_core::errlog::log;
 use rwsgi_core::ipc::channel;
 use rwsgi_core::ipc::msg;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python as wsgi;
 use std::os::fd::AsFd;
@@ -96,8 +97,8 @@ pub fn watch(
                 log(
                     Level::Error,
                     &format!(
-                        "rwsgi: daemon process '{}': the WSGI script has not loaded within startup-timeout={}s of its first failure; restarting the process.",
-                        spec.name(),
+                        "rwsgi: {}: the WSGI script has not loaded within startup-timeout={}s of its first failure; restarting the process.",
+                        DaemonName(spec.name()),
                         t.as_secs_f64()
                     ),
                 );
@@ -120,8 +121,8 @@ pub fn watch(
                 log(
                     Level::Error,
                     &format!(
-                        "rwsgi: daemon process '{}': the Python GIL could not be taken for {:.0}s (deadlock-timeout); restarting the process. Requests in flight: {}.",
-                        spec.name(),
+                        "rwsgi: {}: the Python GIL could not be taken for {:.0}s (deadlock-timeout); restarting the process. Requests in flight: {}.",
+                        DaemonName(spec.name()),
                         since.as_secs_f64(),
                         shared.uris_in_flight()
                     ),
@@ -160,8 +161,8 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
         log(
             Level::Error,
             &format!(
-                "rwsgi: daemon process '{}': request {uri} has run for {:.1}s, over request-timeout={}s; interrupting it with mod_wsgi.RequestTimeout.",
-                spec.name(),
+                "rwsgi: {}: request {uri} has run for {:.1}s, over request-timeout={}s; interrupting it with mod_wsgi.RequestTimeout.",
+                DaemonName(spec.name()),
                 ran.as_secs_f64(),
                 limit.as_secs_f64()
             ),
@@ -185,8 +186,8 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
         log(
             Level::Error,
             &format!(
-                "rwsgi: daemon process '{}': request {uri} has run for {:.1}s, over request-timeout={}s; restarting the process. Requests in flight: {}.",
-                spec.name(),
+                "rwsgi: {}: request {uri} has run for {:.1}s, over request-timeout={}s; restarting the process. Requests in flight: {}.",
+                DaemonName(spec.name()),
                 ran.as_secs_f64(),
                 limit.as_secs_f64(),
                 shared.uris_in_flight()

@@ -14,6 +14,7 @@ use rwsgi_apache::Request;
 use rwsgi_apache::hooks::Handled;
 use rwsgi_core::http::Status;
 use rwsgi_core::ipc::channel::ChannelError;
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_core::{AppRequest, Level, request};
 use std::time::{Duration, Instant};
@@ -45,8 +46,8 @@ pub fn forward(req: Request<'_>, app: &AppRequest, spec: &GroupSpec) -> Handled 
                 req.log(
                     Level::Error,
                     &format!(
-                        "rwsgi: Unable to connect to WSGI daemon process '{}' on '{}' within connect-timeout={}s: {e}",
-                        spec.name(),
+                        "rwsgi: Unable to connect to WSGI {} on '{}' within connect-timeout={}s: {e}",
+                        DaemonName(spec.name()),
                         spec.wire.socket_path.display(),
                         spec.connect_timeout().as_secs_f64()
                     ),
@@ -63,8 +64,8 @@ pub fn forward(req: Request<'_>, app: &AppRequest, spec: &GroupSpec) -> Handled 
                 req.log(
                     Level::Error,
                     &format!(
-                        "rwsgi: cannot send the request to daemon process '{}': {e}",
-                        spec.name()
+                        "rwsgi: cannot send the request to {}: {e}",
+                        DaemonName(spec.name())
                     ),
                 );
                 return Handled::Status(Status::BAD_GATEWAY);

@@ -13,6 +13,7 @@ use rwsgi_core::http::Status;
 use rwsgi_core::ipc::channel::ChannelError;
 use rwsgi_core::ipc::frame::Frame;
 use rwsgi_core::ipc::{head, msg};
+use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -81,8 +82,8 @@ pub fn relay(req: &Request<'_>, conn: &mut Conn, spec: &GroupSpec) -> Relayed {
             Step::Violation(what) => {
                 let kind = frame.header.kind;
                 r.error(&format!(
-                    "rwsgi: daemon process '{}' sent {what} ({kind:?}) for {}",
-                    spec.name(),
+                    "rwsgi: {} sent {what} ({kind:?}) for {}",
+                    DaemonName(spec.name()),
                     r.req.unparsed_uri()
                 ));
                 r.fail(Status::BAD_GATEWAY, false)
@@ -140,18 +141,15 @@ impl Relay<'_, '_> {
             ChannelError::Timeout => (
                 Status::GATEWAY_TIMEOUT,
                 format!(
-                    "Timeout when reading response from daemon process '{}' ({}s) for {}",
-                    self.spec.name(),
+                    "Timeout when reading response from {} ({}s) for {}",
+                    DaemonName(self.spec.name()),
                     timeout.as_secs_f64(),
                     self.req.unparsed_uri()
                 ),
             ),
             e => (
                 Status::BAD_GATEWAY,
-                format!(
-                    "bad response from daemon process '{}': {e}",
-                    self.spec.name()
-                ),
+                format!("bad response from {}: {e}", DaemonName(self.spec.name())),
             ),
         };
         self.error(&format!("rwsgi: {msg}"));
@@ -180,8 +178,8 @@ impl Relay<'_, '_> {
             return Flow::Continue;
         }
         self.error(&format!(
-            "rwsgi: daemon process '{}' returned credit it was not given",
-            self.spec.name()
+            "rwsgi: {} returned credit it was not given",
+            DaemonName(self.spec.name())
         ));
         self.fail(Status::BAD_GATEWAY, false)
     }
@@ -194,8 +192,8 @@ impl Relay<'_, '_> {
             Ok(v) => v,
             Err(e) => {
                 self.error(&format!(
-                    "rwsgi: invalid response head from daemon process '{}' for {}: {e}",
-                    self.spec.name(),
+                    "rwsgi: invalid response head from {} for {}: {e}",
+                    DaemonName(self.spec.name()),
                     self.req.unparsed_uri()
                 ));
                 return self.fail(Status::BAD_GATEWAY, false);
@@ -204,8 +202,8 @@ impl Relay<'_, '_> {
         let limit = self.spec.options.header_buffer_size;
         if let Some(len) = too_long_header(&h, limit) {
             self.error(&format!(
-                "rwsgi: Response header line too long from daemon process '{}' ({len} bytes; header-buffer-size={}): {}",
-                self.spec.name(),
+                "rwsgi: Response header line too long from {} ({len} bytes; header-buffer-size={}): {}",
+                DaemonName(self.spec.name()),
                 limit.unwrap_or(0),
                 self.req.unparsed_uri()
             ));
@@ -215,8 +213,8 @@ impl Relay<'_, '_> {
             self.req.log(
                 Level::Warn,
                 &format!(
-                    "rwsgi: daemon process '{}' sent hop-by-hop header(s) {} for {}; dropped",
-                    self.spec.name(),
+                    "rwsgi: {} sent hop-by-hop header(s) {} for {}; dropped",
+                    DaemonName(self.spec.name()),
                     framing.dropped.join(", "),
                     self.req.unparsed_uri()
                 ),
@@ -262,8 +260,8 @@ impl Relay<'_, '_> {
             Ok(ok) => self.written(ok),
             Err(e) => {
                 self.error(&format!(
-                    "rwsgi: bad response body slice from daemon process '{}': {e}",
-                    self.spec.name()
+                    "rwsgi: bad response body slice from {}: {e}",
+                    DaemonName(self.spec.name())
                 ));
                 self.fail(Status::BAD_GATEWAY, false)
             }
@@ -306,8 +304,8 @@ impl Relay<'_, '_> {
             }
             Err(e) => {
                 self.error(&format!(
-                    "rwsgi: daemon process '{}' sent an unusable file: {e}",
-                    self.spec.name()
+                    "rwsgi: {} sent an unusable file: {e}",
+                    DaemonName(self.spec.name())
                 ));
                 self.fail(Status::BAD_GATEWAY, false)
             }
@@ -332,8 +330,8 @@ impl Relay<'_, '_> {
         self.req.log(
             Level::Info,
             &format!(
-                "rwsgi: daemon process '{}' ended the request: {reason}",
-                self.spec.name()
+                "rwsgi: {} ended the request: {reason}",
+                DaemonName(self.spec.name())
             ),
         );
         self.fail(status, true)
@@ -350,8 +348,8 @@ impl Relay<'_, '_> {
     /// client has a complete response); the rest is dropped with the daemon connection.
     fn overlong(&mut self) -> Flow {
         self.error(&format!(
-            "rwsgi: daemon process '{}' sent more than the Content-Length it declared for {}; the excess was dropped",
-            self.spec.name(),
+            "rwsgi: {} sent more than the Content-Length it declared for {}; the excess was dropped",
+            DaemonName(self.spec.name()),
             self.req.unparsed_uri()
         ));
         let _ = self.out.finish();
@@ -362,8 +360,8 @@ impl Relay<'_, '_> {
     /// response (connection closed), not wait for bytes that never come.
     fn short_body(&mut self, short: Short) -> Flow {
         self.error(&format!(
-            "rwsgi: daemon process '{}' ended the response for {} after {} of the {} bytes its Content-Length declared",
-            self.spec.name(),
+            "rwsgi: {} ended the response for {} after {} of the {} bytes its Content-Length declared",
+            DaemonName(self.spec.name()),
             self.req.unparsed_uri(),
             short.sent,
             short.declared

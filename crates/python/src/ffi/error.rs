@@ -22,20 +22,24 @@ pub(crate) fn raise(exc: *mut ffi::PyObject, msg: &str) -> Raised {
 /// The standard exception types used by the WSGI layer.
 pub mod exc {
     use super::ffi;
-    // SAFETY (all): reading the addresses of static built-in exception types.
     pub fn type_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_TypeError }
     }
     pub fn value_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_ValueError }
     }
     pub fn runtime_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_RuntimeError }
     }
     pub fn os_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_OSError }
     }
     pub fn assertion_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_AssertionError }
     }
 }
