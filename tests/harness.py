@@ -964,6 +964,19 @@ class KeepAliveConnection:
     def post(self, path: str, body=b"", **kw) -> Response:
         return self.request("POST", path, body=body, **kw)
 
+    def server_closed(self, timeout: float = 3) -> bool:
+        """True when the server ends the connection (EOF, nothing more sent) within `timeout`
+        of the last response; False when it stays open."""
+        if self.reader.buf or self.reader.eof:
+            return self.reader.eof and not self.reader.buf
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (socket.timeout, TimeoutError):
+            return False
+        except ConnectionResetError:
+            return True
+
     def close(self):
         try:
             self.sock.close()

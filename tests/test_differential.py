@@ -51,9 +51,6 @@ ENVIRON_VALUE_ALLOWED = {
     "mod_wsgi.version": "rwsgi may report its own version tuple (type must still be a tuple of ints)",
     "apache.version": "mod_wsgi reports the httpd headers it was compiled against (2.4.55 in "
                       "Debian's build), rwsgi those it was built against",
-    # rwsgi's wsgi.errors is a mod_wsgi.Log text stream (write/writelines/flush, same log
-    # lines); mod_wsgi wraps its Log in an io.TextIOWrapper, which costs ~1.3 us per request.
-    "wsgi.errors": "text stream of another class (README: Differences from mod_wsgi)",
     "mod_wsgi.queue_start": "timestamp (daemon mode)",
     "mod_wsgi.daemon_connects": "connection attempts: rwsgi keeps connections open across requests",
 }

@@ -188,15 +188,37 @@ def test_ifmodule_mod_wsgi_c(rwsgi_path):
 # Directives rwsgi recognises but does not implement yet must stop the server with a clear
 # message, never be ignored (an ignored WSGIAuthUserScript would open a protected site).
 NOT_YET = [
-    "<Location /x>\n  WSGIAuthUserScript {apps}/hello.wsgi\n</Location>",
-    "<Location /x>\n  WSGIAccessScript {apps}/hello.wsgi\n</Location>",
-    "WSGITrustedProxies 127.0.0.1",
-    "WSGIDispatchScript {apps}/hello.wsgi",
-    "WSGIHandlerScript h {apps}/hello.wsgi",
+    "WSGITelemetryService unix:/tmp/x",
+    "WSGISlowRequests 5",
+    "WSGITelemetryOptions +Requests",
 ]
 
 
-@pytest.mark.rwsgi_specific(reason="mod_wsgi implements these directives")
+# mod_wsgi 6's directives for Pythons newer than the one rwsgi is built against: the error
+# says what they need and what rwsgi has.
+NEEDS_PYTHON = [
+    ("WSGIPerInterpreterGIL On", r"WSGIPerInterpreterGIL needs Python 3\.12 or later"),
+    ("WSGIFreeThreading On", r"WSGIFreeThreading needs Python 3\.13 or later, free-threaded build"),
+    ("<WSGIInterpreterOptions application-group=x>\n</WSGIInterpreterOptions>",
+     r"WSGIInterpreterOptions needs Python 3\.12 or later"),
+]
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9 does not know these directives")
+@pytest.mark.parametrize("config,message", NEEDS_PYTHON, ids=["gil", "free-threading", "options"])
+def test_directive_for_another_python_fails_configtest(rwsgi_path, config, message):
+    s = ApacheServer(rwsgi_path, config=config, name="needspython")
+    try:
+        ok, out = s.configtest()
+        assert not ok, out
+        assert re.search(message, out), out
+        assert re.search(r"this rwsgi is built against Python 3\.\d+", out), out
+        assert "Syntax error on line" in out, out
+    finally:
+        s.stop()
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9 does not know mod_wsgi 6's telemetry directives")
 @pytest.mark.parametrize("config", NOT_YET, ids=[c.split()[0].lstrip("<") + str(i) for i, c in enumerate(NOT_YET)])
 def test_unimplemented_directive_fails_configtest(rwsgi_path, config):
     s = ApacheServer(rwsgi_path, config=config, name="notyet")

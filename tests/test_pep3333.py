@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import MODES, in_mode
-from harness import MPMS, start_server
+from harness import MPMS, parse_response, start_server
 
 CONFIG = """
 WSGIScriptAlias /env {apps}/environ.wsgi
@@ -41,6 +41,21 @@ def mpm_srv(request, rwsgi_path):
 
 # --------------------------------------------------------------------------
 # environ
+
+
+@pytest.mark.parametrize("host", ["example.test", "example.test:9999", None],
+                         ids=["host-without-port", "host-with-another-port", "http10-no-host"])
+def test_listener_is_where_the_connection_arrived(srv, host):
+    """mod_wsgi.listener_host/_port name the listener (Listen 127.0.0.1:PORT), whatever the
+    Host header says or when there is none."""
+    head = b"GET /env/l HTTP/1.0\r\n" if host is None else (
+        b"GET /env/l HTTP/1.1\r\nHost: " + host.encode() + b"\r\n")
+    raw = srv.raw_request(head + b"Connection: close\r\n\r\n")
+    r = parse_response(raw)
+    assert r.status == 200, raw[:300]
+    env = json.loads(r.body)
+    assert env["mod_wsgi.listener_port"] == str(srv.port), env["mod_wsgi.listener_port"]
+    assert env["mod_wsgi.listener_host"] == "127.0.0.1"
 
 
 def test_environ_wsgi_keys(srv):
@@ -341,6 +356,25 @@ def test_exc_info_after_output_propagated(srv):
     srv.wait_for_log("late error propagated", since=mark)
 
 
+def test_exc_info_must_be_a_tuple(srv):
+    r = srv.get("/edge?t=excinfo_notuple")
+    assert (r.status, r.body) == (200, b"RuntimeError: exception info must be a tuple"), r
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi only unpacks exc_info once the head is sent, so a "
+                                   "2-tuple before that is accepted and ignored")
+def test_exc_info_must_be_a_3_tuple(srv):
+    r = srv.get("/edge?t=excinfo_short")
+    assert r.status == 200, r
+    assert r.body.startswith(b"TypeError:") and b"3-tuple" in r.body, r
+
+
+def test_start_response_again_after_the_body_started_raises(srv):
+    r = srv.get("/edge?t=twice_after_body")
+    assert r.status == 200, r
+    assert r.body == b"first;RuntimeError: headers have already been sent", r
+
+
 # --------------------------------------------------------------------------
 # wsgi.file_wrapper
 
@@ -382,8 +416,72 @@ def test_file_wrapper_keepalive_sequence(srv):
     assert [r.body for r in rs] == [data, data, data, data[10:]]
 
 
+@pytest.mark.modwsgi_daemon_bug("daemon mode answers a Range request on a file_wrapper response with the whole file (200)")
+def test_file_wrapper_range_single(srv):
+    """Apache's byte-range filter answers a Range request on a file_wrapper response (the
+    file and the end of the response reach it together, as with mod_wsgi)."""
+    data = (srv.apps / "fw_data.txt").read_bytes()
+    r = srv.get("/edge?t=filewrapper", headers={"Range": "bytes=10-19"})
+    assert r.status == 206, r
+    assert r.header("Content-Range") == f"bytes 10-19/{len(data)}"
+    assert r.body == data[10:20]
+
+
+@pytest.mark.modwsgi_daemon_bug("daemon mode answers a Range request on a file_wrapper response with the whole file (200)")
+def test_file_wrapper_range_suffix_and_unsatisfiable(srv):
+    data = (srv.apps / "fw_data.txt").read_bytes()
+    r = srv.get("/edge?t=filewrapper", headers={"Range": "bytes=-5"})
+    assert (r.status, r.body) == (206, data[-5:]), r
+    r = srv.get("/edge?t=filewrapper", headers={"Range": f"bytes={len(data) + 10}-"})
+    assert r.status == 416, r
+
+
+@pytest.mark.modwsgi_daemon_bug("daemon mode answers a Range request on a file_wrapper response with the whole file (200)")
+def test_file_wrapper_range_multipart(srv):
+    data = (srv.apps / "fw_data.txt").read_bytes()
+    r = srv.get("/edge?t=filewrapper", headers={"Range": "bytes=0-4,20-24"})
+    assert r.status == 206, r
+    ctype = r.header("Content-Type")
+    assert ctype.startswith("multipart/byteranges; boundary="), ctype
+    assert data[0:5] in r.body and data[20:25] in r.body
+    assert f"content-range: bytes 0-4/{len(data)}".encode() in r.body.lower()
+    assert f"content-range: bytes 20-24/{len(data)}".encode() in r.body.lower()
+
+
+@pytest.mark.modwsgi_daemon_bug("daemon mode answers a Range request on a file_wrapper response with the whole file (200)")
+def test_file_wrapper_range_on_offset_file(srv):
+    data = (srv.apps / "fw_data.txt").read_bytes()[100:]
+    r = srv.get("/edge?t=filewrapper_offset&off=100", headers={"Range": "bytes=1-3"})
+    assert (r.status, r.body) == (206, data[1:4]), r
+
+
 # --------------------------------------------------------------------------
 # wsgi.errors, stdout, stderr
+
+
+def test_errors_stdout_stderr_are_text_wrappers_over_a_binary_log(srv):
+    """As in mod_wsgi 4.9: io.TextIOWrapper (utf-8, 'replace', line-buffered) whose .buffer
+    takes bytes, bytearray and memoryview — what click, rich, colorama and tqdm rely on."""
+    mark = srv.log_mark()
+    r = srv.get("/edge?t=streams&m=W4k")
+    assert r.status == 200, r
+    info = json.loads(r.body)
+    for label in ("errors", "stdout", "stderr"):
+        assert info[label] == {"type": "_io.TextIOWrapper", "encoding": "utf-8",
+                               "errors": "replace", "isatty": False,
+                               "line_buffering": True, "writable": True}, info
+        srv.wait_for_log(f"buffer-bytes-{label}-W4k", since=mark)
+        srv.wait_for_log(f"text-{label}-W4k", since=mark)
+
+
+@pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9.4's Log takes only bytes (memoryview: fixed "
+                                   "in 6.0.1)")
+def test_stream_buffers_take_bytearray_and_memoryview(srv):
+    mark = srv.log_mark()
+    assert srv.get("/edge?t=streams&m=M5q&mv=1").status == 200
+    for label in ("errors", "stdout", "stderr"):
+        for kind in ("bytearray", "memoryview"):
+            srv.wait_for_log(f"buffer-{kind}-{label}-M5q", since=mark)
 
 
 def test_errors_stdout_stderr_reach_error_log(srv):

@@ -137,9 +137,11 @@ def test_hop_by_hop_headers_from_a_daemon_are_dropped(hostile_srv):
 
 
 def test_connection_close_from_a_daemon_closes_the_client_connection(hostile_srv):
-    r, _ = _hostile(hostile_srv, "close")
-    assert r.status == 200 and r.body == b"hello", r
-    assert r.header("Connection") == "close" and r.closed, r
+    with hostile_srv.keepalive(timeout=15) as conn:
+        r = conn.get("/hostile?close")
+        assert r.status == 200 and r.body == b"hello", r
+        assert r.header("Connection") == "close", r
+        assert conn.server_closed(), "the connection stayed open"
 
 
 @pytest.mark.rwsgi_specific("mod_wsgi passes unusable Content-Length values on")

@@ -16,4 +16,16 @@ fn main() {
     let (major, minor) = v.split_once('.').expect("major.minor");
     println!("cargo:rustc-env=RWSGI_PYTHON_MAJOR={major}");
     println!("cargo:rustc-env=RWSGI_PYTHON_MINOR={minor}");
+    let gil = Command::new(&python)
+        .args([
+            "-c",
+            "import sysconfig; print(int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))))",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+        .unwrap_or(false);
+    println!(
+        "cargo:rustc-env=RWSGI_PYTHON_FREE_THREADED={}",
+        u8::from(gil)
+    );
 }

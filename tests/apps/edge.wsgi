@@ -244,6 +244,21 @@ def application(environ, start_response):
                 yield b"not-reraised"
 
         return gen()
+    if t in ("excinfo_notuple", "excinfo_short", "twice_after_body"):
+        # what start_response raises, reported in the body (the response head is set first)
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        if t == "twice_after_body":
+            write(b"first;")
+        try:
+            if t == "excinfo_notuple":
+                start_response("500 X", [("Content-Type", "text/plain")], ["not", "a", "tuple"])
+            elif t == "excinfo_short":
+                start_response("500 X", [("Content-Type", "text/plain")], (ValueError, None))
+            else:
+                start_response("201 Again", [("Content-Type", "text/plain")])
+        except Exception as e:  # noqa
+            return [("%s: %s" % (type(e).__name__, e)).encode()]
+        return [b"no exception"]
     if t == "excinfo_after_raise":
         start_response("200 OK", [("Content-Type", "text/plain")])
 
@@ -305,6 +320,23 @@ def application(environ, start_response):
         except OSError:
             state = "not-closed"
         return _respond(start_response, state)
+    if t == "streams":  # what libraries check on wsgi.errors / sys.stdout / sys.stderr
+        m = q.get("m", "marker")
+        info = {}
+        for label, st in (("errors", environ["wsgi.errors"]), ("stdout", sys.stdout),
+                          ("stderr", sys.stderr)):
+            info[label] = {
+                "type": "%s.%s" % (type(st).__module__, type(st).__name__),
+                "encoding": st.encoding, "errors": st.errors, "isatty": st.isatty(),
+                "line_buffering": st.line_buffering, "writable": st.writable(),
+            }
+            st.buffer.write(b"buffer-bytes-%s-%s\n" % (label.encode(), m.encode()))
+            if q.get("mv"):
+                st.buffer.write(bytearray(b"buffer-bytearray-%s-%s\n" % (label.encode(), m.encode())))
+                st.buffer.write(memoryview(b"buffer-memoryview-%s-%s\n" % (label.encode(), m.encode())))
+            st.buffer.flush()
+            st.write("text-%s-%s\n" % (label, m))
+        return _respond(start_response, json.dumps(info, sort_keys=True))
     if t == "errors":
         m = q.get("m", "marker")
         environ["wsgi.errors"].write("wsgi-errors-%s\n" % m)

@@ -83,39 +83,58 @@ impl<'r> Output<'r> {
     }
 
     /// Sends `len` bytes of the open regular file `fd` from `offset` as a FILE bucket, so the
-    /// core output filter can use sendfile. The fd stays owned by the caller; a FLUSH makes sure
-    /// Apache is done with it before we return.
+    /// core output filter can use sendfile. The fd stays the caller's; a FLUSH makes sure
+    /// Apache is done with it before this returns.
     ///
     /// The bucket is never memory-mapped: a filter that reads it (mod_deflate, mod_ssl)
     /// gets read() copies. A mapped file that its owner truncates meanwhile (a daemon process
     /// passed the descriptor, or an application rewriting its file) would kill this Apache
     /// child with SIGBUS; a short read only ends this response.
     pub fn send_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
-        // SAFETY: apr_os_file_put wraps the caller's fd without taking ownership (no cleanup is
-        // registered); the bucket is consumed before this function returns (FLUSH).
+        self.push_file(fd, offset, len, false)?;
+        self.write(&[], true, false)
+    }
+
+    /// Sends the file as the last of the response, with the end of the response in the same
+    /// brigade: Apache's byte-range filter only answers a Range request when it sees the whole
+    /// body at once. The bucket reads a duplicate of `fd` owned by the request pool (as
+    /// mod_wsgi does), because Apache may set it aside past this call (the byte-range filter
+    /// drops the FLUSH; the event MPM finishes writes asynchronously): the caller may close
+    /// its own descriptor as soon as this returns.
+    pub fn end_with_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
+        self.push_file(fd, offset, len, true)?;
+        self.write(&[], true, true)
+    }
+
+    fn push_file(&mut self, fd: i32, offset: i64, len: i64, dup: bool) -> Result<(), OutputError> {
+        // SAFETY: apr_os_file_put wraps the caller's fd without taking ownership (no cleanup);
+        // apr_file_dup makes a descriptor of our own in the request pool, closed by the pool's
+        // cleanup. The bucket reads one or the other; see the callers for how long.
         unsafe {
+            let pool = (*self.r).pool;
             let mut file: *mut b::apr_file_t = std::ptr::null_mut();
             let mut osfd = fd;
-            let rv = b::apr_os_file_put(
-                &mut file,
-                &mut osfd,
-                b::APR_FOPEN_READ | b::APR_FOPEN_SENDFILE_ENABLED,
-                (*self.r).pool,
-            );
-            if rv != b::APR_SUCCESS {
+            let flags = b::APR_FOPEN_READ | b::APR_FOPEN_SENDFILE_ENABLED;
+            if b::apr_os_file_put(&mut file, &mut osfd, flags as _, pool) != b::APR_SUCCESS {
                 return Err(OutputError::ClientGone);
+            }
+            if dup {
+                let theirs = file;
+                if b::apr_file_dup(&mut file, theirs, pool) != b::APR_SUCCESS {
+                    return Err(OutputError::ClientGone);
+                }
             }
             let bk = b::apr_bucket_file_create(
                 file,
                 offset,
                 len.max(0) as b::apr_size_t,
-                (*self.r).pool,
+                pool,
                 self.alloc(),
             );
             b::apr_bucket_file_enable_mmap(bk, 0);
             self.push(bk);
         }
-        self.write(&[], true, false)
+        Ok(())
     }
 
     /// Ends the response normally.

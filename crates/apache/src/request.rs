@@ -400,4 +400,15 @@ impl<'r> Request<'r> {
     pub fn hostname(&self) -> String {
         cstr(self.rec().hostname).unwrap_or_default().into_owned()
     }
+
+    /// The listener the connection arrived on: the host its `Listen` directive named (empty
+    /// for `Listen PORT`) and the local port — whatever the Host header says.
+    pub fn listener(&self) -> (String, u16) {
+        // SAFETY: r->connection and its local_addr are live for the request.
+        let addr = unsafe { &*(*self.rec().connection).local_addr };
+        (
+            cstr(addr.hostname).unwrap_or_default().into_owned(),
+            addr.port,
+        )
+    }
 }

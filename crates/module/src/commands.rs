@@ -8,7 +8,7 @@ use rwsgi_apache::cmd::Cmd;
 use rwsgi_core::Level;
 use rwsgi_core::config::daemon::GroupNames;
 use rwsgi_core::config::directives::{
-    DirectiveSpec, Scope, Support, Target, apply_dir, apply_server,
+    DirectiveSpec, Scope, Support, Target, apply_dir, apply_server, python_requirement,
 };
 use rwsgi_core::config::{DirConfig, ServerConfig};
 use std::sync::Mutex;
@@ -28,6 +28,7 @@ impl rwsgi_apache::cmd::Directives for Directives {
         if spec.scope == Scope::Global {
             cmd.check_global()?;
         }
+        python_requirement(spec, rwsgi_python::BUILT_PYTHON)?;
         if spec.support == Support::NoEffect {
             rwsgi_apache::log::server(
                 Level::Debug,

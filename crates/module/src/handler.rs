@@ -277,8 +277,8 @@ fn add_mod_wsgi_keys(req: &Request<'_>, vars: &mut Environ, run: &RunInfo<'_>) {
     let get = |vars: &Environ, k: &str| vars.get(k).unwrap_or_default().to_vec();
     let script_name = get(vars, "SCRIPT_NAME");
     let path_info = get(vars, "PATH_INFO");
-    let listener_host = get(vars, "SERVER_ADDR");
-    let listener_port = get(vars, "SERVER_PORT");
+    let (listener_host, listener_port) = req.listener();
+    let listener_port = listener_port.to_string();
     let flag = |b: bool| -> &'static [u8] { if b { b"1" } else { b"0" } };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -294,8 +294,8 @@ fn add_mod_wsgi_keys(req: &Request<'_>, vars: &mut Environ, run: &RunInfo<'_>) {
         ("mod_wsgi.request_handler", request_handler.as_bytes()),
         ("mod_wsgi.handler_script", b""),
         ("mod_wsgi.script_reloading", flag(reload)),
-        ("mod_wsgi.listener_host", &listener_host),
-        ("mod_wsgi.listener_port", &listener_port),
+        ("mod_wsgi.listener_host", listener_host.as_bytes()),
+        ("mod_wsgi.listener_port", listener_port.as_bytes()),
         ("mod_wsgi.enable_sendfile", flag(sendfile)),
         ("mod_wsgi.ignore_activity", flag(ignore_activity)),
         ("mod_wsgi.request_start", request_start.as_bytes()),

@@ -3,6 +3,7 @@
 # functions inserted before it runs. Applications may `import mod_wsgi` as they do under
 # mod_wsgi.
 
+import io as _io
 import sys as _sys
 
 version = (4, 9, 4)
@@ -56,14 +57,13 @@ class Input(object):
 
 
 class Log(object):
-    """wsgi.errors, sys.stdout and sys.stderr: lines go to Apache's error log."""
+    """The binary stream under wsgi.errors, sys.stdout and sys.stderr (their `.buffer`):
+    complete lines go to Apache's error log, a partial one waits for its newline or a flush.
+    Accepts bytes, bytearray and memoryview (and str, as mod_wsgi's Log does)."""
 
     __slots__ = ('_h', '_buf', 'name')
 
-    encoding = 'utf-8'
-    errors = 'replace'
     closed = False
-    line_buffering = True
 
     def __init__(self, handle=None, name='<wsgi.errors>'):
         self._h = handle
@@ -72,9 +72,13 @@ class Log(object):
 
     def write(self, s):
         if isinstance(s, (bytes, bytearray, memoryview)):
+            n = len(s) if not isinstance(s, memoryview) else s.nbytes
             s = bytes(s).decode('utf-8', 'replace')
-        elif not isinstance(s, str):
-            raise TypeError('argument must be a str, not %s' % type(s).__name__)
+        elif isinstance(s, str):
+            n = len(s)
+        else:
+            raise TypeError('argument must be a bytes-like object, not %s'
+                            % type(s).__name__)
         data = self._buf + s
         if '\n' in data:
             lines = data.split('\n')
@@ -83,7 +87,7 @@ class Log(object):
                 _log(self._h, line)
         else:
             self._buf = data
-        return len(s)
+        return n
 
     def writelines(self, lines):
         for line in lines:
@@ -108,6 +112,16 @@ class Log(object):
 
     def close(self):
         self.flush()
+
+
+def _text_stream(handle, name):
+    """What mod_wsgi 4.9 gives as wsgi.errors, sys.stdout and sys.stderr: an io.TextIOWrapper
+    (utf-8, errors 'replace', line-buffered, written through) over a Log."""
+    return _io.TextIOWrapper(Log(handle, name), 'utf-8', 'replace', None, True, True)
+
+
+def _errors(handle):
+    return _text_stream(handle, '<wsgi.errors>')
 
 
 class RequestTimeout(BaseException):
@@ -153,8 +167,8 @@ def _restricted_signal(signum, handler):
 
 
 def _setup(restrict_stdin, restrict_stdout, restrict_signal, python_path):
-    _sys.stderr = Log(None, '<stderr>')
-    _sys.stdout = Restricted('sys.stdout') if restrict_stdout else Log(None, '<stdout>')
+    _sys.stderr = _text_stream(None, '<stderr>')
+    _sys.stdout = Restricted('sys.stdout') if restrict_stdout else _text_stream(None, '<stdout>')
     if restrict_stdin:
         _sys.stdin = Restricted('sys.stdin')
     if restrict_signal:

@@ -203,6 +203,15 @@ impl Exchange {
         drop(self.log.write().unwrap_or_else(|e| e.into_inner()).take());
     }
 
+    /// The hop-by-hop headers the application's response head had (dropped from it).
+    pub fn dropped_headers(&self) -> Vec<String> {
+        self.lock()
+            .head
+            .as_ref()
+            .map(|h| h.dropped.clone())
+            .unwrap_or_default()
+    }
+
     pub fn progress(&self) -> Progress {
         let s = self.lock();
         Progress {
@@ -233,14 +242,27 @@ impl Exchange {
         without_gil(|| self.lock().send(data, last))
     }
 
-    pub fn send_file(&self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+    /// Sends `len` bytes of `fd`. `last`: the caller sends nothing after it; the response is
+    /// then ended with it when the file completes the Content-Length (a short one is left for
+    /// `finish` to report).
+    pub fn send_file(
+        &self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<(), TransportError> {
         without_gil(|| {
             let mut s = self.lock();
             s.send(&[], false)?;
+            let completes =
+                s.head.as_ref().and_then(|h| h.content_length) == Some(s.body_bytes + len);
+            let last = last && completes;
             let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
-            let r = t.send_file(fd, offset, len);
+            let r = t.send_file(fd, offset, len, last);
             if r.is_ok() {
                 s.body_bytes += len;
+                s.finished |= last;
             }
             r
         })
@@ -328,13 +350,35 @@ pub fn start_response(
             &TransportError::Closed.to_string(),
         ));
     }
-    if let Some(info) = exc_info {
-        if ex.lock().head_sent {
-            // PEP 3333: after the head went out, the only thing left is to re-raise.
+    if let Some(info) = &exc_info {
+        // PEP 3333: exc_info is what sys.exc_info() returned.
+        if !info.is_tuple() {
+            return Err(raise(
+                exc::runtime_error(),
+                "exception info must be a tuple",
+            ));
+        }
+        if info.size()? != 3 {
+            return Err(raise(exc::type_error(), "exc_info must be a 3-tuple"));
+        }
+    }
+    let head_sent = ex.lock().head_sent;
+    match exc_info {
+        // After the head went out, the only thing left is to re-raise.
+        Some(info) if head_sent => {
             return Err(pending_from_exc_info(&info)
                 .map(Pending::restore)
                 .unwrap_or_else(|| raise(exc::type_error(), "exc_info must be a 3-tuple")));
         }
+        // A second call without exc_info can no longer change the response (mod_wsgi's
+        // wording).
+        None if head_sent => {
+            return Err(raise(
+                exc::runtime_error(),
+                "headers have already been sent",
+            ));
+        }
+        _ => {}
     }
     let head = validate::response_head(status, headers)?;
     ex.lock().head = Some(head);

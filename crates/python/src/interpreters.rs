@@ -51,7 +51,8 @@ static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
 /// Objects rwsgi keeps in one interpreter.
 pub struct InterpData {
     pub input_class: Keep,
-    pub log_class: Keep,
+    /// `wsgi.errors` for a request: `_errors(exchange capsule)`.
+    pub errors_factory: Keep,
     pub file_wrapper_class: Keep,
     pub template: Keep,
     pub request_timeout_class: Keep,
@@ -169,7 +170,7 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     template.dict_set_str(c"mod_wsgi.version", &version)?;
     Ok(InterpData {
         input_class: Keep::new(get("Input")),
-        log_class: Keep::new(get("Log")),
+        errors_factory: Keep::new(get("_errors")),
         file_wrapper_class: Keep::new(file_wrapper),
         template: Keep::new(template),
         request_timeout_class: Keep::new(get("RequestTimeout")),

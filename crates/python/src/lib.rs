@@ -22,3 +22,24 @@ pub use transport::{Logger, ResponseHead, Transport, TransportError};
 
 /// The Python this build links against ("3.11"), from the build (PYO3_PYTHON).
 pub const PYTHON_VERSION: &str = env!("RWSGI_PYTHON_VERSION");
+
+/// The Python this crate is built against, for directives that need a particular one.
+pub const BUILT_PYTHON: rwsgi_core::config::directives::BuiltPython =
+    rwsgi_core::config::directives::BuiltPython {
+        version: (
+            parse_u8(env!("RWSGI_PYTHON_MAJOR")),
+            parse_u8(env!("RWSGI_PYTHON_MINOR")),
+        ),
+        free_threaded: matches!(env!("RWSGI_PYTHON_FREE_THREADED").as_bytes(), b"1"),
+    };
+
+const fn parse_u8(s: &str) -> u8 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n: u8 = 0;
+    while i < b.len() {
+        n = n * 10 + (b[i] - b'0');
+        i += 1;
+    }
+    n
+}

@@ -14,8 +14,9 @@ use super::transport::{Logger, Transport, TransportError};
 use rwsgi_core::AppRequest;
 use rwsgi_core::Level;
 use std::cell::Cell;
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// How the request ended, for the caller's HTTP status.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,7 +126,7 @@ fn serve(
     };
     let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
         let cap = native::capsule(py, ex)?;
-        let errors = data.log_class.get(py).call(&[&cap])?;
+        let errors = data.errors_factory.get(py).call(&[&cap])?;
         let environ = build_environ(py, data, req, &cap, &errors)?;
         Ok((environ, native::start_response_callable(&cap)?, errors))
     })();
@@ -141,6 +142,7 @@ fn serve(
         }
     };
     let result = callable.call(&[&environ, &start_response]);
+    warn_dropped_headers(ex, &logger, &req.script);
     let outcome = match result {
         Ok(iterable) => {
             // The exception (if any) is taken out of the thread state before close() runs:
@@ -156,6 +158,31 @@ fn serve(
     };
     let _ = errors.call_method(c"flush", &[]);
     outcome
+}
+
+/// One warning per application and header name: the application keeps working (mod_wsgi
+/// passes these headers on; PEP 3333 forbids them), and the log is not flooded.
+fn warn_dropped_headers(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str) {
+    static WARNED: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    let dropped = ex.dropped_headers();
+    if dropped.is_empty() {
+        return;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let new: Vec<String> = dropped
+        .into_iter()
+        .filter(|d| warned.insert((script.to_string(), d.to_ascii_lowercase())))
+        .collect();
+    if !new.is_empty() {
+        log(
+            Level::Warn,
+            &format!(
+                "rwsgi (pid={}): WSGI script '{script}' sent hop-by-hop response header(s) {}, which PEP 3333 forbids; they are dropped (Connection: close is honoured). Logged once per application.",
+                pid(),
+                new.join(", ")
+            ),
+        );
+    }
 }
 
 enum Failure {
@@ -418,7 +445,8 @@ fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<bool, Failur
     let Some(len) = len else {
         return Err(transport_failure(TransportError::NotStarted));
     };
-    ex.send_file(fd, offset, len).map_err(transport_failure)?;
+    ex.send_file(fd, offset, len, true)
+        .map_err(transport_failure)?;
     // Leave the file where a reader that consumed the data would have left it.
     let seek = cstring("seek");
     let _ =

@@ -18,6 +18,10 @@ pub struct ResponseHead {
     pub headers: Vec<(String, String)>,
     /// The application's Content-Length, if it set one.
     pub content_length: Option<u64>,
+    /// The application sent `Connection: close`: the connection ends after this response.
+    pub close_connection: bool,
+    /// Hop-by-hop headers the application sent, not passed on (names as sent).
+    pub dropped: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +55,14 @@ pub trait Transport: Send {
         false
     }
     /// Sends `len` bytes of an open regular file from `offset` (sendfile where possible).
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError>;
+    /// `last`: the file completes the response (the transport may end it in the same step).
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<(), TransportError>;
     /// Completes the response (no-op if `write(.., last = true)` already did).
     fn finish(&mut self) -> Result<(), TransportError>;
     /// Marks a response that failed after its head was sent as broken for the client.

@@ -6,8 +6,8 @@ use super::ffi::object::{Obj, Pending, PyResult, exc, raise};
 use super::transport::ResponseHead;
 
 /// Headers PEP 3333 forbids applications to send: they describe the connection, which the
-/// server owns. (mod_wsgi passes them through; a `Transfer-Encoding` from the application
-/// breaks the response framing.)
+/// server owns. They are dropped (mod_wsgi passes them through, and a `Transfer-Encoding`
+/// from the application then breaks the response framing); `Connection: close` is honoured.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -77,9 +77,17 @@ pub fn status_code(line: &str) -> Result<u16, String> {
     Ok(code)
 }
 
-/// Checks one header (mod_wsgi's wording, plus the header named); returns the parsed
-/// Content-Length if it is one.
-pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
+/// What a valid response header is to the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeaderKind {
+    Plain,
+    ContentLength(u64),
+    /// A hop-by-hop header: not passed on.
+    HopByHop,
+}
+
+/// Checks one header (mod_wsgi's wording, plus the header named).
+pub fn header(name: &str, value: &str) -> Result<HeaderKind, String> {
     if name.is_empty() || name.bytes().any(|c| c == b' ' || c == b'\t') {
         return Err(format!(
             "space character present in header name '{}'",
@@ -103,18 +111,26 @@ pub fn header(name: &str, value: &str) -> Result<Option<u64>, String> {
     }
     let lower = name.to_ascii_lowercase();
     if HOP_BY_HOP.contains(&lower.as_str()) {
-        return Err(format!(
-            "hop-by-hop header '{name}' is not allowed in a WSGI response (PEP 3333)"
-        ));
+        return Ok(HeaderKind::HopByHop);
     }
     if lower == "content-length" {
         let v = value.trim();
         return match v.parse::<u64>() {
-            Ok(n) if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) => Ok(Some(n)),
+            Ok(n) if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) => {
+                Ok(HeaderKind::ContentLength(n))
+            }
             _ => Err(format!("invalid content length: '{value}'")),
         };
     }
-    Ok(None)
+    Ok(HeaderKind::Plain)
+}
+
+/// `Connection: close` (a comma-separated token list, any case).
+fn asks_close(name: &str, value: &str) -> bool {
+    name.eq_ignore_ascii_case("connection")
+        && value
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
@@ -132,6 +148,7 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
     let n = headers.size()?;
     let mut out = Vec::with_capacity(n);
     let mut content_length = None;
+    let (mut close, mut dropped) = (false, Vec::new());
     for i in 0..n {
         let item = headers.seq_item(i).ok_or_else(|| {
             raise(
@@ -162,8 +179,19 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         };
         let name = native_string(&k)?;
         let value = native_string(&v)?;
-        if let Some(cl) = header(&name, &value).map_err(|m| raise(exc::value_error(), &m))? {
-            content_length = Some(cl);
+        match header(&name, &value).map_err(|m| raise(exc::value_error(), &m))? {
+            HeaderKind::Plain => {}
+            HeaderKind::ContentLength(n) => content_length = Some(n),
+            HeaderKind::HopByHop => {
+                close |= asks_close(&name, &value);
+                if !dropped
+                    .iter()
+                    .any(|d: &String| d.eq_ignore_ascii_case(&name))
+                {
+                    dropped.push(name);
+                }
+                continue;
+            }
         }
         out.push((name, value));
     }
@@ -172,6 +200,8 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         status_line,
         headers: out,
         content_length,
+        close_connection: close,
+        dropped,
     })
 }
 
@@ -196,8 +226,11 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert_eq!(header("Content-Type", "text/plain"), Ok(None));
-        assert_eq!(header("Content-Length", "12"), Ok(Some(12)));
+        assert_eq!(header("Content-Type", "text/plain"), Ok(HeaderKind::Plain));
+        assert_eq!(
+            header("Content-Length", "12"),
+            Ok(HeaderKind::ContentLength(12))
+        );
         assert!(header("Content-Length", "abc").is_err());
         assert!(header("Content-Length", "-1").is_err());
         assert!(
@@ -206,11 +239,19 @@ mod tests {
                 .contains("X-A")
         );
         assert!(header("Bad Name", "v").is_err());
-        assert!(
-            header("Transfer-Encoding", "chunked")
-                .unwrap_err()
-                .contains("hop-by-hop")
+        assert_eq!(
+            header("Transfer-Encoding", "chunked"),
+            Ok(HeaderKind::HopByHop)
         );
-        assert!(header("connection", "close").is_err());
+        assert_eq!(header("connection", "close"), Ok(HeaderKind::HopByHop));
+    }
+
+    #[test]
+    fn connection_close_is_a_token() {
+        assert!(asks_close("Connection", "close"));
+        assert!(asks_close("connection", "Upgrade, CLOSE"));
+        assert!(!asks_close("Connection", "keep-alive"));
+        assert!(!asks_close("Keep-Alive", "close"));
+        assert!(!asks_close("Connection", "closed"));
     }
 }

@@ -38,6 +38,55 @@ pub enum Support {
     NoEffect,
     /// Recognised but not implemented yet: configuration fails.
     NotYet,
+    /// Needs a Python that rwsgi may not be built against: configuration fails, saying which
+    /// Python it needs and which one rwsgi has (see [`python_requirement`]).
+    NeedsPython(PythonFeature),
+}
+
+/// What a directive needs of the Python rwsgi is built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PythonFeature {
+    pub min: (u8, u8),
+    pub free_threaded: bool,
+    /// What it gives, for the error message.
+    pub what: &'static str,
+}
+
+/// The Python rwsgi is built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltPython {
+    pub version: (u8, u8),
+    pub free_threaded: bool,
+}
+
+/// The configuration error for a directive that needs another Python, or for one whose
+/// Python is there but which rwsgi does not implement yet.
+pub fn python_requirement(spec: &DirectiveSpec, built: BuiltPython) -> Result<()> {
+    let Support::NeedsPython(need) = spec.support else {
+        return Ok(());
+    };
+    let name = spec.name().trim_start_matches('<');
+    let (major, minor) = need.min;
+    let enough = built.version >= need.min && (built.free_threaded || !need.free_threaded);
+    if enough {
+        return Err(not_yet(spec));
+    }
+    Err(format!(
+        "{name} needs Python {major}.{minor} or later{} ({}); this rwsgi is built against Python {}.{}{}: rebuild it with PYO3_PYTHON naming such a Python",
+        if need.free_threaded {
+            ", free-threaded build"
+        } else {
+            ""
+        },
+        need.what,
+        built.version.0,
+        built.version.1,
+        if built.free_threaded {
+            " (free-threaded)"
+        } else {
+            ""
+        },
+    ))
 }
 
 pub struct DirectiveSpec {
@@ -63,166 +112,8 @@ impl DirectiveSpec {
     }
 }
 
-macro_rules! d {
-    ($name:literal, $scope:ident, $support:ident, $usage:literal) => {
-        DirectiveSpec {
-            cname: $name,
-            scope: Scope::$scope,
-            support: Support::$support,
-            cusage: $usage,
-        }
-    };
-}
-
-/// The directive table (mod_wsgi 4.9.4 ∪ 6.1.1).
-pub const DIRECTIVE_COUNT: usize = 54;
-pub static DIRECTIVES: &[DirectiveSpec] = &DIRECTIVE_TABLE;
-pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
-    d!(
-        c"WSGIScriptAlias",
-        Server,
-        Implemented,
-        c"URL-path file-or-directory [options]"
-    ),
-    d!(
-        c"WSGIScriptAliasMatch",
-        Server,
-        Implemented,
-        c"regex file-or-directory [options]"
-    ),
-    d!(
-        c"WSGIImportScript",
-        Server,
-        Implemented,
-        c"script process-group=... application-group=..."
-    ),
-    d!(c"WSGIDaemonProcess", Server, Implemented, c"name [options]"),
-    d!(
-        c"WSGIProcessGroup",
-        ServerDir,
-        Implemented,
-        c"%{GLOBAL} | %{ENV:var} | name"
-    ),
-    d!(
-        c"WSGIApplicationGroup",
-        ServerDir,
-        Implemented,
-        c"%{GLOBAL} | %{SERVER} | %{RESOURCE} | %{HOST} | %{ENV:var} | name"
-    ),
-    d!(c"WSGIRestrictProcess", ServerDir, Implemented, c"group ..."),
-    d!(
-        c"WSGIDispatchScript",
-        ServerDir,
-        NotYet,
-        c"script [application-group=...]"
-    ),
-    d!(
-        c"WSGIHandlerScript",
-        ServerDir,
-        NotYet,
-        c"handler script [options]"
-    ),
-    d!(c"WSGIPassApacheRequest", ServerDir, NotYet, c"On|Off"),
-    d!(c"WSGICallableObject", FileInfo, Implemented, c"name"),
-    d!(c"WSGIPassAuthorization", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGIScriptReloading", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGIErrorOverride", FileInfo, NoEffect, c"On|Off"),
-    d!(c"WSGIChunkedRequest", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGIMapHEADToGET", FileInfo, Implemented, c"On|Off|Auto"),
-    d!(c"WSGIIgnoreActivity", FileInfo, NoEffect, c"On|Off"),
-    d!(c"WSGIEnableSendfile", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGITrustedProxyHeaders", FileInfo, NotYet, c"header ..."),
-    d!(
-        c"WSGITrustedProxies",
-        FileInfo,
-        NotYet,
-        c"ip-or-network ..."
-    ),
-    d!(
-        c"WSGIAccessScript",
-        AuthConfig,
-        NotYet,
-        c"script [application-group=...]"
-    ),
-    d!(
-        c"WSGIAuthUserScript",
-        AuthConfig,
-        NotYet,
-        c"script [application-group=...]"
-    ),
-    d!(
-        c"WSGIAuthGroupScript",
-        AuthConfig,
-        NotYet,
-        c"script [application-group=...]"
-    ),
-    d!(c"WSGIGroupAuthoritative", AuthConfig, NotYet, c"On|Off"),
-    d!(c"WSGIUserAuthoritative", AuthConfig, NotYet, c"On|Off"),
-    d!(
-        c"WSGIPythonHome",
-        Global,
-        Implemented,
-        c"prefix-or-virtualenv"
-    ),
-    d!(
-        c"WSGIPythonPath",
-        Global,
-        Implemented,
-        c"directory[:directory...]"
-    ),
-    d!(c"WSGIPythonEggs", Global, Implemented, c"directory"),
-    d!(c"WSGIPythonOptimize", Global, Implemented, c"0|1|2"),
-    d!(
-        c"WSGIPythonHashSeed",
-        Global,
-        Implemented,
-        c"random|0..4294967295"
-    ),
-    d!(
-        c"WSGIPythonWarnings",
-        Global,
-        Implemented,
-        c"warning-filter"
-    ),
-    d!(c"WSGIDontWriteBytecode", Global, Implemented, c"On|Off"),
-    d!(c"WSGIDestroyInterpreter", Global, NoEffect, c"On|Off"),
-    d!(c"WSGIRestrictEmbedded", Global, Implemented, c"On|Off"),
-    d!(c"WSGIRestrictStdin", Global, Implemented, c"On|Off"),
-    d!(c"WSGIRestrictStdout", Global, Implemented, c"On|Off"),
-    d!(c"WSGIRestrictSignal", Global, Implemented, c"On|Off"),
-    d!(c"WSGICaseSensitivity", Global, Implemented, c"On|Off"),
-    d!(c"WSGILazyInitialization", Global, Implemented, c"On"),
-    d!(c"WSGISocketPrefix", Global, Implemented, c"path-prefix"),
-    d!(c"WSGISocketRotation", Global, NoEffect, c"On|Off"),
-    d!(
-        c"WSGIAcceptMutex",
-        Global,
-        NoEffect,
-        c"default|flock|fcntl|sysvsem|posixsem|pthread"
-    ),
-    d!(c"WSGIServerMetrics", Global, NoEffect, c"On|Off"),
-    d!(c"WSGIVerboseDebugging", Global, NoEffect, c"On|Off"),
-    d!(c"WSGISwitchInterval", Global, Implemented, c"seconds"),
-    d!(c"WSGIPerInterpreterGIL", Global, NotYet, c"On|Off"),
-    d!(c"WSGIFreeThreading", Global, NotYet, c"On|Off"),
-    d!(
-        c"<WSGIInterpreterOptions",
-        Global,
-        NotYet,
-        c"[process-group=...] [application-group=...]"
-    ),
-    d!(
-        c"WSGITelemetryService",
-        Global,
-        NotYet,
-        c"unix:/path [interval=N]"
-    ),
-    d!(c"WSGITelemetryOptions", Global, NotYet, c"[+|-]Flag ..."),
-    d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
-    d!(c"WSGINewRelicConfigFile", Global, NotYet, c"path"),
-    d!(c"WSGINewRelicEnvironment", Global, NotYet, c"name"),
-    d!(c"WSGIPy3kWarningFlag", Global, NotYet, c"On|Off"),
-];
+mod table;
+pub use table::{DIRECTIVE_COUNT, DIRECTIVE_TABLE, DIRECTIVES};
 
 pub fn find(name: &str) -> Option<&'static DirectiveSpec> {
     DIRECTIVES
@@ -299,7 +190,7 @@ pub fn apply_server(
     raw: &str,
     resolve: &dyn Fn(&str) -> String,
 ) -> Result<()> {
-    if spec.support == Support::NotYet {
+    if matches!(spec.support, Support::NotYet | Support::NeedsPython(_)) {
         return Err(not_yet(spec));
     }
     let py = &mut cfg.python;
@@ -435,7 +326,7 @@ fn switch_interval(v: &str) -> Result<f64> {
 
 /// Applies a directory-target directive.
 pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result<()> {
-    if spec.support == Support::NotYet {
+    if matches!(spec.support, Support::NotYet | Support::NeedsPython(_)) {
         return Err(not_yet(spec));
     }
     match spec.name() {

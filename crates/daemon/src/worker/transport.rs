@@ -199,14 +199,19 @@ impl Transport for RemoteTransport {
     }
 
     fn start(&mut self, h: &ResponseHead) {
+        let mut headers: Vec<_> = h
+            .headers
+            .iter()
+            .map(|(k, v)| (latin1(k), latin1(v)))
+            .collect();
+        if h.close_connection {
+            // The Apache side honours it (and takes it out of the response).
+            headers.push((b"Connection".to_vec(), b"close".to_vec()));
+        }
         let head = head::ResponseHead {
             status: h.status,
             status_line: latin1(&h.status_line),
-            headers: h
-                .headers
-                .iter()
-                .map(|(k, v)| (latin1(k), latin1(v)))
-                .collect(),
+            headers,
         };
         let _ = self.send(Frame::new(Kind::ResponseHead, self.id, head::encode(&head)));
     }
@@ -252,11 +257,23 @@ impl Transport for RemoteTransport {
         }
     }
 
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
+    /// `last`: ResponseEnd follows at once, and the Apache side sends the file and the end of
+    /// the response down its filters together.
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<(), TransportError> {
         // The descriptor itself goes to Apache, which sends it with sendfile.
         self.ch
             .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
-            .map_err(|_| TransportError::ClientGone)
+            .map_err(|_| TransportError::ClientGone)?;
+        if last {
+            self.finish()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), TransportError> {

@@ -39,6 +39,9 @@ impl Transport for ApacheTransport<'_> {
         for (k, v) in &head.headers {
             self.req.add_header(k, &latin1(v));
         }
+        if head.close_connection {
+            self.req.close_connection();
+        }
     }
 
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
@@ -52,10 +55,20 @@ impl Transport for ApacheTransport<'_> {
         last && len <= 64 * 1024
     }
 
-    fn send_file(&mut self, fd: i32, offset: u64, len: u64) -> Result<(), TransportError> {
-        self.out
-            .send_file(fd, offset as i64, len as i64)
-            .map_err(gone)
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<(), TransportError> {
+        let (offset, len) = (offset as i64, len as i64);
+        if last {
+            self.finished = true;
+            self.out.end_with_file(fd, offset, len).map_err(gone)
+        } else {
+            self.out.send_file(fd, offset, len).map_err(gone)
+        }
     }
 
     fn finish(&mut self) -> Result<(), TransportError> {

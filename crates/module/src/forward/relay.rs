@@ -40,6 +40,10 @@ struct Relay<'a, 'r> {
     out: Output<'r>,
     phase: Phase,
     budget: Budget,
+    /// The last file the daemon sent, held back until the next frame: if that is the end of
+    /// the response, both go down the filters together (the byte-range filter needs to see
+    /// the whole body at once). At most one is held.
+    held_file: Option<(OwnedFd, i64, i64)>,
 }
 
 /// Relays frames until the response ends.
@@ -56,6 +60,7 @@ pub fn relay(req: &Request<'_>, conn: &mut Conn, spec: &GroupSpec) -> Relayed {
         conn,
         phase: Phase::START,
         budget: Budget::new(None, true),
+        held_file: None,
     };
     loop {
         let (frame, fds) = match r.conn.ch.recv(Some(timeout)) {
@@ -64,6 +69,11 @@ pub fn relay(req: &Request<'_>, conn: &mut Conn, spec: &GroupSpec) -> Relayed {
         };
         let (step, next) = state::step(r.phase, &frame.header, r.conn.id);
         r.phase = next;
+        if !matches!(step, Step::End | Step::Log) {
+            if let Flow::Finish(done) = r.release_held_file() {
+                return done;
+            }
+        }
         let flow = match step {
             Step::Retry => Flow::Finish(Relayed::Retry),
             Step::FeedBody => r.feed_body(&frame),
@@ -209,7 +219,12 @@ impl Relay<'_, '_> {
             ));
             return self.fail(Status::INTERNAL_SERVER_ERROR, false);
         }
-        if !framing.dropped.is_empty() {
+        // `Connection: close` is how the daemon passes on an application's wish to close.
+        let unexpected = framing
+            .dropped
+            .iter()
+            .any(|d| !(framing.close && d.eq_ignore_ascii_case("connection")));
+        if unexpected {
             self.req.log(
                 Level::Warn,
                 &format!(
@@ -294,11 +309,16 @@ impl Relay<'_, '_> {
             Ok((fd, off, len)) => {
                 let admitted = self.budget.admit(len as u64);
                 let len = admitted.len as i64;
-                if len > 0 && self.out.send_file(fd.as_raw_fd(), off, len).is_err() {
-                    return self.written(false);
-                }
                 if admitted.over {
-                    return self.overlong();
+                    let ok = len == 0 || self.out.send_file(fd.as_raw_fd(), off, len).is_ok();
+                    return if ok {
+                        self.overlong()
+                    } else {
+                        self.written(false)
+                    };
+                }
+                if len > 0 {
+                    self.held_file = Some((fd, off, len));
                 }
                 Flow::Continue
             }
@@ -312,11 +332,28 @@ impl Relay<'_, '_> {
         }
     }
 
+    /// Sends the held file (if any) on its own, before what the daemon sent next.
+    fn release_held_file(&mut self) -> Flow {
+        match self.held_file.take() {
+            Some((fd, off, len)) => {
+                let ok = self.out.send_file(fd.as_raw_fd(), off, len).is_ok();
+                self.written(ok)
+            }
+            None => Flow::Continue,
+        }
+    }
+
     fn end(&mut self) -> Flow {
         if let Err(short) = self.budget.complete() {
+            if let Flow::Finish(done) = self.release_held_file() {
+                return Flow::Finish(done);
+            }
             return self.short_body(short);
         }
-        let _ = self.out.finish();
+        let _ = match self.held_file.take() {
+            Some((fd, off, len)) => self.out.end_with_file(fd.as_raw_fd(), off, len),
+            None => self.out.finish(),
+        };
         Self::done(true)
     }
 

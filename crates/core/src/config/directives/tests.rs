@@ -24,6 +24,42 @@ fn every_directive_is_unique_and_dispatchable() {
 }
 
 #[test]
+fn a_directive_for_another_python_names_both_pythons() {
+    let gil = find("WSGIPerInterpreterGIL").unwrap();
+    let py311 = BuiltPython {
+        version: (3, 11),
+        free_threaded: false,
+    };
+    let err = python_requirement(gil, py311).unwrap_err();
+    assert!(err.contains("needs Python 3.12 or later"), "{err}");
+    assert!(err.contains("built against Python 3.11"), "{err}");
+    let ft = find("WSGIFreeThreading").unwrap();
+    let py313 = BuiltPython {
+        version: (3, 13),
+        free_threaded: false,
+    };
+    let err = python_requirement(ft, py313).unwrap_err();
+    assert!(err.contains("3.13 or later, free-threaded build"), "{err}");
+    // with the right Python it is rwsgi that lacks it
+    let py313t = BuiltPython {
+        version: (3, 13),
+        free_threaded: true,
+    };
+    let err = python_requirement(ft, py313t).unwrap_err();
+    assert!(err.contains("not supported yet by rwsgi"), "{err}");
+    let opts = find("<WSGIInterpreterOptions").unwrap();
+    assert!(
+        python_requirement(opts, py311)
+            .unwrap_err()
+            .starts_with("WSGIInterpreterOptions needs Python 3.12")
+    );
+    assert_eq!(
+        python_requirement(find("WSGIScriptAlias").unwrap(), py311),
+        Ok(())
+    );
+}
+
+#[test]
 fn script_alias_with_options() {
     let spec = find("WSGIScriptAlias").unwrap();
     let mut cfg = ServerConfig::default();
