@@ -22,6 +22,7 @@ pub mod http;
 pub mod ipc;
 pub mod label;
 pub mod level;
+pub mod proxy;
 pub mod request;
 pub mod socket;
 pub mod spec;

@@ -13,6 +13,7 @@ use rwsgi_core::config::alias::collapse_slashes;
 use rwsgi_core::config::groups::{ExpandContext, GLOBAL, expand_application_group};
 use rwsgi_core::config::{DirConfig, MapHeadToGet};
 use rwsgi_core::http::Status;
+use rwsgi_core::proxy;
 use rwsgi_core::{AppRequest, Environ};
 
 /// Serves one request whose handler is `wsgi-script` (else declines).
@@ -161,14 +162,6 @@ fn app_request(
         environ.set("REQUEST_METHOD", b"GET");
     }
     let application_group = expand(req, &application_group, &script_name);
-    let https = req.is_https()
-        || matches!(
-            req.subprocess_env("HTTPS")
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("on") | Some("1")
-        );
     add_mod_wsgi_keys(
         req,
         &mut environ,
@@ -181,6 +174,8 @@ fn app_request(
             ignore_activity: dir.ignore_activity.unwrap_or(false),
         },
     );
+    // After mod_wsgi.script_name/path_info, which keep what Apache saw.
+    let https = forwarded(req, dir, &mut environ);
     if in_daemon {
         add_daemon_keys(&mut environ);
     }
@@ -194,6 +189,23 @@ fn app_request(
         environ,
         https,
     }
+}
+
+/// Applies the trusted proxy headers; returns whether the request counts as HTTPS: a
+/// forwarded scheme header the admin trusts decides, else `SetEnv HTTPS` / mod_ssl.
+fn forwarded(req: &Request<'_>, dir: &DirConfig, environ: &mut Environ) -> bool {
+    let env_https = matches!(
+        req.subprocess_env("HTTPS")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("on") | Some("1")
+    );
+    match &dir.trusted_proxy_headers {
+        Some(headers) => proxy::apply(environ, headers, dir.trusted_proxies.as_deref(), env_https),
+        None => None,
+    }
+    .unwrap_or_else(|| env_https || req.is_https())
 }
 
 /// mod_wsgi's daemon-mode keys: when the request was queued for the daemon, how many

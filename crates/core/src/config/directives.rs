@@ -340,6 +340,20 @@ pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result
             validate_group_value(&v)?;
             cfg.application_group = Some(v);
         }
+        "WSGITrustedProxyHeaders" => {
+            let mut list = cfg.trusted_proxy_headers.take().unwrap_or_default();
+            for name in words(raw) {
+                list.push(crate::proxy::header_key(&name)?);
+            }
+            cfg.trusted_proxy_headers = Some(list);
+        }
+        "WSGITrustedProxies" => {
+            let mut list = cfg.trusted_proxies.take().unwrap_or_default();
+            for net in words(raw) {
+                list.push(crate::proxy::Subnet::parse(&net)?);
+            }
+            cfg.trusted_proxies = Some(list);
+        }
         "WSGIRestrictProcess" => {
             let groups: Vec<String> = words(raw)
                 .into_iter()

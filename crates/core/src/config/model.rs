@@ -160,6 +160,11 @@ pub struct DirConfig {
     /// WSGIRestrictProcess: the only process groups selectable here (`%{GLOBAL}` stored as
     /// `""`). An inner list replaces an outer one.
     pub restrict_process: Option<Vec<String>>,
+    /// WSGITrustedProxyHeaders, as CGI names in directive order (`HTTP_X_FORWARDED_FOR`).
+    /// Repeating the directive appends; an inner context replaces the outer list.
+    pub trusted_proxy_headers: Option<Vec<String>>,
+    /// WSGITrustedProxies; `None`: every peer is trusted, `Some([])`: none is.
+    pub trusted_proxies: Option<Vec<crate::proxy::Subnet>>,
 }
 
 impl DirConfig {
@@ -179,6 +184,8 @@ impl DirConfig {
             ignore_activity: pick(&add.ignore_activity, &base.ignore_activity),
             enable_sendfile: pick(&add.enable_sendfile, &base.enable_sendfile),
             restrict_process: pick(&add.restrict_process, &base.restrict_process),
+            trusted_proxy_headers: pick(&add.trusted_proxy_headers, &base.trusted_proxy_headers),
+            trusted_proxies: pick(&add.trusted_proxies, &base.trusted_proxies),
         }
     }
 }

@@ -79,11 +79,16 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(c"WSGIMapHEADToGET", FileInfo, Implemented, c"On|Off|Auto"),
     d!(c"WSGIIgnoreActivity", FileInfo, NoEffect, c"On|Off"),
     d!(c"WSGIEnableSendfile", FileInfo, Implemented, c"On|Off"),
-    d!(c"WSGITrustedProxyHeaders", FileInfo, NotYet, c"header ..."),
+    d!(
+        c"WSGITrustedProxyHeaders",
+        FileInfo,
+        Implemented,
+        c"header ..."
+    ),
     d!(
         c"WSGITrustedProxies",
         FileInfo,
-        NotYet,
+        Implemented,
         c"ip-or-network ..."
     ),
     d!(
