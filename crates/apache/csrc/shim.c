@@ -44,3 +44,21 @@ HIDDEN int rwsgi_is_https(conn_rec *c)
     APR_OPTIONAL_FN_TYPE(ssl_is_https) *fn = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
     return fn != NULL && c != NULL && fn(c);
 }
+
+APR_DECLARE_OPTIONAL_FN(char *, ssl_var_lookup,
+                        (apr_pool_t *, server_rec *, conn_rec *, request_rec *, char *));
+
+/* Whether mod_ssl is loaded (its optional functions exist). */
+HIDDEN int rwsgi_ssl_loaded(void)
+{
+    return APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup) != NULL;
+}
+
+/* mod_ssl's value of an SSL variable for the request, or NULL (no mod_ssl, no value). */
+HIDDEN const char *rwsgi_ssl_var_lookup(request_rec *r, const char *name)
+{
+    APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *fn = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
+    if (fn == NULL || r == NULL || name == NULL)
+        return NULL;
+    return fn(r->pool, r->server, r->connection, r, apr_pstrdup(r->pool, name));
+}

@@ -19,6 +19,7 @@
 #include <apr_file_io.h>
 #include <apr_portable.h>
 #include <unixd.h>
+#include <mod_auth.h>
 
 const int rwsgi_mmn_major = MODULE_MAGIC_NUMBER_MAJOR;
 const int rwsgi_mmn_minor = MODULE_MAGIC_NUMBER_MINOR;
@@ -34,3 +35,5 @@ void rwsgi_log_error(const char *file, int line, int module_index, int level, ap
 void *rwsgi_get_module_config(void *const *vector, int module_index);
 void rwsgi_set_module_config(void **vector, int module_index, void *val);
 int rwsgi_is_https(conn_rec *c);
+int rwsgi_ssl_loaded(void);
+const char *rwsgi_ssl_var_lookup(request_rec *r, const char *name);

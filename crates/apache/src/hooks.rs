@@ -51,7 +51,7 @@ fn hooks() -> &'static Hooks {
 }
 
 /// A NULL-terminated list of module names for hook ordering.
-struct ModuleList<const N: usize>([*const std::ffi::c_char; N]);
+pub(crate) struct ModuleList<const N: usize>(pub(crate) [*const std::ffi::c_char; N]);
 // SAFETY: the pointers are to 'static C string literals and are never written.
 unsafe impl<const N: usize> Sync for ModuleList<N> {}
 

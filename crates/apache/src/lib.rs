@@ -12,6 +12,7 @@
 //! Every `extern "C"` function here is declared with `rwsgi_core::entry!`: a panic never
 //! unwinds into Apache.
 
+pub mod auth;
 pub mod bindings;
 pub mod cmd;
 pub mod conf;

@@ -38,7 +38,7 @@ pub fn index() -> i32 {
 /// ```
 ///
 /// The configuration records are the given types (see [`conf::Merge`](crate::conf::Merge));
-/// `register_hooks` runs once per load of the module.
+/// `register_hooks(&Pool)` runs once per load of the module, with the pool it is loaded in.
 #[macro_export]
 macro_rules! declare_module {
     (
@@ -70,11 +70,14 @@ macro_rules! declare_module {
 
         $crate::rwsgi_core::entry! {
             unsafe extern "C" fn __rwsgi_register_hooks(
-                _p: *mut $crate::bindings::apr_pool_t,
+                p: *mut $crate::bindings::apr_pool_t,
             ) [on panic: ()] {
                 // SAFETY: our own record, taken by address (never a reference to a static mut).
                 unsafe { $crate::module::set_record(&raw mut $name) };
-                $register()
+                // SAFETY: the pool Apache loads the module with, alive until it unloads it.
+                if let Some(pool) = unsafe { $crate::server::Pool::from_raw(p) } {
+                    $register(&pool)
+                }
             }
         }
     };

@@ -42,6 +42,39 @@ impl RequestLog<'_> {
     }
 }
 
+/// mod_ssl's view of a request, usable from any thread while the request lasts (`'r`): what
+/// `mod_ssl.is_https()` and `mod_ssl.var_lookup(name)` answer in a WSGI environ.
+pub struct RequestSsl<'r> {
+    r: NonNull<b::request_rec>,
+    _serving: PhantomData<&'r b::request_rec>,
+}
+
+// SAFETY: like RequestLog: bound to the request's lifetime; mod_ssl's lookups only read the
+// connection's SSL state and allocate in the request pool, as mod_ssl's own callers do.
+unsafe impl Send for RequestSsl<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for RequestSsl<'_> {}
+
+impl RequestSsl<'_> {
+    pub fn is_https(&self) -> bool {
+        // SAFETY: the request and its connection are live for 'r.
+        unsafe { b::rwsgi_is_https((*self.r.as_ptr()).connection) != 0 }
+    }
+
+    pub fn var(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: a live request; the result is a request-pool string or NULL.
+        let v = unsafe { b::rwsgi_ssl_var_lookup(self.r.as_ptr(), name.as_ptr()) };
+        cstr(v).map(|s| s.into_owned())
+    }
+}
+
+/// Whether mod_ssl is loaded in this server.
+pub fn ssl_loaded() -> bool {
+    // SAFETY: looks up an optional function by name.
+    unsafe { b::rwsgi_ssl_loaded() != 0 }
+}
+
 fn cstr<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
     // SAFETY: Apache strings are NUL-terminated and live at least as long as the request.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy())
@@ -97,6 +130,14 @@ impl<'r> Request<'r> {
     }
 
     /// A logging handle for other threads, valid as long as the request.
+    /// mod_ssl's view of this request (`None` when mod_ssl is not loaded).
+    pub fn ssl(&self) -> Option<RequestSsl<'r>> {
+        ssl_loaded().then_some(RequestSsl {
+            r: self.r,
+            _serving: PhantomData,
+        })
+    }
+
     pub fn logger(&self) -> RequestLog<'r> {
         RequestLog {
             r: self.r,
@@ -399,6 +440,29 @@ impl<'r> Request<'r> {
     }
     pub fn hostname(&self) -> String {
         cstr(self.rec().hostname).unwrap_or_default().into_owned()
+    }
+
+    /// The authenticated user (`r->user`, REMOTE_USER), if any.
+    pub fn user(&self) -> Option<Cow<'_, str>> {
+        cstr(self.rec().user)
+    }
+
+    /// Sets the authenticated user (an authentication provider naming another user).
+    pub fn set_user(&self, user: &str) {
+        let v = self.pstr(user);
+        // SAFETY: the string is in the request pool, which outlives r->user's readers.
+        unsafe { (*self.raw()).user = v as *mut c_char };
+    }
+
+    /// The client's address as Apache sees it (`r->useragent_ip`, after mod_remoteip).
+    pub fn client_ip(&self) -> Cow<'_, str> {
+        cstr(self.rec().useragent_ip).unwrap_or_default()
+    }
+
+    /// The request_rec's address, for `apache.request_rec` (WSGIPassApacheRequest): an
+    /// application may hand it to C code; rwsgi never turns it back into a pointer.
+    pub fn address(&self) -> usize {
+        self.r.as_ptr() as usize
     }
 
     /// The listener the connection arrived on: the host its `Listen` directive named (empty

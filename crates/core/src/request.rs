@@ -19,6 +19,9 @@ pub struct AppRequest {
     /// CGI and mod_wsgi.* variables, values as the raw bytes Apache has.
     pub environ: crate::Environ,
     pub https: bool,
+    /// `apache.request_rec` for an application running in the Apache child
+    /// (WSGIPassApacheRequest On); never on the wire.
+    pub request_rec: Option<usize>,
 }
 
 const SCRIPT: &str = "rwsgi.script";
@@ -60,6 +63,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
         reload: true,
         environ: crate::Environ::with_capacity(table.len(), payload.len()),
         https: false,
+        request_rec: None,
     };
     let mut header_only = false;
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
@@ -104,11 +108,16 @@ mod tests {
             reload: false,
             environ: [("PATH_INFO", b"/x")].into_iter().collect(),
             https: true,
+            request_rec: Some(1),
         };
         let (back, head) = decode(&encode(&app, true), "daemon").unwrap();
         assert!(head);
         assert_eq!(back.script, "/srv/app.wsgi");
         assert_eq!(back.script_mtime, 123);
+        assert_eq!(
+            back.request_rec, None,
+            "an address of this process never crosses"
+        );
         assert_eq!(back.process_group, "daemon");
         assert!(!back.reload && back.https);
         assert_eq!(

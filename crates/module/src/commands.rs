@@ -29,6 +29,15 @@ impl rwsgi_apache::cmd::Directives for Directives {
             cmd.check_global()?;
         }
         python_requirement(spec, rwsgi_python::BUILT_PYTHON)?;
+        if matches!(
+            spec.name(),
+            "WSGIDispatchScript"
+                | "WSGIAccessScript"
+                | "WSGIAuthUserScript"
+                | "WSGIAuthGroupScript"
+        ) {
+            crate::embedded::settings::python_needed_by_hooks(true);
+        }
         if spec.support == Support::NoEffect {
             rwsgi_apache::log::server(
                 Level::Debug,
@@ -52,7 +61,7 @@ impl rwsgi_apache::cmd::Directives for Directives {
                 }
                 conf.compile_new_patterns()
             }
-            Target::Dir => apply_dir(spec, dir, raw),
+            Target::Dir => apply_dir(spec, dir, raw, &|p: &str| cmd.server_root_relative(p)),
         }
     }
 }
@@ -63,7 +72,8 @@ impl rwsgi_apache::cmd::Directives for Directives {
 static GROUP_NAMES: Mutex<GroupNames> = Mutex::new(GroupNames::new());
 
 /// A new reading of the configuration begins (pre_config runs before any directive).
-pub fn forget_group_names() {
+pub fn new_reading() {
+    crate::embedded::settings::python_needed_by_hooks(false);
     GROUP_NAMES
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -17,12 +17,14 @@
 //! |                       | [`forward::forward`] to a daemon group                              |
 //! | child pool cleanup    | [`embedded::child_exit`]: atexit callbacks (none while Python runs) |
 
+pub mod auth;
 pub mod commands;
 pub mod conf;
 pub mod daemons;
 pub mod embedded;
 pub mod forward;
 pub mod handler;
+pub mod hooks;
 pub mod lifecycle;
 pub mod mapping;
 pub mod notes;

@@ -11,7 +11,7 @@ use rwsgi_core::config::ServerConfig;
 use rwsgi_core::spec::{self, GroupSpec, ParentFacts};
 
 /// From the module record's register_hooks.
-pub fn register() {
+pub fn register(pool: &Pool) {
     rwsgi_core::guard::set_reporter(|m| log::server(Level::Crit, m));
     rwsgi_apache::hooks::register(Hooks {
         pre_config,
@@ -20,11 +20,12 @@ pub fn register() {
         translate_name: mapping::translate_name,
         handler: handler::handle,
     });
+    rwsgi_apache::auth::register(pool, crate::auth::hooks());
 }
 
 /// A reading of the configuration begins (at start-up and on every restart).
 pub fn pre_config() {
-    commands::forget_group_names();
+    commands::new_reading();
 }
 
 /// The configuration is read: Python settings and routing rules for the children; on the

@@ -51,14 +51,17 @@ pub enum LoadError {
 }
 
 /// Returns the script's module, loading (or re-loading) it if needed. Called attached.
+/// `resource`: the requested file, for the script's optional `reload_required(resource)`
+/// (asked before each request while reloading is on; true re-imports the script).
 pub fn load(
     py: Py<'_>,
     interp: &Interpreter,
     path: &str,
     mtime: i64,
     reload: bool,
+    resource: Option<&str>,
 ) -> Result<Obj, LoadError> {
-    let r = load_inner(py, interp, path, mtime, reload).map_err(|(e, Raised)| e);
+    let r = load_inner(py, interp, path, mtime, reload, resource).map_err(|(e, Raised)| e);
     startup::record(r.is_ok());
     r
 }
@@ -100,6 +103,7 @@ fn load_inner(
     path: &str,
     mtime: i64,
     reload: bool,
+    resource: Option<&str>,
 ) -> Result<Obj, (LoadError, Raised)> {
     use LoadError::{Compile, Exec};
     let name = cached_module_name(path);
@@ -110,8 +114,13 @@ fn load_inner(
         Some(t) => !reload || t == mtime,
         None => false,
     };
-    if let Some(m) = modules.dict_get_str(&name).filter(|m| fresh(m)) {
-        return Ok(m);
+    match modules.dict_get_str(&name).filter(|m| fresh(m)) {
+        Some(m) if !(reload && asks_reload(py, &m, resource)) => return Ok(m),
+        Some(_) => {
+            // Dropped, so that the check below under the load lock loads it again.
+            modules.dict_del_str(&name);
+        }
+        None => {}
     }
     // One thread loads while the others wait (detached, so the loader can run).
     let _guard = without_gil(|| interp.load_lock.lock().unwrap_or_else(|e| e.into_inner()));
@@ -145,6 +154,32 @@ fn load_inner(
     dict.dict_set_str(c"__mtime__", &Obj::int(py, mtime).map_err(exec)?)
         .map_err(exec)?;
     Ok(module)
+}
+
+/// The script's own `reload_required(resource)`, if it has one (an exception in it is
+/// printed and counts as no).
+fn asks_reload(py: Py<'_>, module: &Obj, resource: Option<&str>) -> bool {
+    let Some(resource) = resource else {
+        return false;
+    };
+    let Some(f) = module_dict(module).dict_get_str("reload_required") else {
+        return false;
+    };
+    let answer = Obj::str(py, resource).and_then(|r| f.call(&[&r]));
+    match answer {
+        Ok(v) => v.is_true().unwrap_or_else(|Raised| {
+            drop(super::ffi::object::Pending::fetch());
+            false
+        }),
+        Err(Raised) => {
+            if let Some(p) = super::ffi::object::Pending::fetch() {
+                for line in p.format() {
+                    super::transport::server_log(rwsgi_core::Level::Error, &line);
+                }
+            }
+            false
+        }
+    }
 }
 
 /// True when `path` is loaded in this interpreter from a file with another modification

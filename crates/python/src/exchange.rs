@@ -160,6 +160,12 @@ struct State {
     finished: bool,
 }
 
+/// What mod_ssl said.
+pub enum SslAnswer {
+    Https(bool),
+    Var(Option<String>),
+}
+
 /// What the response loop needs to know when the application returns.
 pub struct Progress {
     pub started: bool,
@@ -201,6 +207,18 @@ impl Exchange {
     fn close(&self) {
         drop(self.lock().transport.take());
         drop(self.log.write().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// `mod_ssl.is_https()` / `mod_ssl.var_lookup(name)` (`name` None: is_https).
+    pub fn ssl(&self, name: Option<&str>) -> Result<SslAnswer, TransportError> {
+        let s = self.lock();
+        let t = s.transport.as_ref().ok_or(TransportError::Closed)?;
+        Ok(match (t.ssl(), name) {
+            (None, None) => SslAnswer::Https(false),
+            (None, Some(_)) => SslAnswer::Var(None),
+            (Some(ssl), None) => SslAnswer::Https(ssl.is_https()),
+            (Some(ssl), Some(n)) => SslAnswer::Var(ssl.var(n)),
+        })
     }
 
     /// The hop-by-hop headers the application's response head had (dropped from it).

@@ -235,7 +235,7 @@ pub fn preload(group: &str, script: &str) -> Result<(), String> {
         .unwrap_or(0);
     let a = interp::Attached::enter(&i);
     describe(
-        super::app::load(a.py(), &i, script, mtime, false)
+        super::app::load(a.py(), &i, script, mtime, false, None)
             .map(|_| ())
             .map_err(|_| super::ffi::object::Raised),
     )

@@ -8,6 +8,7 @@ mod app;
 mod current;
 pub mod exchange;
 pub mod ffi;
+pub mod hooks;
 pub mod interpreters;
 pub mod response;
 pub mod transport;

@@ -99,8 +99,19 @@ enum NoCallable {
 }
 
 fn load_callable(py: Py<'_>, interp: &Interpreter, req: &AppRequest) -> Result<Obj, NoCallable> {
-    let module = app::load(py, interp, &req.script, req.script_mtime, req.reload)
-        .map_err(NoCallable::Load)?;
+    let resource = req
+        .environ
+        .get("SCRIPT_FILENAME")
+        .map(|f| String::from_utf8_lossy(f).into_owned());
+    let module = app::load(
+        py,
+        interp,
+        &req.script,
+        req.script_mtime,
+        req.reload,
+        resource.as_deref(),
+    )
+    .map_err(NoCallable::Load)?;
     module_dict(&module)
         .dict_get_str(&req.callable)
         .ok_or_else(|| {
@@ -305,6 +316,13 @@ fn build_environ(
     )?;
     env.dict_set_str(c"wsgi.input", &data.input_class.get(py).call(&[cap])?)?;
     env.dict_set_str(c"wsgi.errors", errors)?;
+    if let Some(r) = req.request_rec {
+        // SAFETY: an address the application may pass to C code (as mod_wsgi gives it);
+        // rwsgi never dereferences it.
+        env.dict_set_str(c"apache.request_rec", &unsafe {
+            Obj::opaque_capsule(py, r)
+        }?)?;
+    }
     Ok(env)
 }
 

@@ -41,7 +41,18 @@ pub enum TransportError {
 /// Logs with a request's context, from any thread, for as long as the request lasts (`'r`).
 pub type Logger<'r> = Box<dyn Fn(Level, &str) + Send + Sync + 'r>;
 
+/// mod_ssl's view of the request (`mod_ssl.is_https()`, `mod_ssl.var_lookup(name)` in the
+/// environ): only where the request is served, in the Apache child.
+pub trait SslView: Send + Sync {
+    fn is_https(&self) -> bool;
+    fn var(&self, name: &str) -> Option<String>;
+}
+
 pub trait Transport: Send {
+    /// mod_ssl, when it is loaded and the request is in this process.
+    fn ssl(&self) -> Option<&dyn SslView> {
+        None
+    }
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body. Called with the
     /// GIL released.
     fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;

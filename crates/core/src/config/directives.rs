@@ -137,7 +137,7 @@ fn one(spec: &DirectiveSpec, raw: &str) -> Result<String> {
 
 fn on_off(spec: &DirectiveSpec, raw: &str) -> Result<bool> {
     let v = one(spec, raw)?;
-    flag(&v).ok_or_else(|| format!("{} must be On or Off", spec.name()))
+    flag(&v).ok_or_else(|| format!("{} must be one of: Off | On", spec.name()))
 }
 
 fn not_yet(spec: &DirectiveSpec) -> String {
@@ -325,7 +325,12 @@ fn switch_interval(v: &str) -> Result<f64> {
 }
 
 /// Applies a directory-target directive.
-pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result<()> {
+pub fn apply_dir(
+    spec: &DirectiveSpec,
+    cfg: &mut DirConfig,
+    raw: &str,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<()> {
     if matches!(spec.support, Support::NotYet | Support::NeedsPython(_)) {
         return Err(not_yet(spec));
     }
@@ -340,20 +345,18 @@ pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result
             validate_group_value(&v)?;
             cfg.application_group = Some(v);
         }
-        "WSGITrustedProxyHeaders" => {
-            let mut list = cfg.trusted_proxy_headers.take().unwrap_or_default();
-            for name in words(raw) {
-                list.push(crate::proxy::header_key(&name)?);
-            }
-            cfg.trusted_proxy_headers = Some(list);
+        "WSGIDispatchScript"
+        | "WSGIAccessScript"
+        | "WSGIAuthUserScript"
+        | "WSGIAuthGroupScript"
+        | "WSGIHandlerScript" => apply_script(spec, cfg, raw, resolve)?,
+        "WSGIPassApacheRequest" => cfg.pass_apache_request = Some(on_off(spec, raw)?),
+        // Apache 2.4's provider chain decides what happens after a provider: these are
+        // accepted (as mod_wsgi on 2.4 accepts WSGIGroupAuthoritative) and change nothing.
+        "WSGIUserAuthoritative" | "WSGIGroupAuthoritative" => {
+            on_off(spec, raw)?;
         }
-        "WSGITrustedProxies" => {
-            let mut list = cfg.trusted_proxies.take().unwrap_or_default();
-            for net in words(raw) {
-                list.push(crate::proxy::Subnet::parse(&net)?);
-            }
-            cfg.trusted_proxies = Some(list);
-        }
+        "WSGITrustedProxyHeaders" | "WSGITrustedProxies" => apply_proxies(spec, cfg, raw)?,
         "WSGIRestrictProcess" => {
             let groups: Vec<String> = words(raw)
                 .into_iter()
@@ -388,6 +391,48 @@ pub fn apply_dir(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result
             });
         }
         other => return Err(format!("{other} cannot be used here")),
+    }
+    Ok(())
+}
+
+/// WSGITrustedProxyHeaders / WSGITrustedProxies: repeating one in a context appends.
+fn apply_proxies(spec: &DirectiveSpec, cfg: &mut DirConfig, raw: &str) -> Result<()> {
+    if spec.name() == "WSGITrustedProxyHeaders" {
+        let mut list = cfg.trusted_proxy_headers.take().unwrap_or_default();
+        for name in words(raw) {
+            list.push(crate::proxy::header_key(&name)?);
+        }
+        cfg.trusted_proxy_headers = Some(list);
+    } else {
+        let mut list = cfg.trusted_proxies.take().unwrap_or_default();
+        for net in words(raw) {
+            list.push(crate::proxy::Subnet::parse(&net)?);
+        }
+        cfg.trusted_proxies = Some(list);
+    }
+    Ok(())
+}
+
+/// The hook and handler script directives.
+fn apply_script(
+    spec: &DirectiveSpec,
+    cfg: &mut DirConfig,
+    raw: &str,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    use super::scripts::{Hook, parse_handler, parse_hook};
+    let hook = |h| parse_hook(h, raw, resolve).map(Some);
+    match spec.name() {
+        "WSGIDispatchScript" => cfg.dispatch_script = hook(Hook::Dispatch)?,
+        "WSGIAccessScript" => cfg.access_script = hook(Hook::Access)?,
+        "WSGIAuthUserScript" => cfg.auth_user_script = hook(Hook::AuthUser)?,
+        "WSGIAuthGroupScript" => cfg.auth_group_script = hook(Hook::AuthGroup)?,
+        _ => {
+            let h = parse_handler(raw, resolve)?;
+            let list = cfg.handler_scripts.get_or_insert_with(Vec::new);
+            list.retain(|o| o.name != h.name);
+            list.push(h);
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod directives;
 pub mod groups;
 pub mod model;
+pub mod scripts;
 pub mod tokenize;
 
 pub use model::*;

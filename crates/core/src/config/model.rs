@@ -3,6 +3,7 @@
 //! an explicit default.
 
 pub use super::daemon::DaemonProcess;
+use super::scripts::{HandlerScript, HookScript};
 
 /// How a `WSGIScriptAlias` / `WSGIScriptAliasMatch` matches the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +166,13 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<String>>,
     /// WSGITrustedProxies; `None`: every peer is trusted, `Some([])`: none is.
     pub trusted_proxies: Option<Vec<crate::proxy::Subnet>>,
+    pub dispatch_script: Option<HookScript>,
+    pub access_script: Option<HookScript>,
+    pub auth_user_script: Option<HookScript>,
+    pub auth_group_script: Option<HookScript>,
+    /// WSGIHandlerScript entries; see [`super::scripts::merge_handlers`].
+    pub handler_scripts: Option<Vec<HandlerScript>>,
+    pub pass_apache_request: Option<bool>,
 }
 
 impl DirConfig {
@@ -186,6 +194,15 @@ impl DirConfig {
             restrict_process: pick(&add.restrict_process, &base.restrict_process),
             trusted_proxy_headers: pick(&add.trusted_proxy_headers, &base.trusted_proxy_headers),
             trusted_proxies: pick(&add.trusted_proxies, &base.trusted_proxies),
+            dispatch_script: pick(&add.dispatch_script, &base.dispatch_script),
+            access_script: pick(&add.access_script, &base.access_script),
+            auth_user_script: pick(&add.auth_user_script, &base.auth_user_script),
+            auth_group_script: pick(&add.auth_group_script, &base.auth_group_script),
+            handler_scripts: super::scripts::merge_handlers(
+                &base.handler_scripts,
+                &add.handler_scripts,
+            ),
+            pass_apache_request: pick(&add.pass_apache_request, &base.pass_apache_request),
         }
     }
 }

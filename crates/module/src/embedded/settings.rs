@@ -7,7 +7,8 @@ use rwsgi_core::Level;
 use rwsgi_core::config::groups::{GLOBAL, ProcessGroup};
 use rwsgi_core::config::{PythonSettings, ServerConfig};
 use rwsgi_python::{self as wsgi, ProcessInfo};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Debug, Default)]
 pub struct Settings {
@@ -34,6 +35,15 @@ impl Settings {
 }
 
 static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
+
+/// Set while the configuration is read when a directive needs Python in the Apache children
+/// whatever WSGIRestrictEmbedded says: dispatch, authentication, access and handler scripts
+/// run there (as with mod_wsgi).
+static HOOKS_NEED_PYTHON: AtomicBool = AtomicBool::new(false);
+
+pub fn python_needed_by_hooks(yes: bool) {
+    HOOKS_NEED_PYTHON.store(yes, Ordering::Relaxed);
+}
 
 pub fn current() -> Arc<Settings> {
     SETTINGS
@@ -106,11 +116,27 @@ pub fn version_component() -> String {
     )
 }
 
-/// child_init: start Python in this Apache child, unless embedded mode is off.
+/// child_init: start Python in this Apache child, unless nothing may run here (embedded mode
+/// off and no hook scripts).
 pub fn child_init() {
     let s = current();
-    if s.restrict_embedded {
+    if s.restrict_embedded && !HOOKS_NEED_PYTHON.load(Ordering::Relaxed) {
         return;
+    }
+    let _ = python();
+}
+
+/// Python in this child, started now if it is not yet (a hook script declared in an
+/// .htaccess file is only seen at request time); the error says why not.
+pub fn python() -> Result<(), String> {
+    static STARTING: Mutex<()> = Mutex::new(());
+    if current().python_ready {
+        return Ok(());
+    }
+    let _once = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    let s = current();
+    if s.python_ready {
+        return Ok(());
     }
     wsgi::transport::set_server_logger(log::server);
     let p = &s.python;
@@ -124,11 +150,9 @@ pub fn child_init() {
     };
     let pid = std::process::id();
     if let Err(e) = wsgi::interpreters::start(&init, info) {
-        log::server(
-            Level::Crit,
-            &format!("rwsgi (pid={pid}): cannot initialise Python: {e} (check WSGIPythonHome)"),
-        );
-        return;
+        let e = format!("cannot initialise Python: {e} (check WSGIPythonHome)");
+        log::server(Level::Crit, &format!("rwsgi (pid={pid}): {e}"));
+        return Err(e);
     }
     store(Settings {
         python: s.python.clone(),
@@ -153,6 +177,7 @@ pub fn child_init() {
             }
         }
     }
+    Ok(())
 }
 
 /// Child exit: run `atexit` callbacks in every interpreter. Python is not finalised (the

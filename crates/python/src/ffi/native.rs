@@ -209,6 +209,36 @@ rwsgi_core::entry! {
     }
 }
 
+rwsgi_core::entry! {
+    /// `mod_ssl.is_https()` and `mod_ssl.var_lookup(name)`, bound to the exchange capsule.
+    unsafe extern "C" fn ssl_lookup(
+        slf: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|py| {
+            let ex = exchange_of(slf)?;
+            let v = args(a.cast_const(), n);
+            let name = match v.as_slice() {
+                [] => None,
+                [name] => Some(name.to_str()?),
+                _ => return Err(raise(exc::type_error(), "var_lookup(name)")),
+            };
+            match ex.ssl(name.as_deref()) {
+                Ok(exchange::SslAnswer::Https(b)) => Ok(Obj::bool(py, b)),
+                Ok(exchange::SslAnswer::Var(Some(s))) => Obj::str(py, &s),
+                Ok(exchange::SslAnswer::Var(None)) => Ok(Obj::none(py)),
+                Err(e) => Err(raise(exc::runtime_error(), &e.to_string())),
+            }
+        })
+    }
+}
+
+/// `(mod_ssl.is_https, mod_ssl.var_lookup)` for an environ, bound to the exchange capsule.
+pub fn ssl_callables(cap: &Obj) -> PyResult<(Obj, Obj)> {
+    Ok((function(5, cap.as_ptr())?, function(5, cap.as_ptr())?))
+}
+
 struct Defs(Vec<ffi::PyMethodDef>);
 // SAFETY: the definitions are immutable after creation and point to 'static strings.
 unsafe impl Sync for Defs {}
@@ -261,6 +291,13 @@ fn defs() -> &'static [ffi::PyMethodDef] {
                     c"_log",
                     ffi::PyMethodDefPointer {
                         PyCFunctionFast: log,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"ssl_lookup",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: ssl_lookup,
                     },
                     ffi::METH_FASTCALL,
                 ),

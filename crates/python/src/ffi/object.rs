@@ -75,6 +75,31 @@ impl Obj {
         unsafe { Obj::borrowed(ffi::Py_None()) }.expect("None")
     }
 
+    /// A nameless capsule holding `addr`, which Python code can only pass on (to ctypes).
+    ///
+    /// # Safety
+    /// The address is handed to the application as is; whoever uses it must know what it
+    /// points to and for how long (apache.request_rec: the request being served).
+    pub unsafe fn opaque_capsule(_py: Py<'_>, addr: usize) -> PyResult<Obj> {
+        // SAFETY: a capsule without destructor over a non-null pointer; attached.
+        unsafe {
+            Obj::owned(ffi::PyCapsule_New(
+                addr as *mut std::ffi::c_void,
+                std::ptr::null(),
+                None,
+            ))
+        }
+    }
+
+    /// Python truth (`bool(x)`).
+    pub fn is_true(&self) -> PyResult<bool> {
+        // SAFETY: PyObject_IsTrue on a live object; -1 means an exception is set.
+        match unsafe { ffi::PyObject_IsTrue(self.as_ptr()) } {
+            -1 => Err(Raised),
+            n => Ok(n != 0),
+        }
+    }
+
     pub fn is_none(&self) -> bool {
         // SAFETY: pointer comparison only.
         self.as_ptr() == unsafe { ffi::Py_None() }

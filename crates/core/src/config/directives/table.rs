@@ -61,16 +61,16 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(
         c"WSGIDispatchScript",
         ServerDir,
-        NotYet,
+        Implemented,
         c"script [application-group=...]"
     ),
     d!(
         c"WSGIHandlerScript",
         ServerDir,
-        NotYet,
+        Implemented,
         c"handler script [options]"
     ),
-    d!(c"WSGIPassApacheRequest", ServerDir, NotYet, c"On|Off"),
+    d!(c"WSGIPassApacheRequest", ServerDir, Implemented, c"On|Off"),
     d!(c"WSGICallableObject", FileInfo, Implemented, c"name"),
     d!(c"WSGIPassAuthorization", FileInfo, Implemented, c"On|Off"),
     d!(c"WSGIScriptReloading", FileInfo, Implemented, c"On|Off"),
@@ -94,23 +94,23 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(
         c"WSGIAccessScript",
         AuthConfig,
-        NotYet,
+        Implemented,
         c"script [application-group=...]"
     ),
     d!(
         c"WSGIAuthUserScript",
         AuthConfig,
-        NotYet,
+        Implemented,
         c"script [application-group=...]"
     ),
     d!(
         c"WSGIAuthGroupScript",
         AuthConfig,
-        NotYet,
+        Implemented,
         c"script [application-group=...]"
     ),
-    d!(c"WSGIGroupAuthoritative", AuthConfig, NotYet, c"On|Off"),
-    d!(c"WSGIUserAuthoritative", AuthConfig, NotYet, c"On|Off"),
+    d!(c"WSGIGroupAuthoritative", AuthConfig, NoEffect, c"On|Off"),
+    d!(c"WSGIUserAuthoritative", AuthConfig, NoEffect, c"On|Off"),
     d!(
         c"WSGIPythonHome",
         Global,
@@ -196,5 +196,5 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
     d!(c"WSGINewRelicConfigFile", Global, NotYet, c"path"),
     d!(c"WSGINewRelicEnvironment", Global, NotYet, c"name"),
-    d!(c"WSGIPy3kWarningFlag", Global, NotYet, c"On|Off"),
+    d!(c"WSGIPy3kWarningFlag", Global, NoEffect, c"On|Off"),
 ];

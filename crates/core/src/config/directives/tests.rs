@@ -15,7 +15,7 @@ fn every_directive_is_unique_and_dispatchable() {
         if d.support == Support::NotYet {
             let err = match d.target() {
                 Target::Server => apply_server(d, &mut ServerConfig::default(), "x", &id),
-                Target::Dir => apply_dir(d, &mut DirConfig::default(), "x"),
+                Target::Dir => apply_dir(d, &mut DirConfig::default(), "x", &id),
             };
             assert!(err.unwrap_err().contains("is not supported yet by rwsgi"));
         }
@@ -170,7 +170,7 @@ fn restrict_process_directive() {
     assert_eq!(spec.support, Support::Implemented);
     assert_eq!(spec.target(), Target::Dir);
     let mut outer = DirConfig::default();
-    apply_dir(spec, &mut outer, "site %{GLOBAL} 'other one'").unwrap();
+    apply_dir(spec, &mut outer, "site %{GLOBAL} 'other one'", &id).unwrap();
     assert_eq!(
         outer.restrict_process,
         Some(vec![
@@ -179,10 +179,10 @@ fn restrict_process_directive() {
             "other one".to_string()
         ])
     );
-    assert!(apply_dir(spec, &mut outer, "  ").is_err());
+    assert!(apply_dir(spec, &mut outer, "  ", &id).is_err());
     // An inner list replaces the outer one.
     let mut inner = DirConfig::default();
-    apply_dir(spec, &mut inner, "only").unwrap();
+    apply_dir(spec, &mut inner, "only", &id).unwrap();
     let m = DirConfig::merge(&outer, &inner);
     assert_eq!(m.restrict_process, Some(vec!["only".to_string()]));
     let m = DirConfig::merge(&outer, &DirConfig::default());
@@ -192,14 +192,15 @@ fn restrict_process_directive() {
 #[test]
 fn dir_directives() {
     let mut cfg = DirConfig::default();
-    apply_dir(find("WSGIMapHEADToGET").unwrap(), &mut cfg, "auto").unwrap();
+    apply_dir(find("WSGIMapHEADToGET").unwrap(), &mut cfg, "auto", &id).unwrap();
     apply_dir(
         find("wsgiapplicationgroup").unwrap(),
         &mut cfg,
         "%{ENV:APP}",
+        &id,
     )
     .unwrap();
-    assert!(apply_dir(find("WSGIChunkedRequest").unwrap(), &mut cfg, "maybe").is_err());
+    assert!(apply_dir(find("WSGIChunkedRequest").unwrap(), &mut cfg, "maybe", &id).is_err());
     assert_eq!(cfg.map_head_to_get, Some(MapHeadToGet::Auto));
     assert_eq!(cfg.application_group.as_deref(), Some("%{ENV:APP}"));
 }

@@ -1,0 +1,2 @@
+"""A WSGIDispatchScript that defines none of the hooks: the configured routing stands."""
+VALUE = 1
