@@ -24,6 +24,8 @@ pub struct ProcessInfo {
     pub python_path: Vec<String>,
     pub switch_interval: Option<f64>,
     pub eggs: Option<String>,
+    /// The New Relic agent's configuration file and environment.
+    pub newrelic: Option<(String, Option<String>)>,
 }
 
 impl ProcessInfo {
@@ -42,6 +44,10 @@ impl ProcessInfo {
             python_path: p.path.clone(),
             switch_interval: p.switch_interval,
             eggs: p.eggs.clone(),
+            newrelic: p
+                .newrelic_config_file
+                .clone()
+                .map(|f| (f, p.newrelic_environment.clone())),
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct InterpData {
     pub file_wrapper_class: Keep,
     pub template: Keep,
     pub request_timeout_class: Keep,
+    /// `newrelic.agent.WSGIApplicationWrapper`, when the agent is configured and imports.
+    pub newrelic_wrapper: Option<Keep>,
 }
 
 pub fn data(i: &Interpreter) -> &InterpData {
@@ -174,7 +182,50 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
         file_wrapper_class: Keep::new(file_wrapper),
         template: Keep::new(template),
         request_timeout_class: Keep::new(get("RequestTimeout")),
+        newrelic_wrapper: p.newrelic.as_ref().and_then(|nr| newrelic(py, i, nr)),
     })
+}
+
+/// Initialises the New Relic agent in this interpreter (as mod_wsgi <= 5 does); its WSGI
+/// wrapper, or `None` (logged) when the agent cannot be imported or initialised.
+fn newrelic(py: Py<'_>, i: &Interpreter, (file, env): &(String, Option<String>)) -> Option<Keep> {
+    let pid = std::process::id();
+    let setup = (|| -> PyResult<Obj> {
+        let agent = super::ffi::object::import(py, c"newrelic.agent")?;
+        let env = match env {
+            Some(e) => Obj::str(py, e)?,
+            None => Obj::none(py),
+        };
+        agent.call_method(c"initialize", &[&Obj::str(py, file)?, &env])?;
+        agent.getattr(c"WSGIApplicationWrapper")
+    })();
+    match setup {
+        Ok(wrapper) => {
+            super::transport::server_log(
+                rwsgi_core::Level::Info,
+                &format!(
+                    "rwsgi (pid={pid}, application='{}'): Imported 'newrelic.agent' and initialised it from '{file}'.",
+                    i.name
+                ),
+            );
+            Some(Keep::new(wrapper))
+        }
+        Err(_) => {
+            super::transport::server_log(
+                rwsgi_core::Level::Error,
+                &format!(
+                    "rwsgi (pid={pid}, application='{}'): Unable to initialise the New Relic agent ('newrelic.agent', config '{file}'); applications run without it.",
+                    i.name
+                ),
+            );
+            if let Some(p) = super::ffi::object::Pending::fetch() {
+                for line in p.format() {
+                    super::transport::server_log(rwsgi_core::Level::Error, &line);
+                }
+            }
+            None
+        }
+    }
 }
 
 /// `compile(source, filename, "exec")` through the builtin, so coding cookies and flags work

@@ -152,7 +152,11 @@ fn serve(
             return Outcome::ServerError;
         }
     };
-    let result = callable.call(&[&environ, &start_response]);
+    let wrapped = newrelic_wrapped(data, py, callable, &logger, &req.script);
+    let result = wrapped
+        .as_ref()
+        .unwrap_or(callable)
+        .call(&[&environ, &start_response]);
     warn_dropped_headers(ex, &logger, &req.script);
     let outcome = match result {
         Ok(iterable) => {
@@ -324,6 +328,28 @@ fn build_environ(
         }?)?;
     }
     Ok(env)
+}
+
+/// The application inside the New Relic agent's WSGI wrapper, when the agent is on.
+fn newrelic_wrapped(
+    data: &InterpData,
+    py: Py<'_>,
+    callable: &Obj,
+    log: &dyn Fn(Level, &str),
+    script: &str,
+) -> Option<Obj> {
+    let wrapper = data.newrelic_wrapper.as_ref()?;
+    match wrapper.get(py).call(&[callable, &Obj::none(py)]) {
+        Ok(w) => Some(w),
+        Err(Raised) => {
+            log_exception(
+                log,
+                script,
+                "Exception occurred wrapping the WSGI application for New Relic in",
+            );
+            None
+        }
+    }
 }
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {

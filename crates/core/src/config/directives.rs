@@ -215,6 +215,8 @@ pub fn apply_server(
                 .map(String::from),
         ),
         "WSGIPythonEggs" => py.eggs = Some(one(spec, raw)?),
+        "WSGINewRelicConfigFile" => py.newrelic_config_file = Some(resolve(&one(spec, raw)?)),
+        "WSGINewRelicEnvironment" => py.newrelic_environment = Some(one(spec, raw)?),
         "WSGIPythonOptimize" => py.optimize = Some(optimize(&one(spec, raw)?)?),
         "WSGIPythonHashSeed" => py.hash_seed = Some(hash_seed(&one(spec, raw)?)?),
         "WSGIPythonWarnings" => py.warnings.push(one(spec, raw)?),

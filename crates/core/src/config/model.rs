@@ -90,6 +90,10 @@ pub struct PythonSettings {
     pub case_sensitivity: Option<bool>,
     pub destroy_interpreter: Option<bool>,
     pub switch_interval: Option<f64>,
+    /// WSGINewRelicConfigFile / WSGINewRelicEnvironment: the New Relic agent is initialised
+    /// in each interpreter and wraps each application (embedded mode).
+    pub newrelic_config_file: Option<String>,
+    pub newrelic_environment: Option<String>,
 }
 
 impl ServerConfig {

@@ -130,6 +130,11 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
         python_path: spec.options.python_path.clone(),
         eggs: spec.python_eggs(),
         switch_interval: spec.options.switch_interval,
+        newrelic: spec
+            .options
+            .newrelic_config_file
+            .clone()
+            .map(|f| (f, spec.options.newrelic_environment.clone())),
         ..ProcessInfo::from_settings(p)
     };
     if let Err(e) = wsgi::interpreters::start(&init, info) {

@@ -25,9 +25,6 @@ pub const IGNORED_OPTIONS: &[&str] = &[
     // 6.x: linger before flushing when the daemon socket runs dry (mod_ratelimit). rwsgi's
     // framed responses flush on the daemon's own boundaries.
     "response-flush-delay",
-    // <= 5.x: built-in New Relic agent bootstrap.
-    "newrelic-config-file",
-    "newrelic-environment",
 ];
 
 /// Options mod_wsgi accepts that rwsgi refuses: ignoring them would run applications with
@@ -62,6 +59,9 @@ pub struct DaemonProcess {
     /// `python-path=dir:dir` (empty entries dropped).
     pub python_path: Vec<String>,
     pub python_eggs: Option<String>,
+    /// newrelic-config-file / newrelic-environment (mod_wsgi <= 5): the agent in this group.
+    pub newrelic_config_file: Option<String>,
+    pub newrelic_environment: Option<String>,
     pub lang: Option<String>,
     pub locale: Option<String>,
     /// `display-name=...` as written (`%{GROUP}` kept); see [`DaemonProcess::process_title`].
@@ -142,6 +142,8 @@ impl DaemonProcess {
             python_home: None,
             python_path: Vec::new(),
             python_eggs: None,
+            newrelic_config_file: None,
+            newrelic_environment: None,
             lang: None,
             locale: None,
             display_name: None,

@@ -178,6 +178,8 @@ fn environment(d: &mut DaemonProcess, k: &str, v: &str) -> Result<bool> {
                 .collect()
         }
         "python-eggs" => d.python_eggs = Some(v.to_string()),
+        "newrelic-config-file" => d.newrelic_config_file = Some(v.to_string()),
+        "newrelic-environment" => d.newrelic_environment = Some(v.to_string()),
         "lang" => d.lang = Some(v.to_string()),
         "locale" => d.locale = Some(v.to_string()),
         "display-name" => d.display_name = Some(v.to_string()),
@@ -323,7 +325,7 @@ fn accepted_only(_: &mut DaemonProcess, k: &str, v: &str) -> Result<bool> {
         "response-flush-delay" => {
             number(k, v, 0, COUNT, "a number of milliseconds (0 = no delay)")?;
         }
-        "newrelic-config-file" | "newrelic-environment" => {}
+
         _ => return Ok(false),
     }
     Ok(true)

@@ -369,14 +369,10 @@ fn ignored_and_refused_options() {
     .unwrap();
     assert_eq!(
         d.ignored,
-        vec![
-            "socket-user",
-            "server-metrics",
-            "response-flush-delay",
-            "newrelic-config-file",
-            "newrelic-environment"
-        ]
+        vec!["socket-user", "server-metrics", "response-flush-delay",]
     );
+    assert_eq!(d.newrelic_config_file.as_deref(), Some("/etc/nr.ini"));
+    assert_eq!(d.newrelic_environment.as_deref(), Some("prod"));
     assert_eq!(d.switch_interval, Some(0.01));
     // Ignored options are still validated.
     assert!(err("g server-metrics=maybe").contains("server-metrics must be On or Off"));

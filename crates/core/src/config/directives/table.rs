@@ -194,7 +194,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
     ),
     d!(c"WSGITelemetryOptions", Global, NotYet, c"[+|-]Flag ..."),
     d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
-    d!(c"WSGINewRelicConfigFile", Global, NotYet, c"path"),
-    d!(c"WSGINewRelicEnvironment", Global, NotYet, c"name"),
+    d!(c"WSGINewRelicConfigFile", Global, Implemented, c"path"),
+    d!(c"WSGINewRelicEnvironment", Global, Implemented, c"name"),
     d!(c"WSGIPy3kWarningFlag", Global, NoEffect, c"On|Off"),
 ];
