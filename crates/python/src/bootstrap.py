@@ -178,3 +178,17 @@ def _setup(restrict_stdin, restrict_stdout, restrict_signal, python_path):
         import site
         for entry in python_path:
             site.addsitedir(entry)
+    _adopt_package()
+
+
+def _adopt_package():
+    """mod_wsgi from PyPI on sys.path (mod_wsgi.express, mod_wsgi.server, ...) stays
+    importable below this module, as mod_wsgi 6 arranges: this module takes that package's
+    __path__ (what mod_wsgi-express's generated handler.wsgi imports)."""
+    try:
+        import importlib.machinery
+        spec = importlib.machinery.PathFinder.find_spec('mod_wsgi')
+    except Exception:
+        return
+    if spec is not None and spec.submodule_search_locations:
+        globals()['__path__'] = list(spec.submodule_search_locations)

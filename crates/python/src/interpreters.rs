@@ -186,6 +186,16 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     })
 }
 
+impl InterpData {
+    /// The application inside the New Relic agent's WSGI wrapper, when the agent is on.
+    pub fn newrelic_wrapped(&self, py: Py<'_>, app: &Obj) -> PyResult<Option<Obj>> {
+        match &self.newrelic_wrapper {
+            Some(w) => w.get(py).call(&[app, &Obj::none(py)]).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Initialises the New Relic agent in this interpreter (as mod_wsgi <= 5 does); its WSGI
 /// wrapper, or `None` (logged) when the agent cannot be imported or initialised.
 fn newrelic(py: Py<'_>, i: &Interpreter, (file, env): &(String, Option<String>)) -> Option<Keep> {

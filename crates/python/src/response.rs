@@ -33,11 +33,22 @@ fn pid() -> u32 {
 
 /// Logs the pending Python exception with the script's context.
 fn log_exception(log: &dyn Fn(Level, &str), script: &str, what: &str) {
+    let pending = Pending::fetch();
+    if pending.as_ref().is_some_and(Pending::is_system_exit) {
+        log(
+            Level::Error,
+            &format!(
+                "rwsgi (pid={}): SystemExit exception raised by WSGI script '{script}' ignored.",
+                pid()
+            ),
+        );
+        return;
+    }
     log(
         Level::Error,
         &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script),
     );
-    if let Some(p) = Pending::fetch() {
+    if let Some(p) = pending {
         for line in p.format() {
             log(Level::Error, &line);
         }
@@ -152,7 +163,16 @@ fn serve(
             return Outcome::ServerError;
         }
     };
-    let wrapped = newrelic_wrapped(data, py, callable, &logger, &req.script);
+    let wrapped = data
+        .newrelic_wrapped(py, callable)
+        .unwrap_or_else(|Raised| {
+            log_exception(
+                &logger,
+                &req.script,
+                "Exception occurred wrapping for New Relic the WSGI script",
+            );
+            None
+        });
     let result = wrapped
         .as_ref()
         .unwrap_or(callable)
@@ -328,28 +348,6 @@ fn build_environ(
         }?)?;
     }
     Ok(env)
-}
-
-/// The application inside the New Relic agent's WSGI wrapper, when the agent is on.
-fn newrelic_wrapped(
-    data: &InterpData,
-    py: Py<'_>,
-    callable: &Obj,
-    log: &dyn Fn(Level, &str),
-    script: &str,
-) -> Option<Obj> {
-    let wrapper = data.newrelic_wrapper.as_ref()?;
-    match wrapper.get(py).call(&[callable, &Obj::none(py)]) {
-        Ok(w) => Some(w),
-        Err(Raised) => {
-            log_exception(
-                log,
-                script,
-                "Exception occurred wrapping the WSGI application for New Relic in",
-            );
-            None
-        }
-    }
 }
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {

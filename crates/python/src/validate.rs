@@ -88,7 +88,10 @@ pub enum HeaderKind {
 
 /// Checks one header (mod_wsgi's wording, plus the header named).
 pub fn header(name: &str, value: &str) -> Result<HeaderKind, String> {
-    if name.is_empty() || name.bytes().any(|c| c == b' ' || c == b'\t') {
+    if name.is_empty() {
+        return Err("header name is empty".into());
+    }
+    if name.bytes().any(|c| c == b' ' || c == b'\t') {
         return Err(format!(
             "space character present in header name '{}'",
             name.escape_debug()

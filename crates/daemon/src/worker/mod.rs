@@ -122,21 +122,8 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
     wsgi::transport::set_server_logger(log);
     let p = &spec.python;
     let init = wsgi::interpreters::init_config(p, spec.python_home());
-    let info = ProcessInfo {
-        multithread: spec.threads() > 1,
-        multiprocess: spec.options.processes_given,
-        process_group: spec.name().to_string(),
-        apache_version: spec.apache_version,
-        python_path: spec.options.python_path.clone(),
-        eggs: spec.python_eggs(),
-        switch_interval: spec.options.switch_interval,
-        newrelic: spec
-            .options
-            .newrelic_config_file
-            .clone()
-            .map(|f| (f, spec.options.newrelic_environment.clone())),
-        ..ProcessInfo::from_settings(p)
-    };
+    pool::block_signals();
+    let info = process_info(spec);
     if let Err(e) = wsgi::interpreters::start(&init, info) {
         log(
             Level::Crit,
@@ -173,4 +160,23 @@ fn start(w: &WorkerSpec, listener: OwnedFd) -> i32 {
         }
     }
     pool::serve(spec, listener)
+}
+
+/// What the group's Python sees of its process: mod_wsgi's settings for a daemon process.
+fn process_info(spec: &GroupSpec) -> ProcessInfo {
+    ProcessInfo {
+        multithread: spec.threads() > 1,
+        multiprocess: spec.options.processes_given,
+        process_group: spec.name().to_string(),
+        apache_version: spec.apache_version,
+        python_path: spec.options.python_path.clone(),
+        eggs: spec.python_eggs(),
+        switch_interval: spec.options.switch_interval,
+        newrelic: spec
+            .options
+            .newrelic_config_file
+            .clone()
+            .map(|f| (f, spec.options.newrelic_environment.clone())),
+        ..ProcessInfo::from_settings(&spec.python)
+    }
 }

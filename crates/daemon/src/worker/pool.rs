@@ -127,8 +127,8 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
     shut_down(spec, &shared, stop, &poller_thread)
 }
 
-/// Signals go to the main thread (signalfd); the threads spawned after this inherit the mask.
-fn signals() -> nix::sys::signalfd::SignalFd {
+/// The signals the main thread takes through a signalfd (stop, graceful, restart, CPU limit).
+fn stop_signals() -> SigSet {
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGTERM,
@@ -139,6 +139,19 @@ fn signals() -> nix::sys::signalfd::SignalFd {
     ] {
         mask.add(s);
     }
+    mask
+}
+
+/// Blocks the stop signals in this thread before Python starts: every thread started later
+/// (Python threads an import script or the application starts included) inherits the mask,
+/// so the signals reach the signalfd, not a Python thread that would swallow them.
+pub fn block_signals() {
+    let _ = stop_signals().thread_block();
+}
+
+/// Signals go to the main thread (signalfd); the threads spawned after this inherit the mask.
+fn signals() -> nix::sys::signalfd::SignalFd {
+    let mask = stop_signals();
     let _ = mask.thread_block();
     nix::sys::signalfd::SignalFd::with_flags(
         &mask,

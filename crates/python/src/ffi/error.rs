@@ -78,6 +78,12 @@ impl Pending {
     }
 
     /// `traceback.format_exception(...)` lines, or a fallback description.
+    /// `SystemExit` (mod_wsgi logs it as ignored, without a traceback).
+    pub fn is_system_exit(&self) -> bool {
+        // SAFETY: compares the held exception type with the static SystemExit type.
+        unsafe { ffi::PyErr_GivenExceptionMatches(self.ty, ffi::PyExc_SystemExit) != 0 }
+    }
+
     pub fn format(&self) -> Vec<String> {
         // SAFETY: a Pending only exists between `fetch` and `restore`, on the thread that
         // fetched it (it is not Send), which is attached: fetching needs the GIL.
