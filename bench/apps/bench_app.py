@@ -49,6 +49,12 @@ def application(environ, start_response):
         if wrapper is not None:
             return wrapper(f, 65536)
         return iter(lambda: f.read(65536), b"")
+    if path.startswith("/echo/"):
+        return _echo_pattern(environ, start_response, path[len("/echo/"):])
+    if path == "/upload/werkzeug":
+        return _upload_werkzeug(environ, start_response)
+    if path == "/upload/django":
+        return _upload_django(environ, start_response)
     if path == "/echo":
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -63,4 +69,64 @@ def application(environ, start_response):
         return [HELLO]
     body = b"not found\n"
     start_response("404 Not Found", _headers("text/plain", len(body)))
+    return [body]
+
+
+def _echo_pattern(environ, start_response, pattern):
+    """The request body read the way frameworks read it, echoed back: read() whole,
+    read(n) loops (n = 8k, 64k, 256k, 1m), readline() loops, iteration."""
+    inp = environ["wsgi.input"]
+    parts = []
+    if pattern == "read":
+        parts.append(inp.read())
+    elif pattern == "lines":
+        while True:
+            line = inp.readline()
+            if not line:
+                break
+            parts.append(line)
+    elif pattern == "iter":
+        parts.extend(inp)
+    else:
+        n = {"8k": 8192, "64k": 65536, "256k": 262144, "1m": 1048576}[pattern]
+        while True:
+            b = inp.read(n)
+            if not b:
+                break
+            parts.append(b)
+    body = b"".join(parts)
+    start_response("200 OK", _headers("application/octet-stream", len(body)))
+    return [body]
+
+
+def _upload_werkzeug(environ, start_response):
+    """A multipart upload parsed by werkzeug (Flask's request.files); answers the file's
+    size and the form field."""
+    from werkzeug.formparser import parse_form_data
+    _, form, files = parse_form_data(environ)
+    f = files["file"]
+    body = ("%d %s" % (len(f.read()), form.get("name", ""))).encode()
+    start_response("200 OK", _headers("text/plain", len(body)))
+    return [body]
+
+
+_DJANGO = []
+
+
+def _upload_django(environ, start_response):
+    """The same upload parsed by Django's WSGIRequest (request.FILES)."""
+    if not _DJANGO:
+        import django
+        from django.conf import settings
+        if not settings.configured:
+            settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], SECRET_KEY="bench",
+                               FILE_UPLOAD_MAX_MEMORY_SIZE=4 * 1024 * 1024,
+                               DATA_UPLOAD_MAX_MEMORY_SIZE=4 * 1024 * 1024)
+            django.setup()
+        from django.core.handlers.wsgi import WSGIRequest
+        _DJANGO.append(WSGIRequest)
+    request = _DJANGO[0](environ)
+    f = request.FILES["file"]
+    body = ("%d %s" % (len(f.read()), request.POST.get("name", ""))).encode()
+    start_response("200 OK", _headers("text/plain", len(body)))
     return [body]

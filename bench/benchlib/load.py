@@ -15,13 +15,38 @@ from .procfs import machine_busy_ticks, tree_cpu_ticks, tree_mem
 from .server import http_request
 
 
+UPLOAD_BOUNDARY = "----rwsgibenchboundary7MA4YWxk"
+
+
+def _request_for(w):
+    """(method, body, headers, expected response body) of the verification request of a
+    body-reading workload; None for the GET workloads."""
+    if w in ("echo-lines", "echo-iter"):
+        body = b"".join(os.urandom(31).hex().encode() + b"\n" for _ in range(16384))
+        return "POST", body, {}, body
+    if w == "echo" or w.startswith("echo-"):
+        body = os.urandom(1024 * 1024)
+        return "POST", body, {}, body
+    if w.startswith("upload-"):
+        b = UPLOAD_BOUNDARY.encode()
+        data = os.urandom(1024 * 1024)
+        body = (b"--" + b + b'\r\nContent-Disposition: form-data; name="name"\r\n\r\nbench\r\n'
+                + b"--" + b + b'\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="data.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                + data + b"\r\n--" + b + b"--\r\n")
+        headers = {"Content-Type": "multipart/form-data; boundary=" + UPLOAD_BOUNDARY}
+        return "POST", body, headers, b"1048576 bench"
+    return None
+
+
 def verify(server, w, payloads):
     """Check one route once (status, exact body, echo equality); raise Failure if wrong."""
     path = server.path(w)
+    post = _request_for(w)
     try:
-        if w == "echo":
-            expect = os.urandom(1024 * 1024)
-            status, got, _ = http_request(server.port, "POST", path, body=expect)
+        if post:
+            method, body, headers, expect = post
+            status, got, _ = http_request(server.port, method, path, body=body, headers=headers)
         else:
             status, got, _ = http_request(server.port, "GET", path)
             expect = payloads.get(w)
@@ -35,8 +60,6 @@ def verify(server, w, payloads):
             problem = f"unexpected page ({len(got)} bytes)"
     elif got != expect:
         problem = f"body of {len(got)} bytes differs from the expected {len(expect)} bytes"
-        if w == "echo":
-            problem = "echo " + problem
     if problem:
         raise Failure(f"verify {w} ({path}): {problem}; body starts {got[:200]!r}")
 

@@ -178,10 +178,11 @@ class Server:
         return "\n".join(lines[-n:])
 
 
-def http_request(port, method, path, body=None, timeout=30):
+def http_request(port, method, path, body=None, timeout=30, headers=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+        if headers is None:
+            headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
         c.request(method, path, body=body, headers=headers)
         r = c.getresponse()
         return r.status, r.read(), dict(r.getheaders())

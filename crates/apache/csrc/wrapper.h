@@ -20,6 +20,7 @@
 #include <apr_portable.h>
 #include <unixd.h>
 #include <mod_auth.h>
+#include <scoreboard.h>
 
 const int rwsgi_mmn_major = MODULE_MAGIC_NUMBER_MAJOR;
 const int rwsgi_mmn_minor = MODULE_MAGIC_NUMBER_MINOR;

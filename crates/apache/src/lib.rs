@@ -23,6 +23,7 @@ pub mod output;
 pub mod process;
 pub mod regex;
 pub mod request;
+pub mod scoreboard;
 pub mod server;
 mod stopping;
 

@@ -373,6 +373,25 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// `read_body` into memory that need not be initialised; returns how many bytes at the
+    /// front of `buf` were written.
+    pub fn read_body_uninit(
+        &self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<usize> {
+        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf (and reads
+        // none of it); the caller treats only the first n bytes as initialised.
+        let n =
+            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
+        if n < 0 {
+            Err(std::io::Error::other(
+                "request body read error (client disconnected, timed out or sent a malformed body)",
+            ))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     // ---- response -----------------------------------------------------------------------
 
     /// `line` and header values are byte strings (PEP 3333 latin-1).

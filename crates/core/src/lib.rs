@@ -24,6 +24,7 @@ pub mod label;
 pub mod level;
 pub mod proxy;
 pub mod request;
+pub mod scoreboard;
 pub mod socket;
 pub mod spec;
 

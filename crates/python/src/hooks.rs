@@ -120,7 +120,7 @@ fn call<T>(
         return Err(HookError::NoFunction);
     };
     let data = interpreters::data(&interp);
-    exchange::scoped(Box::new(NoBody { ssl: hook.ssl }), log, |ex| {
+    exchange::scoped(Box::new(NoBody { ssl: hook.ssl }), log, Some(0), |ex| {
         let logger = |l: Level, m: &str| {
             let _ = ex.log(l, m);
         };

@@ -10,6 +10,7 @@ use super::ffi::object::{
 use std::sync::{Arc, OnceLock};
 
 const BOOTSTRAP: &str = include_str!("bootstrap.py");
+const BOOTSTRAP_API: &str = include_str!("bootstrap_api.py");
 
 /// Per-process facts that go into every environ and into the `mod_wsgi` module.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,9 @@ pub struct ProcessInfo {
     pub eggs: Option<String>,
     /// The New Relic agent's configuration file and environment.
     pub newrelic: Option<(String, Option<String>)>,
+    /// `mod_wsgi.maximum_processes` / `threads_per_process`.
+    pub maximum_processes: u32,
+    pub threads_per_process: u32,
 }
 
 impl ProcessInfo {
@@ -44,6 +48,8 @@ impl ProcessInfo {
             python_path: p.path.clone(),
             switch_interval: p.switch_interval,
             eggs: p.eggs.clone(),
+            maximum_processes: 1,
+            threads_per_process: 1,
             newrelic: p
                 .newrelic_config_file
                 .clone()
@@ -64,6 +70,8 @@ pub struct InterpData {
     pub request_timeout_class: Keep,
     /// `newrelic.agent.WSGIApplicationWrapper`, when the agent is configured and imports.
     pub newrelic_wrapper: Option<Keep>,
+    /// The module's request-life and event functions (bootstrap_api.py).
+    pub api: Api,
 }
 
 pub fn data(i: &Interpreter) -> &InterpData {
@@ -126,6 +134,16 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     sys_modules(py).dict_set(&Obj::str(py, "mod_wsgi")?, &module)?;
     let code = compile(py, BOOTSTRAP, "<rwsgi bootstrap>")?;
     eval_code(&code, &dict)?;
+    let code = compile(py, BOOTSTRAP_API, "<rwsgi bootstrap api>")?;
+    eval_code(&code, &dict)?;
+    dict.dict_set_str(
+        c"maximum_processes",
+        &Obj::int(py, p.maximum_processes as i64)?,
+    )?;
+    dict.dict_set_str(
+        c"threads_per_process",
+        &Obj::int(py, p.threads_per_process as i64)?,
+    )?;
     dict.dict_set_str(c"process_group", &Obj::str(py, &p.process_group)?)?;
     dict.dict_set_str(c"application_group", &Obj::str(py, &i.name)?)?;
     dict.dict_set_str(c"rwsgi_version", &Obj::str(py, env!("CARGO_PKG_VERSION"))?)?;
@@ -149,33 +167,7 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
     }
     let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
     let file_wrapper = get("FileWrapper");
-    let template = Obj::new_dict(py)?;
-    let (a, b, c) = p.apache_version;
-    let version = Obj::tuple(
-        py,
-        vec![Obj::int(py, 4)?, Obj::int(py, 9)?, Obj::int(py, 4)?],
-    )?;
-    template.dict_set_str(
-        c"wsgi.version",
-        &Obj::tuple(py, vec![Obj::int(py, 1)?, Obj::int(py, 0)?])?,
-    )?;
-    template.dict_set_str(c"wsgi.multithread", &Obj::bool(py, p.multithread))?;
-    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(py, p.multiprocess))?;
-    template.dict_set_str(c"wsgi.run_once", &Obj::bool(py, false))?;
-    template.dict_set_str(c"wsgi.file_wrapper", &file_wrapper)?;
-    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(py, true))?;
-    template.dict_set_str(
-        c"apache.version",
-        &Obj::tuple(
-            py,
-            vec![
-                Obj::int(py, a as i64)?,
-                Obj::int(py, b as i64)?,
-                Obj::int(py, c as i64)?,
-            ],
-        )?,
-    )?;
-    template.dict_set_str(c"mod_wsgi.version", &version)?;
+    let template = environ_template(py, p, &file_wrapper)?;
     Ok(InterpData {
         input_class: Keep::new(get("Input")),
         errors_factory: Keep::new(get("_errors")),
@@ -183,7 +175,38 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
         template: Keep::new(template),
         request_timeout_class: Keep::new(get("RequestTimeout")),
         newrelic_wrapper: p.newrelic.as_ref().and_then(|nr| newrelic(py, i, nr)),
+        api: Api {
+            begin: Keep::new(get("_request_begin")),
+            end: Keep::new(get("_request_end")),
+            started: Keep::new(get("_event_request_started")),
+            wrap_start_response: Keep::new(get("_wrap_start_response")),
+            exception: Keep::new(get("_event_request_exception")),
+            finished: Keep::new(get("_event_request_finished")),
+            stopping: Keep::new(get("_process_stopping")),
+            signal: Keep::new(get("_process_signal")),
+            event_callbacks: Keep::new(get("event_callbacks")),
+        },
     })
+}
+
+/// The `mod_wsgi` module's functions rwsgi calls around each request and at process events.
+pub struct Api {
+    pub begin: Keep,
+    pub end: Keep,
+    pub started: Keep,
+    pub wrap_start_response: Keep,
+    pub exception: Keep,
+    pub finished: Keep,
+    pub stopping: Keep,
+    pub signal: Keep,
+    pub event_callbacks: Keep,
+}
+
+impl Api {
+    /// Whether anything subscribed to the request events (else none is built).
+    pub fn events(&self, py: Py<'_>) -> bool {
+        self.event_callbacks.get(py).size().is_ok_and(|n| n > 0)
+    }
 }
 
 impl InterpData {
@@ -238,6 +261,38 @@ fn newrelic(py: Py<'_>, i: &Interpreter, (file, env): &(String, Option<String>))
     }
 }
 
+/// The keys every environ of this interpreter starts with (copied per request).
+fn environ_template(py: Py<'_>, p: &ProcessInfo, file_wrapper: &Obj) -> PyResult<Obj> {
+    let template = Obj::new_dict(py)?;
+    let (a, b, c) = p.apache_version;
+    let version = Obj::tuple(
+        py,
+        vec![Obj::int(py, 4)?, Obj::int(py, 9)?, Obj::int(py, 4)?],
+    )?;
+    template.dict_set_str(
+        c"wsgi.version",
+        &Obj::tuple(py, vec![Obj::int(py, 1)?, Obj::int(py, 0)?])?,
+    )?;
+    template.dict_set_str(c"wsgi.multithread", &Obj::bool(py, p.multithread))?;
+    template.dict_set_str(c"wsgi.multiprocess", &Obj::bool(py, p.multiprocess))?;
+    template.dict_set_str(c"wsgi.run_once", &Obj::bool(py, false))?;
+    template.dict_set_str(c"wsgi.file_wrapper", file_wrapper)?;
+    template.dict_set_str(c"wsgi.input_terminated", &Obj::bool(py, true))?;
+    template.dict_set_str(
+        c"apache.version",
+        &Obj::tuple(
+            py,
+            vec![
+                Obj::int(py, a as i64)?,
+                Obj::int(py, b as i64)?,
+                Obj::int(py, c as i64)?,
+            ],
+        )?,
+    )?;
+    template.dict_set_str(c"mod_wsgi.version", &version)?;
+    Ok(template)
+}
+
 /// `compile(source, filename, "exec")` through the builtin, so coding cookies and flags work
 /// exactly as for imported modules.
 pub fn compile(py: Py<'_>, source: &str, filename: &str) -> PyResult<Obj> {
@@ -258,6 +313,53 @@ pub fn compile_bytes(py: Py<'_>, source: &[u8], filename: &str) -> PyResult<Obj>
 /// How many threads are inside Python through rwsgi (see `interp::threads_in_python`).
 pub fn threads_in_python() -> usize {
     interp::threads_in_python()
+}
+
+/// `process_stopping` for every interpreter's subscribers (`subscribe_events`, then
+/// `subscribe_shutdown`), as mod_wsgi publishes it when a process is about to stop;
+/// `reason`: "" for a requested stop, else what ended the process (mod_wsgi 6's names).
+pub fn process_stopping(reason: &str) {
+    call_in_each(|py, data| {
+        data.api
+            .stopping
+            .get(py)
+            .call(&[&Obj::str(py, reason)?])
+            .map(|_| ())
+    });
+}
+
+/// `process_signal` for the subscribers (`subscribe_signals`, mod_wsgi 6): a daemon process
+/// got SIGHUP or SIGUSR2 and keeps running.
+pub fn process_signal(signame: &str, signum: i32) {
+    call_in_each(|py, data| {
+        data.api
+            .signal
+            .get(py)
+            .call(&[&Obj::str(py, signame)?, &Obj::int(py, signum as i64)?])
+            .map(|_| ())
+    });
+}
+
+/// Runs `f` attached to every interpreter that has rwsgi's data; errors are printed to the
+/// server log.
+fn call_in_each(f: impl Fn(Py<'_>, &InterpData) -> PyResult<()>) {
+    if !interp::is_initialized() {
+        return;
+    }
+    for i in interp::all() {
+        let a = interp::Attached::enter(&i);
+        let py = a.py();
+        let Some(d) = i.data.get().and_then(|d| d.downcast_ref::<InterpData>()) else {
+            continue;
+        };
+        if f(py, d).is_err() {
+            if let Some(p) = super::ffi::object::Pending::fetch() {
+                for line in p.format() {
+                    super::transport::server_log(rwsgi_core::Level::Error, &line);
+                }
+            }
+        }
+    }
 }
 
 /// Runs `atexit` callbacks and flushes output in every interpreter (process exit).

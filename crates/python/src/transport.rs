@@ -56,6 +56,18 @@ pub trait Transport: Send {
     /// Reads request body bytes into `buf`; `Ok(0)` at the end of the body. Called with the
     /// GIL released.
     fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// `read_body` into memory that need not be initialised (a new bytes object the body
+    /// goes straight into); returns how many bytes at the front of `buf` it wrote. The
+    /// default reads through a bounce buffer; transports that can write directly override it.
+    fn read_body_uninit(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<usize> {
+        let mut bounce = vec![0u8; buf.len().min(256 * 1024)];
+        let n = self.read_body(&mut bounce)?;
+        copy_into(&mut buf[..n], &bounce[..n]);
+        Ok(n)
+    }
     /// Sets the response status and headers (before the first body bytes).
     fn start(&mut self, head: &ResponseHead);
     /// Sends body bytes; `last` means nothing follows and the response can be completed now.
@@ -93,5 +105,13 @@ pub fn server_log(level: Level, msg: &str) {
     match SERVER_LOGGER.get() {
         Some(f) => f(level, msg),
         None => eprintln!("{msg}"),
+    }
+}
+
+/// Copies `src` into the front of `dst` (memory that need not be initialised; `dst` at least
+/// as long). MaybeUninit's own copy needs Rust 1.93; this compiles to the same memcpy.
+pub fn copy_into(dst: &mut [std::mem::MaybeUninit<u8>], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
     }
 }

@@ -233,7 +233,8 @@ pub fn apply_server(
             }
         }
         "WSGISocketPrefix" => cfg.socket_prefix = Some(resolve(&one(spec, raw)?)),
-        "WSGISocketRotation" | "WSGIServerMetrics" | "WSGIVerboseDebugging" => {
+        "WSGIServerMetrics" => py.server_metrics = Some(on_off(spec, raw)?),
+        "WSGISocketRotation" | "WSGIVerboseDebugging" => {
             on_off(spec, raw)?;
         }
         "WSGIAcceptMutex" => {

@@ -94,6 +94,8 @@ pub struct PythonSettings {
     /// in each interpreter and wraps each application (embedded mode).
     pub newrelic_config_file: Option<String>,
     pub newrelic_environment: Option<String>,
+    /// WSGIServerMetrics: `mod_wsgi.server_metrics()` reads Apache's scoreboard (embedded).
+    pub server_metrics: Option<bool>,
 }
 
 impl ServerConfig {

@@ -112,7 +112,6 @@ pub mod msg {
         Ok(v)
     }
 
-    /// `Log`: a level (0 error, 1 warning, 2 info, 3 debug) and one line of text.
     /// `Log`: a line for Apache's error log in the request's context; the level travels as
     /// its APLOG number (a daemon cannot log above error: crit and worse become error).
     pub fn log(id: u32, level: crate::Level, text: &str) -> Frame {

@@ -167,6 +167,8 @@ fn process_info(spec: &GroupSpec) -> ProcessInfo {
     ProcessInfo {
         multithread: spec.threads() > 1,
         multiprocess: spec.options.processes_given,
+        maximum_processes: spec.options.processes,
+        threads_per_process: spec.threads(),
         process_group: spec.name().to_string(),
         apache_version: spec.apache_version,
         python_path: spec.options.python_path.clone(),

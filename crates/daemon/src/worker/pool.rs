@@ -135,6 +135,7 @@ fn stop_signals() -> SigSet {
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGUSR1,
+        Signal::SIGUSR2,
         Signal::SIGXCPU,
     ] {
         mask.add(s);
@@ -237,6 +238,17 @@ fn gil_probe(spec: &GroupSpec) -> Arc<std::sync::Mutex<Instant>> {
 /// Stops gracefully: the poller ends once no request is in progress (after saying Goodbye on
 /// every idle connection); requests still running after graceful-timeout (eviction-timeout
 /// when an admin sent SIGUSR1) are cut off; atexit handlers run. Returns the exit status.
+/// `shutdown_reason` of process_stopping: "" for a requested stop (as mod_wsgi 4.9), else
+/// mod_wsgi 6's name of the limit that ended the process.
+fn stopping_reason(exit: Exit) -> &'static str {
+    match exit {
+        Exit::RequestTimeout => "request_timeout",
+        Exit::DeadlockTimeout => "deadlock_timeout",
+        Exit::CpuTimeLimit => "cpu_time_limit",
+        _ => "",
+    }
+}
+
 fn shut_down(
     spec: &GroupSpec,
     shared: &Shared,
@@ -248,6 +260,8 @@ fn shut_down(
     } else {
         (spec.graceful_timeout(), "graceful-timeout")
     };
+    // As mod_wsgi: the application hears it is stopping before its requests are waited for.
+    wsgi::interpreters::process_stopping(stopping_reason(stop.exit));
     let deadline = Instant::now() + grace;
     while !poller_thread.is_finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

@@ -54,6 +54,36 @@ pub struct Stop {
     pub exit: Exit,
 }
 
+/// What a signal to the process means: a stop, or (SIGHUP, SIGUSR2) the application's
+/// subscribe_signals callbacks, on a thread of their own, the process running on (mod_wsgi 6).
+fn on_signal(signo: i32, shared: &Shared) -> Option<Stop> {
+    let stop = |why: String| Stop {
+        why,
+        evicted: false,
+        exit: Exit::Normal,
+    };
+    Some(match Signal::try_from(signo) {
+        Ok(Signal::SIGXCPU) => Stop {
+            exit: Exit::CpuTimeLimit,
+            ..stop("cpu-time-limit reached".into())
+        },
+        // maximum-requests and script reloading signal the process themselves after setting
+        // `stopping`; a SIGUSR1 that finds it unset came from an admin.
+        Ok(Signal::SIGUSR1) if !shared.stopping.load(Ordering::SeqCst) => Stop {
+            evicted: true,
+            ..stop("SIGUSR1: evicted".into())
+        },
+        Ok(s @ (Signal::SIGHUP | Signal::SIGUSR2)) => {
+            let _ = rwsgi_core::guard::spawn("rwsgi-signal".into(), None, move || {
+                wsgi::interpreters::process_signal(s.as_str(), s as i32)
+            });
+            return None;
+        }
+        Ok(s) => stop(format!("{s:?}")),
+        Err(_) => stop("signal".into()),
+    })
+}
+
 /// Waits until the process should stop gracefully. Over-limit conditions that cannot wait
 /// (deadlock-timeout, a request past request-timeout) end the process from here.
 pub fn watch(
@@ -72,20 +102,9 @@ pub fn watch(
     loop {
         let _ = channel::wait_readable(sfd.as_fd(), Some(Duration::from_millis(250)));
         if let Ok(Some(info)) = sfd.read_signal() {
-            return match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGXCPU) => Stop {
-                    exit: Exit::CpuTimeLimit,
-                    ..stop("cpu-time-limit reached".into())
-                },
-                // maximum-requests and script reloading signal the process themselves after
-                // setting `stopping`; a SIGUSR1 that finds it unset came from an admin.
-                Ok(Signal::SIGUSR1) if !shared.stopping.load(Ordering::SeqCst) => Stop {
-                    evicted: true,
-                    ..stop("SIGUSR1: evicted".into())
-                },
-                Ok(s) => stop(format!("{s:?}")),
-                Err(_) => stop("signal".into()),
-            };
+            if let Some(stop) = on_signal(info.ssi_signo as i32, shared) {
+                return stop;
+            }
         }
         if let Some(t) = l.restart_interval {
             if started.elapsed() >= t {

@@ -139,6 +139,9 @@ pub fn python() -> Result<(), String> {
         return Ok(());
     }
     wsgi::transport::set_server_logger(log::server);
+    if s.python.server_metrics == Some(true) {
+        wsgi::set_scoreboard(rwsgi_apache::scoreboard::read);
+    }
     let p = &s.python;
     let init = wsgi::interpreters::init_config(p, p.home.clone());
     let (threaded, threads, forked, daemons) = process::mpm_threads_and_daemons();
@@ -146,6 +149,8 @@ pub fn python() -> Result<(), String> {
         multithread: threaded && threads != 1,
         multiprocess: forked && daemons != 1,
         apache_version: process::server_version(),
+        maximum_processes: daemons.max(1) as u32,
+        threads_per_process: if threaded { threads.max(1) as u32 } else { 1 },
         ..ProcessInfo::from_settings(p)
     };
     let pid = std::process::id();
@@ -192,5 +197,6 @@ pub fn child_exit() {
     if wsgi::interpreters::threads_in_python() > 0 {
         return;
     }
+    wsgi::interpreters::process_stopping("");
     wsgi::interpreters::run_atexit();
 }

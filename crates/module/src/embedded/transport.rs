@@ -34,6 +34,13 @@ impl Transport for ApacheTransport<'_> {
         self.req.read_body(buf)
     }
 
+    fn read_body_uninit(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<usize> {
+        self.req.read_body_uninit(buf)
+    }
+
     fn start(&mut self, head: &ResponseHead) {
         self.req.set_status(head.status, &latin1(&head.status_line));
         for (k, v) in &head.headers {

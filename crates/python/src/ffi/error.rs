@@ -78,6 +78,16 @@ impl Pending {
     }
 
     /// `traceback.format_exception(...)` lines, or a fallback description.
+    /// `(type, value, traceback)` as `sys.exc_info()` gives it (new references; the
+    /// exception stays held here).
+    pub fn exc_info(&self, py: Py<'_>) -> PyResult<Obj> {
+        let part = |p: *mut ffi::PyObject| {
+            // SAFETY: a held (owned) reference or NULL; borrowed takes a new one.
+            unsafe { Obj::borrowed(p) }.unwrap_or_else(|| Obj::none(py))
+        };
+        Obj::tuple(py, vec![part(self.ty), part(self.value), part(self.tb)])
+    }
+
     /// `SystemExit` (mod_wsgi logs it as ignored, without a traceback).
     pub fn is_system_exit(&self) -> bool {
         // SAFETY: compares the held exception type with the static SystemExit type.

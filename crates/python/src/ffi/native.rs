@@ -239,6 +239,132 @@ pub fn ssl_callables(cap: &Obj) -> PyResult<(Obj, Obj)> {
     Ok((function(5, cap.as_ptr())?, function(5, cap.as_ptr())?))
 }
 
+rwsgi_core::entry! {
+    /// `_log_at(level, text)`: level is Apache's (2 crit .. 7 debug).
+    unsafe extern "C" fn log_at(
+        _m: *mut ffi::PyObject,
+        a: *mut *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|py| {
+            let v = args(a.cast_const(), n);
+            let [level, text] = v.as_slice() else {
+                return Err(raise(exc::type_error(), "_log_at(level, text)"));
+            };
+            let level = match level.to_i64()? {
+                ..=2 => rwsgi_core::Level::Crit,
+                3 => rwsgi_core::Level::Error,
+                4 => rwsgi_core::Level::Warn,
+                5 => rwsgi_core::Level::Notice,
+                6 => rwsgi_core::Level::Info,
+                _ => rwsgi_core::Level::Debug,
+            };
+            exchange::log_current(level, &text.to_str()?);
+            Ok(Obj::none(py))
+        })
+    }
+
+    /// `_counters()`: (requests completed, busy seconds, ((thread id, requests), ...)).
+    unsafe extern "C" fn counters(
+        _m: *mut ffi::PyObject,
+        _a: *mut *mut ffi::PyObject,
+        _n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|py| {
+            let (total, busy, threads) = crate::metrics::counters();
+            let threads = threads
+                .into_iter()
+                .map(|(id, n)| Obj::tuple(py, vec![Obj::int(py, id as i64)?, Obj::int(py, n as i64)?]))
+                .collect::<PyResult<Vec<_>>>()?;
+            Obj::tuple(
+                py,
+                vec![Obj::int(py, total as i64)?, Obj::float(py, busy)?, Obj::tuple(py, threads)?],
+            )
+        })
+    }
+
+    /// `_metrics_snapshot()`: the sample since the previous call (see metrics::take_sample).
+    unsafe extern "C" fn metrics_snapshot(
+        _m: *mut ffi::PyObject,
+        _a: *mut *mut ffi::PyObject,
+        _n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|py| {
+            let (sample, started) = crate::metrics::take_sample();
+            let (count, totals, buckets, per_thread) = sample.parts();
+            let ints = |xs: &[u64]| -> PyResult<Obj> {
+                Obj::tuple(py, xs.iter().map(|&x| Obj::int(py, x as i64)).collect::<PyResult<_>>()?)
+            };
+            let mut items = vec![Obj::int(py, count as i64)?];
+            for t in totals {
+                items.push(Obj::float(py, t)?);
+            }
+            items.push(Obj::tuple(
+                py,
+                buckets.iter().map(|b| ints(b)).collect::<PyResult<_>>()?,
+            )?);
+            items.push(ints(per_thread)?);
+            items.push(Obj::int(py, started as i64)?);
+            Obj::tuple(py, items)
+        })
+    }
+}
+
+/// The scoreboard as mod_wsgi's server_metrics() dict.
+fn scoreboard_dict(py: Py<'_>, sb: &rwsgi_core::scoreboard::Scoreboard) -> PyResult<Obj> {
+    let d = Obj::new_dict(py)?;
+    let int = |v: i64| Obj::int(py, v);
+    d.dict_set_str(c"server_limit", &int(sb.server_limit as i64)?)?;
+    d.dict_set_str(c"thread_limit", &int(sb.thread_limit as i64)?)?;
+    d.dict_set_str(c"running_generation", &int(sb.running_generation as i64)?)?;
+    d.dict_set_str(c"restart_time", &Obj::float(py, sb.restart_time)?)?;
+    d.dict_set_str(c"current_time", &Obj::float(py, sb.current_time)?)?;
+    let running = (sb.current_time - sb.restart_time).max(0.0) as i64;
+    d.dict_set_str(c"running_time", &int(running)?)?;
+    let mut processes = Vec::new();
+    for p in &sb.processes {
+        let pd = Obj::new_dict(py)?;
+        pd.dict_set_str(c"process_num", &int(p.process_num as i64)?)?;
+        pd.dict_set_str(c"pid", &int(p.pid as i64)?)?;
+        pd.dict_set_str(c"generation", &int(p.generation as i64)?)?;
+        pd.dict_set_str(c"quiescing", &Obj::bool(py, p.quiescing))?;
+        let mut workers = Vec::new();
+        for w in &p.workers {
+            let wd = Obj::new_dict(py)?;
+            wd.dict_set_str(c"thread_num", &int(w.thread_num as i64)?)?;
+            wd.dict_set_str(c"generation", &int(w.generation as i64)?)?;
+            wd.dict_set_str(c"status", &Obj::str(py, &w.status.to_string())?)?;
+            wd.dict_set_str(c"access_count", &int(w.access_count as i64)?)?;
+            wd.dict_set_str(c"bytes_served", &int(w.bytes_served as i64)?)?;
+            wd.dict_set_str(c"start_time", &Obj::float(py, w.start_time)?)?;
+            wd.dict_set_str(c"stop_time", &Obj::float(py, w.stop_time)?)?;
+            wd.dict_set_str(c"last_used", &Obj::float(py, w.last_used)?)?;
+            wd.dict_set_str(c"client", &Obj::str(py, &w.client)?)?;
+            wd.dict_set_str(c"request", &Obj::str(py, &w.request)?)?;
+            wd.dict_set_str(c"vhost", &Obj::str(py, &w.vhost)?)?;
+            workers.push(wd);
+        }
+        pd.dict_set_str(c"workers", &Obj::list(py, workers)?)?;
+        processes.push(pd);
+    }
+    d.dict_set_str(c"processes", &Obj::list(py, processes)?)?;
+    Ok(d)
+}
+
+rwsgi_core::entry! {
+    /// `_scoreboard()`: server_metrics()'s dict, or None without a scoreboard to read.
+    unsafe extern "C" fn scoreboard(
+        _m: *mut ffi::PyObject,
+        _a: *mut *mut ffi::PyObject,
+        _n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject [on panic: panicked()] {
+        run(|py| match crate::metrics::scoreboard() {
+            Some(sb) => scoreboard_dict(py, &sb),
+            None => Ok(Obj::none(py)),
+        })
+    }
+}
+
 struct Defs(Vec<ffi::PyMethodDef>);
 // SAFETY: the definitions are immutable after creation and point to 'static strings.
 unsafe impl Sync for Defs {}
@@ -301,6 +427,34 @@ fn defs() -> &'static [ffi::PyMethodDef] {
                     },
                     ffi::METH_FASTCALL,
                 ),
+                def(
+                    c"_log_at",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: log_at,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_counters",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: counters,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_metrics_snapshot",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: metrics_snapshot,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
+                def(
+                    c"_scoreboard",
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFast: scoreboard,
+                    },
+                    ffi::METH_FASTCALL,
+                ),
             ])
         })
         .0
@@ -334,5 +488,9 @@ pub fn module_functions() -> PyResult<Vec<(&'static CStr, Obj)>> {
         (c"_read", function(2, std::ptr::null_mut())?),
         (c"_readline", function(3, std::ptr::null_mut())?),
         (c"_log", function(4, std::ptr::null_mut())?),
+        (c"_log_at", function(6, std::ptr::null_mut())?),
+        (c"_counters", function(7, std::ptr::null_mut())?),
+        (c"_metrics_snapshot", function(8, std::ptr::null_mut())?),
+        (c"_scoreboard", function(9, std::ptr::null_mut())?),
     ])
 }

@@ -156,6 +156,17 @@ impl Obj {
         }
     }
 
+    pub fn list(_py: Py<'_>, items: Vec<Obj>) -> PyResult<Obj> {
+        // SAFETY: a new list of the right size; PyList_SetItem steals each reference.
+        unsafe {
+            let l = Obj::owned(ffi::PyList_New(items.len() as _))?;
+            for (i, it) in items.into_iter().enumerate() {
+                ffi::PyList_SetItem(l.as_ptr(), i as _, it.into_ptr());
+            }
+            Ok(l)
+        }
+    }
+
     pub fn tuple(_py: Py<'_>, items: Vec<Obj>) -> PyResult<Obj> {
         // SAFETY: PyTuple_SetItem steals each reference into the new tuple.
         unsafe {
@@ -426,3 +437,45 @@ pub fn cstring(s: &str) -> CString {
 }
 
 pub type CChar = c_char;
+
+/// A new `bytes` object filled in place before any Python code can see it (the C API's
+/// `PyBytes_FromStringAndSize(NULL, n)` idiom): a request body read lands in the object the
+/// application gets, without an intermediate buffer.
+pub struct BytesBuilder {
+    obj: Obj,
+    data: *mut u8,
+    len: usize,
+}
+
+impl BytesBuilder {
+    /// Room for `len` bytes, not initialised: whoever fills it says how much it wrote.
+    pub fn new(_py: Py<'_>, len: usize) -> PyResult<BytesBuilder> {
+        // SAFETY: a new bytes object of `len` bytes; attached (the token).
+        let obj =
+            unsafe { Obj::owned(ffi::PyBytes_FromStringAndSize(std::ptr::null(), len as _)) }?;
+        // SAFETY: a bytes object's buffer, `len` bytes long; nobody else refers to it yet.
+        let data = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) }.cast::<u8>();
+        Ok(BytesBuilder { obj, data, len })
+    }
+
+    /// The bytes to fill. Needs no GIL: the object is referenced by this builder only.
+    pub fn buf(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: `len` bytes owned by the object, which only this builder references until
+        // `finish`; MaybeUninit makes no claim about their contents; the borrow of `self`
+        // keeps the builder alive.
+        unsafe { std::slice::from_raw_parts_mut(self.data.cast(), self.len) }
+    }
+
+    /// The object holding the first `used` bytes.
+    ///
+    /// # Safety
+    /// The first `used` bytes of [`Self::buf`] (at most its length) have been written.
+    pub unsafe fn finish(self, py: Py<'_>, used: usize) -> PyResult<Obj> {
+        if used >= self.len {
+            return Ok(self.obj);
+        }
+        // SAFETY: the first `used` bytes were written (the caller's promise).
+        let written = unsafe { std::slice::from_raw_parts(self.data, used) };
+        Obj::bytes(py, written)
+    }
+}

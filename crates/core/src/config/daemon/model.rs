@@ -20,7 +20,8 @@ pub const IGNORED_OPTIONS: &[&str] = &[
     // Owner of the group's socket (ITK / mod_ruid2 setups). rwsgi's socket is reachable by
     // Apache's User only, so such setups fail closed (503), never open.
     "socket-user",
-    // mod_wsgi.server_metrics() (Apache scoreboard) is not provided.
+    // mod_wsgi.server_metrics() reads Apache's scoreboard, which a daemon process (exec'd,
+    // outside Apache) cannot see: it returns None there.
     "server-metrics",
     // 6.x: linger before flushing when the daemon socket runs dry (mod_ratelimit). rwsgi's
     // framed responses flush on the daemon's own boundaries.

@@ -153,7 +153,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
         NoEffect,
         c"default|flock|fcntl|sysvsem|posixsem|pthread"
     ),
-    d!(c"WSGIServerMetrics", Global, NoEffect, c"On|Off"),
+    d!(c"WSGIServerMetrics", Global, Implemented, c"On|Off"),
     d!(c"WSGIVerboseDebugging", Global, NoEffect, c"On|Off"),
     d!(c"WSGISwitchInterval", Global, Implemented, c"seconds"),
     d!(

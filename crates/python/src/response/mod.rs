@@ -2,15 +2,17 @@
 //! streams what it returns, and always calls the iterable's `close()`.
 
 use super::app;
+
+mod file;
 use super::current;
 use super::exchange::{self, Exchange};
 use super::ffi::interp::{Attached, Interpreter, Py};
 use super::ffi::native;
-use super::ffi::object::{
-    Obj, Pending, PyResult, Raised, cstring, exc, import, module_dict, raise,
-};
+use super::ffi::object::{Obj, Pending, PyResult, Raised, exc, module_dict, raise};
 use super::interpreters::{self, InterpData};
+use super::life::Life;
 use super::transport::{Logger, Transport, TransportError};
+use file::try_sendfile;
 use rwsgi_core::AppRequest;
 use rwsgi_core::Level;
 use std::cell::Cell;
@@ -67,6 +69,9 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
     };
     let attached = Attached::enter(&interp);
     let py = attached.py();
+    let data = interpreters::data(&interp);
+    // Before the script loads: a script imported by this request already runs in it.
+    let mut life = Life::begin(py, &data.api, &req);
     let callable = match load_callable(py, &interp, &req) {
         Ok(c) => c,
         Err(NoCallable::Missing(m)) => {
@@ -96,10 +101,23 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
             return Outcome::ServerError;
         }
     };
-    exchange::scoped(transport, log, |ex| {
+    exchange::scoped(transport, log, body_length(&req), |ex| {
         let _scope = current::Scope::enter(ex);
-        serve(py, &interp, &req, ex, &callable)
+        serve(py, &interp, &req, ex, &callable, &mut life)
     })
+}
+
+/// The request body's announced length (a hint for sizing reads): Content-Length, unless the
+/// body is chunked.
+fn body_length(req: &AppRequest) -> Option<u64> {
+    if req.environ.get("HTTP_TRANSFER_ENCODING").is_some() {
+        return None;
+    }
+    std::str::from_utf8(req.environ.get("CONTENT_LENGTH")?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The application callable; `Err(None)` means a Python exception is pending.
@@ -141,18 +159,24 @@ fn serve(
     req: &AppRequest,
     ex: &Arc<Exchange>,
     callable: &Obj,
+    life: &mut Life<'_, '_>,
 ) -> Outcome {
     let data = interpreters::data(interp);
     let logger = |l: Level, m: &str| {
         let _ = ex.log(l, m);
     };
-    let prepared = (|| -> PyResult<(Obj, Obj, Obj)> {
+    let prepared = (|| -> PyResult<(Obj, Obj, Obj, u64)> {
         let cap = native::capsule(py, ex)?;
         let errors = data.errors_factory.get(py).call(&[&cap])?;
-        let environ = build_environ(py, data, req, &cap, &errors)?;
-        Ok((environ, native::start_response_callable(&cap)?, errors))
+        let (environ, thread_id) = build_environ(py, data, req, &cap, &errors)?;
+        Ok((
+            environ,
+            native::start_response_callable(&cap)?,
+            errors,
+            thread_id,
+        ))
     })();
-    let (environ, start_response, errors) = match prepared {
+    let (environ, start_response, errors, thread_id) = match prepared {
         Ok(v) => v,
         Err(Raised) => {
             log_exception(
@@ -173,10 +197,12 @@ fn serve(
             );
             None
         });
-    let result = wrapped
-        .as_ref()
-        .unwrap_or(callable)
-        .call(&[&environ, &start_response]);
+    let (application, start_response) = life.started(
+        &environ,
+        wrapped.as_ref().unwrap_or(callable),
+        &start_response,
+    );
+    let result = application.call(&[&environ, &start_response]);
     warn_dropped_headers(ex, &logger, &req.script);
     let outcome = match result {
         Ok(iterable) => {
@@ -185,13 +211,14 @@ fn serve(
             let sent = send(py, data, ex, &iterable).map_err(Failure::take);
             let closed = call_close(&iterable).map_err(Failure::take);
             match (sent, closed) {
-                (Ok(()), Ok(())) => finish(ex, &logger, &req.script),
-                (Err(e), _) | (Ok(()), Err(e)) => failed(ex, &logger, &req.script, e),
+                (Ok(()), Ok(())) => finish(ex, &logger, &req.script, life),
+                (Err(e), _) | (Ok(()), Err(e)) => failed(ex, &logger, &req.script, e, life),
             }
         }
-        Err(Raised) => failed(ex, &logger, &req.script, Failure::Python),
+        Err(Raised) => failed(ex, &logger, &req.script, Failure::Python, life),
     };
     let _ = errors.call_method(c"flush", &[]);
+    life.finished(ex, thread_id);
     outcome
 }
 
@@ -237,12 +264,12 @@ impl Failure {
     }
 }
 
-fn finish(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str) -> Outcome {
+fn finish(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str, life: &Life<'_, '_>) -> Outcome {
     match ex.finish() {
         Ok(()) | Err(TransportError::ClientGone) => Outcome::Sent,
         Err(TransportError::NotStarted) => {
             let _ = raise(exc::runtime_error(), "response has not been started");
-            failed(ex, log, script, Failure::Python)
+            failed(ex, log, script, Failure::Python, life)
         }
         Err(e) => {
             log(
@@ -262,9 +289,16 @@ fn finish(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str) -> Outcome {
     }
 }
 
-fn failed(ex: &Exchange, log: &dyn Fn(Level, &str), script: &str, f: Failure) -> Outcome {
-    let f = match f {
+fn failed(
+    ex: &Exchange,
+    log: &dyn Fn(Level, &str),
+    script: &str,
+    f: Failure,
+    life: &Life<'_, '_>,
+) -> Outcome {
+    let f = match f.take() {
         Failure::Taken(Some(p)) => {
+            life.exception(&p);
             p.restore();
             Failure::Python
         }
@@ -312,6 +346,7 @@ fn counters() -> (u64, u64, u64) {
             id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
         }
         t.set((id, n + 1));
+        crate::metrics::started(id);
         (id, n, total)
     })
 }
@@ -322,7 +357,7 @@ fn build_environ(
     req: &AppRequest,
     cap: &Obj,
     errors: &Obj,
-) -> PyResult<Obj> {
+) -> PyResult<(Obj, u64)> {
     let env = data.template.get(py).dict_copy()?;
     for (k, v) in req.environ.iter() {
         env.dict_set(&Obj::str(py, k)?, &Obj::latin1(py, v)?)?;
@@ -347,7 +382,7 @@ fn build_environ(
             Obj::opaque_capsule(py, r)
         }?)?;
     }
-    Ok(env)
+    Ok((env, thread_id))
 }
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {
@@ -433,66 +468,4 @@ fn send(py: Py<'_>, data: &InterpData, ex: &Exchange, iterable: &Obj) -> Result<
         ex.send(bytes, false).map_err(transport_failure)?;
     }
     Ok(())
-}
-
-/// The wsgi.file_wrapper fast path: a real regular file goes out with sendfile. Returns
-/// false to fall back to iteration.
-fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
-    if ex.progress().head_sent {
-        return Ok(false);
-    }
-    let probe = (|| -> PyResult<Option<(Obj, i32, u64, u64)>> {
-        let filelike = wrapper.getattr(c"filelike")?;
-        let Some(fileno) = filelike.getattr_opt(c"fileno")? else {
-            return Ok(None);
-        };
-        let fd = match fileno.call(&[]) {
-            Ok(fd) => fd.to_i64()? as i32,
-            Err(Raised) => {
-                drop(Pending::fetch());
-                return Ok(None);
-            }
-        };
-        let os = import(py, c"os")?;
-        let st = os.call_method(c"fstat", &[&Obj::int(py, fd as i64)?])?;
-        let mode = st.getattr(c"st_mode")?;
-        let is_reg = import(py, c"stat")?.call_method(c"S_ISREG", &[&mode])?;
-        // SAFETY-free truthiness: S_ISREG returns a bool.
-        if is_reg.as_ptr() != Obj::bool(py, true).as_ptr() {
-            return Ok(None);
-        }
-        let size = st.getattr(c"st_size")?.to_i64()?.max(0) as u64;
-        let offset = match filelike.getattr_opt(c"tell")? {
-            Some(tell) => tell.call(&[])?.to_i64()?.max(0) as u64,
-            None => 0,
-        };
-        Ok(Some((filelike, fd, offset, size.saturating_sub(offset))))
-    })();
-    let (filelike, fd, offset, remaining) = match probe {
-        Ok(Some(v)) => v,
-        Ok(None) => return Ok(false),
-        Err(Raised) => return Err(Failure::Python),
-    };
-    let len = ex.with_head(|h| {
-        h.map(|h| match h.content_length {
-            Some(cl) => cl.min(remaining),
-            None => {
-                h.content_length = Some(remaining);
-                h.headers
-                    .push(("Content-Length".into(), remaining.to_string()));
-                remaining
-            }
-        })
-    });
-    let Some(len) = len else {
-        return Err(transport_failure(TransportError::NotStarted));
-    };
-    ex.send_file(fd, offset, len, true)
-        .map_err(transport_failure)?;
-    // Leave the file where a reader that consumed the data would have left it.
-    let seek = cstring("seek");
-    let _ =
-        Obj::int(py, (offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
-    drop(Pending::fetch());
-    Ok(true)
 }

@@ -3,10 +3,14 @@
 //! or daemon connection) for the duration of the request; Python objects that outlive the
 //! request find it closed and raise instead of touching freed memory.
 
-use super::ffi::interp::{Py, without_gil};
+use super::ffi::interp::without_gil;
 use super::ffi::object::{Obj, Pending, PyResult, exc, pending_from_exc_info, raise};
 use super::transport::{Logger, ResponseHead, Transport, TransportError};
 use super::validate;
+
+mod input;
+use input::Body;
+pub use input::read;
 use rwsgi_core::Level;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -33,9 +37,12 @@ impl std::fmt::Display for LogExpired {
 /// Runs `f` with an exchange over `transport` and `log`, which borrow the request (`'r`).
 /// Python objects may keep the exchange past this call; both borrowed parts are taken back
 /// out before it returns, also when `f` panics.
+/// `body_length`: the request body's announced length (Content-Length), a size hint only (an
+/// input filter may change the body).
 pub fn scoped<'r, T>(
     transport: Box<dyn Transport + 'r>,
     log: Logger<'r>,
+    body_length: Option<u64>,
     f: impl FnOnce(&Arc<Exchange>) -> T,
 ) -> T {
     // SAFETY: only the lifetime changes (same fat-pointer layout). The 'static values never
@@ -48,7 +55,7 @@ pub fn scoped<'r, T>(
             std::mem::transmute::<Logger<'r>, Logger<'static>>(log),
         )
     };
-    let ex = Arc::new(Exchange::new(transport, log));
+    let ex = Arc::new(Exchange::new(transport, log, body_length));
     struct Close<'a>(&'a Exchange);
     impl Drop for Close<'_> {
         fn drop(&mut self) {
@@ -57,96 +64,6 @@ pub fn scoped<'r, T>(
     }
     let _close = Close(&ex);
     f(&ex)
-}
-
-#[derive(Default)]
-struct Body {
-    buf: Vec<u8>,
-    pos: usize,
-    eof: bool,
-    failed: Option<String>,
-}
-
-impl Body {
-    /// Moves buffered bytes into `out` (up to `limit`, or through the first newline for a
-    /// line read); true when that completes the read.
-    fn take_buffered(&mut self, out: &mut Vec<u8>, limit: usize, line: bool) -> bool {
-        let avail = &self.buf[self.pos..];
-        if avail.is_empty() {
-            return false;
-        }
-        let mut take = avail.len().min(limit - out.len());
-        let mut done = false;
-        if line {
-            if let Some(nl) = avail[..take].iter().position(|&c| c == b'\n') {
-                take = nl + 1;
-                done = true;
-            }
-        }
-        out.extend_from_slice(&avail[..take]);
-        self.pos += take;
-        done || out.len() >= limit
-    }
-
-    /// Reads up to `limit` bytes straight into `out`, grown geometrically, rather than through
-    /// the line buffer (a fresh zero-filled buffer per refill cost a 1 MiB read(n) ~128 x
-    /// 1 MiB of memset).
-    fn read_bulk(
-        &mut self,
-        t: &mut dyn Transport,
-        out: &mut Vec<u8>,
-        limit: usize,
-    ) -> Result<(), ReadError> {
-        let mut filled = out.len();
-        while filled < limit {
-            if out.len() == filled {
-                let grow = out.len().max(READ_CHUNK).min(limit - filled);
-                out.resize(filled + grow, 0);
-            }
-            match t.read_body(&mut out[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) => {
-                    out.truncate(filled);
-                    return Err(self.fail(e));
-                }
-            }
-        }
-        out.truncate(filled);
-        Ok(())
-    }
-
-    /// Refills the line buffer with one read of up to READ_CHUNK bytes.
-    fn refill(&mut self, t: &mut dyn Transport) -> Result<(), ReadError> {
-        self.buf.clear();
-        self.pos = 0;
-        self.buf.resize(READ_CHUNK, 0);
-        match t.read_body(&mut self.buf) {
-            Ok(0) => {
-                self.buf.clear();
-                self.eof = true;
-                Ok(())
-            }
-            Ok(n) => {
-                self.buf.truncate(n);
-                Ok(())
-            }
-            Err(e) => {
-                self.buf.clear();
-                Err(self.fail(e))
-            }
-        }
-    }
-
-    /// A read error is remembered: every later read raises it again.
-    fn fail(&mut self, e: std::io::Error) -> ReadError {
-        let msg = format!("rwsgi request data read error: {e}");
-        self.failed = Some(msg.clone());
-        ReadError::Io(msg)
-    }
 }
 
 struct State {
@@ -158,7 +75,15 @@ struct State {
     client_gone: bool,
     /// The response is complete (a final write or finish() went out).
     finished: bool,
+    /// Seconds spent reading the body and writing the response; writes made.
+    input_time: f64,
+    output_time: f64,
+    output_writes: u64,
 }
+
+/// What the request read and wrote, for the `request_finished` event: (input reads, input
+/// bytes, input seconds, output writes, output bytes, output seconds).
+pub type IoStats = (u64, u64, f64, u64, u64, f64);
 
 /// What mod_ssl said.
 pub enum SslAnswer {
@@ -174,16 +99,26 @@ pub struct Progress {
 }
 
 impl Exchange {
-    fn new(transport: Box<dyn Transport>, log: Logger<'static>) -> Exchange {
+    fn new(
+        transport: Box<dyn Transport>,
+        log: Logger<'static>,
+        body_length: Option<u64>,
+    ) -> Exchange {
         Exchange {
             state: Mutex::new(State {
                 transport: Some(transport),
                 head: None,
                 head_sent: false,
                 body_bytes: 0,
-                body: Body::default(),
+                body: Body {
+                    expected: body_length,
+                    ..Body::default()
+                },
                 client_gone: false,
                 finished: false,
+                input_time: 0.0,
+                output_time: 0.0,
+                output_writes: 0,
             }),
             log: RwLock::new(Some(log)),
         }
@@ -219,6 +154,18 @@ impl Exchange {
             (Some(ssl), None) => SslAnswer::Https(ssl.is_https()),
             (Some(ssl), Some(n)) => SslAnswer::Var(ssl.var(n)),
         })
+    }
+
+    pub fn io_stats(&self) -> IoStats {
+        let s = self.lock();
+        (
+            s.body.reads,
+            s.body.read_bytes,
+            s.input_time,
+            s.output_writes,
+            s.body_bytes,
+            s.output_time,
+        )
     }
 
     /// The hop-by-hop headers the application's response head had (dropped from it).
@@ -346,7 +293,10 @@ impl State {
         if data.is_empty() && !last {
             return Ok(());
         }
+        let t0 = std::time::Instant::now();
         let r = t.write(data, last);
+        self.output_time += t0.elapsed().as_secs_f64();
+        self.output_writes += u64::from(!data.is_empty());
         self.finished |= last && r.is_ok();
         if matches!(r, Err(TransportError::ClientGone)) {
             self.client_gone = true;
@@ -432,60 +382,23 @@ pub fn write(ex: &Exchange, data: &Obj) -> PyResult<()> {
     }
 }
 
-const READ_CHUNK: usize = 16 * 1024;
-
-/// `wsgi.input.read(size)` (`line = false`) or `readline(size)` (`line = true`); a negative
-/// size means "no limit". read(n) returns n bytes unless the body ends first.
-pub fn read(py: Py<'_>, ex: &Exchange, size: i64, line: bool) -> PyResult<Obj> {
-    let limit = if size < 0 { usize::MAX } else { size as usize };
-    let result = without_gil(|| {
-        let mut s = ex.lock();
-        let State {
-            transport, body, ..
-        } = &mut *s;
-        let mut out: Vec<u8> = Vec::new();
-        loop {
-            if body.take_buffered(&mut out, limit, line) || body.eof || limit == 0 {
-                return Ok(out);
-            }
-            if let Some(e) = &body.failed {
-                return Err(ReadError::Io(e.clone()));
-            }
-            let t = transport.as_mut().ok_or(ReadError::Expired)?;
-            if !line {
-                body.read_bulk(t.as_mut(), &mut out, limit)?;
-                return Ok(out);
-            }
-            body.refill(t.as_mut())?;
-        }
-    });
-    match result {
-        Ok(v) => Obj::bytes(py, &v),
-        Err(ReadError::Io(msg)) => Err(raise(exc::os_error(), &msg)),
-        Err(ReadError::Expired) => Err(raise(
-            exc::runtime_error(),
-            &TransportError::Closed.to_string(),
-        )),
-    }
-}
-
-enum ReadError {
-    /// The request ended (a kept `wsgi.input` read later).
-    Expired,
-    Io(String),
-}
-
 /// One line written to `wsgi.errors` (`ex`: its request), or to `sys.stdout` / `sys.stderr`
 /// (`None`: the request the calling thread serves, if any, else the server's log).
 pub fn log_line(ex: Option<&Exchange>, text: &str) -> Result<(), LogExpired> {
     if let Some(ex) = ex {
         return ex.log(Level::Error, text);
     }
+    log_current(Level::Error, text);
+    Ok(())
+}
+
+/// A line at `level` in the context of the request this thread serves, if any, else in the
+/// server's log (mod_wsgi.LogHandler, event callback errors).
+pub fn log_current(level: Level, text: &str) {
     let served = super::current::exchange();
     // A thread whose request has just ended may still name it as current: its output then
     // goes to the server's log.
-    if served.is_none_or(|ex| ex.log(Level::Error, text).is_err()) {
-        super::transport::server_log(Level::Error, text);
+    if served.is_none_or(|ex| ex.log(level, text).is_err()) {
+        super::transport::server_log(level, text);
     }
-    Ok(())
 }
