@@ -12,9 +12,6 @@ mod-wsgi` (builds the module: needs apache2-dev and python3.11-dev) under a lock
 fails (no network, no compiler) the tests are skipped (a failure with CI=true). A directory
 that exists without bin/mod_wsgi-express is taken to be another process creating it, and
 waited for.
-
-Known blockers of rwsgi today (KNOWN_RWSGI_BLOCKERS) make the rwsgi run an expected failure,
-only when its configtest / error log shows exactly that text; any other breakage fails.
 """
 
 from __future__ import annotations
@@ -40,18 +37,6 @@ VENV = Path(os.environ.get("RWSGI_EXPRESS_VENV", "/var/tmp/modwsgi6-venv"))
 EXPRESS = VENV / "bin" / "mod_wsgi-express"
 BASE_PYTHON = "/usr/bin/python3.11"
 PIP_SPEC = os.environ.get("RWSGI_EXPRESS_SPEC", "mod-wsgi")
-
-#: configtest / error-log text of what rwsgi does not support yet (the rwsgi run of a variant
-#: is xfail when its failure shows one of these; see /tmp/modwsgi-suite/express.md)
-KNOWN_RWSGI_BLOCKERS = (
-    # configtest: the directive express routes every request through
-    "WSGIHandlerScript is not supported yet by rwsgi",
-    # handler.wsgi's `from mod_wsgi.express.runtime import ...`: mod_wsgi makes its built-in
-    # module a package by taking the installed mod_wsgi package's __path__
-    "'mod_wsgi' is not a package",
-    # --reload-on-changes: express's reloader calls mod_wsgi.subscribe_shutdown
-    "cannot import name 'subscribe_shutdown' from 'mod_wsgi'",
-)
 
 APP = '''\
 import json, os, sys
@@ -329,10 +314,6 @@ def _module_for(which: str) -> "str | None":
     return path
 
 
-def _known_blocker(text: str) -> "str | None":
-    return next((b for b in KNOWN_RWSGI_BLOCKERS if b in text), None)
-
-
 @pytest.mark.parametrize("which", ["rwsgi", "modwsgi6"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_express_setup_server(express, variant, which):
@@ -340,16 +321,11 @@ def test_express_setup_server(express, variant, which):
     srv = Express(express, _module_for(which), extra, https=https)
     try:
         ok, out = srv.configtest()
-        if not ok and which == "rwsgi" and _known_blocker(out):
-            pytest.xfail(f"known rwsgi blocker: {out}")
         assert ok, f"apachectl configtest failed:\n{out}"
         srv.start()
         try:
             check(srv)
         except AssertionError as e:
-            blocker = _known_blocker(srv.error_log())
-            if which == "rwsgi" and blocker:
-                pytest.xfail(f"known rwsgi blocker: {blocker}")
             raise AssertionError(f"{e}\n{srv.diagnostics()}") from None
     finally:
         srv.stop()
