@@ -1,6 +1,8 @@
 """PEP 3333 conformance: environ, wsgi.input, write(), close(), exc_info,
 wsgi.file_wrapper, wsgi.errors / stdout / stderr."""
+import hashlib
 import json
+import os
 import re
 import socket
 import time
@@ -186,6 +188,39 @@ class TestInput:
             r = srv.post("/edge?t=echo", data, timeout=30)
         assert r.status == 200
         assert len(r.body) == len(data) and r.body == data
+
+
+def test_input_is_native_type_with_mod_wsgi_argument_handling(srv):
+    r = srv.post("/edge?t=input_api", b"abc")
+    assert r.status == 200, r.body
+    assert r.json() == {
+        "type": "mod_wsgi.Input", "new": "TypeError", "read_str": "TypeError",
+        "read_two": "TypeError", "readline_float": "TypeError", "read_none": "abc",
+        "readline_none_at_eof": "", "close": "None",
+    }
+
+
+@pytest.mark.parametrize("n", [1000, 8192, 65535, 65536, 100000, 1 << 20])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_read_n_over_a_large_body(srv, n, chunked):
+    """read(n) smaller than, equal to and larger than the 64 KiB read buffer, across many
+    refills: every byte once, in order, every piece n long but the last."""
+    data = os.urandom(300_000)
+    body = [data[i:i + 70_000] for i in range(0, len(data), 70_000)] if chunked else data
+    r = srv.post(f"/edge?t=read_pieces&n={n}", body, chunked=chunked, timeout=30)
+    got = r.json()
+    assert got["sha256"] == hashlib.sha256(data).hexdigest()
+    assert max(got["sizes"]) == min(n, len(data))
+    assert len(got["sizes"]) <= 2
+
+
+@pytest.mark.parametrize("how", ["readline", "iter"])
+def test_many_short_lines_across_buffer_refills(srv, how):
+    lines = [b"%d:" % i + b"y" * (i % 97) + b"\n" for i in range(20_000)]
+    data = b"".join(lines) + b"no newline at the end"
+    r = srv.post(f"/edge?t=line_pieces&how={how}", data, timeout=30)
+    got = r.json()
+    assert got == {"sha256": hashlib.sha256(data).hexdigest(), "lines": len(lines) + 1}
 
 
 def test_echo_content_length_then_eof(srv):

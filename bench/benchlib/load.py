@@ -11,7 +11,8 @@ import subprocess
 import time
 
 from .common import BENCH, CLK_TCK, CONNECTIONS, WORKLOADS, WRK, WRK_THREADS, Failure
-from .procfs import machine_busy_ticks, tree_cpu_ticks, tree_mem
+from .perfstat import PerfStat
+from .procfs import machine_busy_ticks, tree, tree_cpu_ticks, tree_mem
 from .server import http_request
 
 
@@ -101,9 +102,10 @@ def warmup(server, workload, seconds):
                        timeout=seconds + 60)
 
 
-def measure(server, workload, duration):
+def measure(server, workload, duration, perf=False):
     pid = server.proc.pid
     cmd = wrk_cmd(server, workload, duration)
+    stat = PerfStat(sorted(tree(pid))) if perf else None
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = machine_busy_ticks()
     cpu0 = tree_cpu_ticks(pid)
@@ -117,6 +119,7 @@ def measure(server, workload, duration):
         if p.poll() is None:
             p.kill()
             p.wait()
+        totals = stat.stop() if stat else {}
     cpu1 = tree_cpu_ticks(pid)
     busy1 = machine_busy_ticks()
     wall = time.monotonic() - t0
@@ -138,4 +141,6 @@ def measure(server, workload, duration):
         "rss_mib": round(rss, 1), "pss_mib": round(pss, 1), "server_procs": nproc,
         "errors": r["non2xx"] + sum(r["sock_errors"].values()),
     })
+    if stat:
+        r.update(PerfStat.per_request(totals, r["requests"]))
     return r

@@ -26,6 +26,8 @@ def fnum(x, kind):
         return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
     if kind == "mib":
         return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
+    if kind == "count":
+        return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
     if kind == "ratio":
         return f"{x:.2f}"
     return str(x)
@@ -215,6 +217,60 @@ def cost_table(res):
     return out
 
 
+def budget_table(res):
+    """perf stat per request, when the run had it: task-clock (CPU time the server's threads
+    ran), its part above static Apache serving the same bytes, context switches (GIL and
+    futex hand-offs, IPC wake-ups), page faults, and instructions when the PMU is exposed."""
+    rows = [(w, v, recs) for w, v, recs in cells(res)
+            if any(r.get("perf_task_us") is not None for r in recs)]
+    if not rows:
+        return []
+    hw = any(r.get("perf_instructions") is not None for _, _, recs in rows for r in recs)
+    out = ["## Per-request budget (perf stat over the server's processes)", ""]
+    out.append("| workload | variant | task-clock µs/req median (min–max) | ÷ mod_wsgi | "
+               "above static µs | above static ÷ mod_wsgi's | context switches/req | "
+               "÷ mod_wsgi | page faults/req |" + (" instructions/req | cycles/req |" if hw
+                                                   else ""))
+    out.append("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if hw else ""))
+    for w, v, recs in rows:
+        k = "perf_task_us"
+        above = above_static(res, v, w)
+        ref = VARIANTS[v].get("ref")
+        ref_above = above_static(res, ref, w) if ref else None
+        ratio = (f"{above / ref_above:.2f}×" if above is not None and ref_above else "-")
+        line = (f"| {w} | {v} | {cell([r[k] for r in recs if r.get(k) is not None], 'us')} | "
+                f"{vs_ref(res, v, w, k)} | {fnum(above, 'us') if above is not None else '-'} | "
+                f"{ratio} | {fnum(med(r['perf_cs'] for r in recs), 'count')} | "
+                f"{vs_ref(res, v, w, 'perf_cs')} | "
+                f"{fnum(med(r['perf_faults'] for r in recs), 'count')} |")
+        if hw:
+            line += (f" {fnum(med(r['perf_instructions'] for r in recs), 'count')} | "
+                     f"{fnum(med(r['perf_cycles'] for r in recs), 'count')} |")
+        out.append(line)
+    out.append("")
+    if not hw:
+        out.append("This machine exposes no hardware counters to perf (a VM without a PMU): "
+                   "instructions and cycles per request are not available; task-clock is the "
+                   "CPU time figure.")
+        out.append("")
+    return out
+
+
+def above_static(res, v, w):
+    """Median task-clock µs/req of (v, w) minus static Apache's on the same bytes, or None."""
+    if v is None or (v, w) not in res.data:
+        return None
+    mine = [r.get("perf_task_us") for r in res.data[(v, w)].values()]
+    mine = [x for x in mine if x is not None]
+    if not mine:
+        return None
+    if ("static", w) not in res.data:
+        return None
+    base = [r.get("perf_task_us") for r in res.data[("static", w)].values()]
+    base = [x for x in base if x is not None]
+    return med(mine) - med(base) if base else None
+
+
 def startup_table(res):
     startup = res.startup
     if not startup:
@@ -272,6 +328,6 @@ def build_report(records, argv_text):
     if not res.load:
         out += ["No load measurement completed.", ""]
     else:
-        out += throughput_table(res) + cost_table(res)
+        out += throughput_table(res) + cost_table(res) + budget_table(res)
     out += startup_table(res) + error_logs(res) + footnotes(res)
     return "\n".join(out) + "\n"

@@ -140,6 +140,44 @@ def application(environ, start_response):
         return _json(start_response, _lines_json(inp.readlines()))
     if t == "iter":
         return _json(start_response, _lines_json(list(inp)))
+    if t == "input_api":  # the object itself: type, argument handling
+        out = {"type": type(inp).__module__ + "." + type(inp).__name__}
+        try:
+            type(inp)()
+            out["new"] = "allowed"
+        except TypeError:
+            out["new"] = "TypeError"
+        for name, call in (("read_str", lambda: inp.read("1")),
+                           ("read_two", lambda: inp.read(1, 2)),
+                           ("readline_float", lambda: inp.readline(1.5))):
+            try:
+                call()
+                out[name] = "no error"
+            except TypeError:
+                out[name] = "TypeError"
+        out["read_none"] = inp.read(None).decode("latin-1")
+        out["readline_none_at_eof"] = inp.readline(None).decode("latin-1")
+        out["close"] = repr(inp.close())
+        return _json(start_response, out)
+    if t == "read_pieces":  # read(n) loop over a large body: sizes and the bytes, hashed
+        import hashlib
+        n = int(q.get("n", "8192"))
+        h, sizes = hashlib.sha256(), set()
+        while True:
+            c = inp.read(n)
+            if not c:
+                break
+            sizes.add(len(c))
+            h.update(c)
+        return _json(start_response, {"sha256": h.hexdigest(), "sizes": sorted(sizes)})
+    if t == "line_pieces":  # readline / iteration over many short lines
+        import hashlib
+        h, count = hashlib.sha256(), 0
+        lines = iter(inp) if q.get("how") == "iter" else iter(inp.readline, b"")
+        for line in lines:
+            h.update(line)
+            count += 1
+        return _json(start_response, {"sha256": h.hexdigest(), "lines": count})
     if t == "input_types":
         a = inp.read(3)
         b = inp.readline()

@@ -1,7 +1,7 @@
 # The `mod_wsgi` module rwsgi installs in every interpreter (main and sub-interpreters).
-# rwsgi runs this source once per interpreter; `_read`, `_readline` and `_log` are native
-# functions inserted before it runs. Applications may `import mod_wsgi` as they do under
-# mod_wsgi.
+# rwsgi runs this source once per interpreter; `_log` and the other `_` names are native
+# functions inserted before it runs (`Input`, wsgi.input's type, is native too).
+# Applications may `import mod_wsgi` as they do under mod_wsgi.
 
 import io as _io
 import sys as _sys
@@ -10,50 +10,6 @@ version = (4, 9, 4)
 rwsgi_version = None  # set by rwsgi
 process_group = ''
 application_group = ''
-
-
-class Input(object):
-    """wsgi.input: the request body."""
-
-    __slots__ = ('_h',)
-
-    def __init__(self, handle):
-        self._h = handle
-
-    def read(self, size=-1):
-        if size is None:
-            size = -1
-        return _read(self._h, size)
-
-    def readline(self, size=-1):
-        if size is None:
-            size = -1
-        return _readline(self._h, size)
-
-    def readlines(self, hint=-1):
-        lines = []
-        total = 0
-        while True:
-            line = _readline(self._h, -1)
-            if not line:
-                break
-            lines.append(line)
-            total += len(line)
-            if hint is not None and 0 < hint <= total:
-                break
-        return lines
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        line = _readline(self._h, -1)
-        if not line:
-            raise StopIteration
-        return line
-
-    def close(self):
-        pass
 
 
 class Log(object):

@@ -120,7 +120,7 @@ fn call<T>(
         return Err(HookError::NoFunction);
     };
     let data = interpreters::data(&interp);
-    exchange::scoped(Box::new(NoBody { ssl: hook.ssl }), log, Some(0), |ex| {
+    let (result, _) = exchange::scoped(Box::new(NoBody { ssl: hook.ssl }), log, Some(0), |ex| {
         let logger = |l: Level, m: &str| {
             let _ = ex.log(l, m);
         };
@@ -144,7 +144,8 @@ fn call<T>(
                 Err(HookError::Failed)
             }
         }
-    })
+    });
+    result
 }
 
 /// The hook's environ: the variables, `wsgi.errors` (bound to this call's exchange),

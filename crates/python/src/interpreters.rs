@@ -62,6 +62,7 @@ static PROCESS: OnceLock<ProcessInfo> = OnceLock::new();
 
 /// Objects rwsgi keeps in one interpreter.
 pub struct InterpData {
+    /// The native `wsgi.input` type (ffi::input_type), made in this interpreter.
     pub input_class: Keep,
     /// `wsgi.errors` for a request: `_errors(exchange capsule)`.
     pub errors_factory: Keep,
@@ -166,10 +167,12 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
             .call_method(c"setswitchinterval", &[&Obj::float(py, si)?])?;
     }
     let get = |n: &str| dict.dict_get_str(n).expect("bootstrap class");
+    let input_type = super::ffi::input_type::new_type(py)?;
+    dict.dict_set_str(c"Input", &input_type)?;
     let file_wrapper = get("FileWrapper");
     let template = environ_template(py, p, &file_wrapper)?;
     Ok(InterpData {
-        input_class: Keep::new(get("Input")),
+        input_class: Keep::new(input_type),
         errors_factory: Keep::new(get("_errors")),
         file_wrapper_class: Keep::new(file_wrapper),
         template: Keep::new(template),

@@ -90,6 +90,10 @@ pub trait Transport: Send {
     fn finish(&mut self) -> Result<(), TransportError>;
     /// Marks a response that failed after its head was sent as broken for the client.
     fn abort(&mut self);
+    /// What the transport still has to do once the application's part is over, called with
+    /// no interpreter attached (a final write it held back, so that the request takes the GIL
+    /// once and does its I/O outside it).
+    fn complete(&mut self) {}
     /// HEAD request: the body is discarded downstream.
     fn is_head_request(&self) -> bool;
 }

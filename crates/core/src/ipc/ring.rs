@@ -129,13 +129,27 @@ impl SharedMem {
 
     /// Copies `dst.len()` bytes out of the mapping from `off`.
     pub fn read_at(&self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
+        // SAFETY: read_at_uninit only writes initialised bytes into `dst`.
+        self.read_at_uninit(off, unsafe { as_uninit(dst) })
+    }
+
+    /// The same into memory that need not be initialised (the application's bytes object).
+    pub fn read_at_uninit(
+        &self,
+        off: usize,
+        dst: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Result<(), IpcError> {
         self.check(off, dst.len())?;
         self.touched
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: as in write_at. The peer may be writing the same bytes concurrently; we only
         // copy them as opaque body bytes, never interpret them in place.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(off),
+                dst.as_mut_ptr().cast::<u8>(),
+                dst.len(),
+            )
         };
         Ok(())
     }
@@ -347,8 +361,18 @@ impl Inbound {
 
     /// Validates the announced slice and copies it into `dst` (which must be exactly as long).
     pub fn take(&mut self, off: usize, dst: &mut [u8]) -> Result<(), IpcError> {
+        // SAFETY: take_uninit only writes initialised bytes into `dst`.
+        self.take_uninit(off, unsafe { as_uninit(dst) })
+    }
+
+    /// The same into memory that need not be initialised (the application's bytes object).
+    pub fn take_uninit(
+        &mut self,
+        off: usize,
+        dst: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Result<(), IpcError> {
         self.r.accept(off, dst.len())?;
-        self.mem.read_at(off, dst)
+        self.mem.read_at_uninit(off, dst)
     }
 
     pub fn capacity(&self) -> usize {
@@ -362,6 +386,15 @@ impl Inbound {
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.mem.fd()
     }
+}
+
+/// `dst` as possibly-uninitialised memory.
+///
+/// # Safety
+/// The caller writes only initialised bytes through the result (so `dst` stays initialised).
+pub unsafe fn as_uninit(dst: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: same layout; per the contract no uninitialised byte is written.
+    unsafe { &mut *(std::ptr::from_mut(dst) as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 /// `(offset, len)` of a ring slice: the payload of a frame with `FLAG_SHM`.

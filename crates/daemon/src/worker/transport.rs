@@ -72,8 +72,10 @@ pub fn take_request_slice(
     if n > max {
         return Err(format!("slice of {n} bytes exceeds the {max} asked for"));
     }
-    let mut buf = vec![0u8; n];
-    take_request_slice_into(ch, rings, id, payload, &mut buf)?;
+    let mut buf = Vec::with_capacity(n);
+    let got = take_request_slice_into(ch, rings, id, payload, &mut buf.spare_capacity_mut()[..n])?;
+    // SAFETY: take_request_slice_into initialised the first `got` (= n) bytes.
+    unsafe { buf.set_len(got) };
     Ok(buf)
 }
 
@@ -83,7 +85,7 @@ pub fn take_request_slice_into(
     rings: Option<&SharedRings>,
     id: u32,
     payload: &[u8],
-    dst: &mut [u8],
+    dst: &mut [std::mem::MaybeUninit<u8>],
 ) -> Result<usize, String> {
     let rings = rings.ok_or("ring slice on a connection without rings")?;
     let (off, n) = ring::decode_slice(payload).map_err(|e| e.to_string())?;
@@ -93,7 +95,7 @@ pub fn take_request_slice_into(
         .ok_or_else(|| format!("slice of {n} bytes exceeds the {asked} asked for"))?;
     lock(rings)
         .request
-        .take(off, dst)
+        .take_uninit(off, dst)
         .map_err(|e| e.to_string())?;
     ch.send(&msg::credit(id, n as u32))
         .map_err(|e| e.to_string())?;
@@ -136,6 +138,16 @@ impl RemoteTransport {
 
 impl Transport for RemoteTransport {
     fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: read_body_uninit only writes initialised bytes into `buf`.
+        self.read_body_uninit(unsafe { ring::as_uninit(buf) })
+    }
+
+    /// Straight into the caller's memory (the application's bytes object): from the ring or
+    /// from the frame, no bounce buffer.
+    fn read_body_uninit(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<usize> {
         if self.body_eof || buf.is_empty() {
             return Ok(0);
         }
@@ -172,7 +184,7 @@ impl Transport for RemoteTransport {
             )
             .map_err(std::io::Error::other),
             Ok((f, _)) if f.header.kind == Kind::Body && f.payload.len() <= want => {
-                buf[..f.payload.len()].copy_from_slice(&f.payload);
+                rwsgi_python::transport::copy_into(&mut buf[..f.payload.len()], &f.payload);
                 Ok(f.payload.len())
             }
             Ok((f, _)) if f.header.kind == Kind::BodyEnd => {

@@ -36,7 +36,8 @@ impl std::fmt::Display for LogExpired {
 
 /// Runs `f` with an exchange over `transport` and `log`, which borrow the request (`'r`).
 /// Python objects may keep the exchange past this call; both borrowed parts are taken back
-/// out before it returns, also when `f` panics.
+/// out before it returns, also when `f` panics. The transport is handed back (for
+/// [`Transport::complete`] once the caller has released the GIL).
 /// `body_length`: the request body's announced length (Content-Length), a size hint only (an
 /// input filter may change the body).
 pub fn scoped<'r, T>(
@@ -44,7 +45,7 @@ pub fn scoped<'r, T>(
     log: Logger<'r>,
     body_length: Option<u64>,
     f: impl FnOnce(&Arc<Exchange>) -> T,
-) -> T {
+) -> (T, Option<Box<dyn Transport + 'r>>) {
     // SAFETY: only the lifetime changes (same fat-pointer layout). The 'static values never
     // leave the exchange, every use of them happens under its locks, and `Close` below takes
     // them out under those same locks (waiting for any use in progress on another thread)
@@ -59,11 +60,19 @@ pub fn scoped<'r, T>(
     struct Close<'a>(&'a Exchange);
     impl Drop for Close<'_> {
         fn drop(&mut self) {
-            self.0.close();
+            drop(self.0.close());
         }
     }
-    let _close = Close(&ex);
-    f(&ex)
+    let close = Close(&ex);
+    let r = f(&ex);
+    std::mem::forget(close);
+    let transport = ex.close();
+    // SAFETY: back to the lifetime it came with (shorter than 'static); the exchange no
+    // longer holds it.
+    let transport = transport.map(|t| unsafe {
+        std::mem::transmute::<Box<dyn Transport + 'static>, Box<dyn Transport + 'r>>(t)
+    });
+    (r, transport)
 }
 
 struct State {
@@ -139,9 +148,15 @@ impl Exchange {
     }
 
     /// Ends the request: Python objects that still refer to the exchange will see it closed.
-    fn close(&self) {
-        drop(self.lock().transport.take());
+    fn close(&self) -> Option<Box<dyn Transport>> {
+        let transport = {
+            let mut s = self.lock();
+            // A kept wsgi.input raises from now on, also for bytes it had buffered.
+            s.body.expire();
+            s.transport.take()
+        };
         drop(self.log.write().unwrap_or_else(|e| e.into_inner()).take());
+        transport
     }
 
     /// `mod_ssl.is_https()` / `mod_ssl.var_lookup(name)` (`name` None: is_https).

@@ -38,6 +38,10 @@ pub mod exc {
         // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_OSError }
     }
+    pub fn system_error() -> *mut ffi::PyObject {
+        // SAFETY: the address of a static built-in exception type.
+        unsafe { ffi::PyExc_SystemError }
+    }
     pub fn assertion_error() -> *mut ffi::PyObject {
         // SAFETY: the address of a static built-in exception type.
         unsafe { ffi::PyExc_AssertionError }

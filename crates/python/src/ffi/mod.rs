@@ -2,6 +2,7 @@
 //! owned [`object::Obj`] references while attached to an interpreter.
 
 pub mod error;
+pub mod input_type;
 pub mod interp;
 pub mod native;
 pub mod object;

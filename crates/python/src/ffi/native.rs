@@ -1,5 +1,5 @@
 //! The C-level functions Python code calls: `start_response`, `write`, and the primitives the
-//! bootstrap module's `Input` and `Log` classes are built on. Each one converts its arguments,
+//! bootstrap module's `Log` class is built on. Each one converts its arguments,
 //! catches panics (none may unwind into Python) and calls safe code in `wsgi::exchange`.
 
 use super::interp::Py;
@@ -153,37 +153,6 @@ rwsgi_core::entry! {
     }
 }
 
-/// `_read(handle, size)` / `_readline(handle, size)`: the primitives of `mod_wsgi.Input`.
-fn input(a: *mut *mut ffi::PyObject, n: ffi::Py_ssize_t, line: bool) -> *mut ffi::PyObject {
-    run(|py| {
-        let v = args(a.cast_const(), n);
-        let [cap, size] = v.as_slice() else {
-            return Err(raise(exc::type_error(), "expected (handle, size)"));
-        };
-        exchange::read(py, &*exchange_of(cap.as_ptr())?, size.to_i64()?, line)
-    })
-}
-
-rwsgi_core::entry! {
-    unsafe extern "C" fn input_read(
-        _m: *mut ffi::PyObject,
-        a: *mut *mut ffi::PyObject,
-        n: ffi::Py_ssize_t,
-    ) -> *mut ffi::PyObject [on panic: panicked()] {
-        input(a, n, false)
-    }
-}
-
-rwsgi_core::entry! {
-    unsafe extern "C" fn input_readline(
-        _m: *mut ffi::PyObject,
-        a: *mut *mut ffi::PyObject,
-        n: ffi::Py_ssize_t,
-    ) -> *mut ffi::PyObject [on panic: panicked()] {
-        input(a, n, true)
-    }
-}
-
 rwsgi_core::entry! {
     unsafe extern "C" fn log(
         _m: *mut ffi::PyObject,
@@ -236,7 +205,10 @@ rwsgi_core::entry! {
 
 /// `(mod_ssl.is_https, mod_ssl.var_lookup)` for an environ, bound to the exchange capsule.
 pub fn ssl_callables(cap: &Obj) -> PyResult<(Obj, Obj)> {
-    Ok((function(5, cap.as_ptr())?, function(5, cap.as_ptr())?))
+    Ok((
+        function(SSL_LOOKUP, cap.as_ptr())?,
+        function(SSL_LOOKUP, cap.as_ptr())?,
+    ))
 }
 
 rwsgi_core::entry! {
@@ -372,6 +344,16 @@ unsafe impl Send for Defs {}
 
 static DEFS: OnceLock<Defs> = OnceLock::new();
 
+// Positions in `defs()`.
+const START_RESPONSE: usize = 0;
+const WRITE: usize = 1;
+const LOG: usize = 2;
+const SSL_LOOKUP: usize = 3;
+const LOG_AT: usize = 4;
+const COUNTERS: usize = 5;
+const METRICS_SNAPSHOT: usize = 6;
+const SCOREBOARD: usize = 7;
+
 fn def(name: &'static CStr, f: ffi::PyMethodDefPointer, flags: i32) -> ffi::PyMethodDef {
     ffi::PyMethodDef {
         ml_name: name.as_ptr(),
@@ -396,20 +378,6 @@ fn defs() -> &'static [ffi::PyMethodDef] {
                     c"write",
                     ffi::PyMethodDefPointer {
                         PyCFunctionFast: write,
-                    },
-                    ffi::METH_FASTCALL,
-                ),
-                def(
-                    c"_read",
-                    ffi::PyMethodDefPointer {
-                        PyCFunctionFast: input_read,
-                    },
-                    ffi::METH_FASTCALL,
-                ),
-                def(
-                    c"_readline",
-                    ffi::PyMethodDefPointer {
-                        PyCFunctionFast: input_readline,
                     },
                     ffi::METH_FASTCALL,
                 ),
@@ -475,22 +443,23 @@ fn function(index: usize, slf: *mut ffi::PyObject) -> PyResult<Obj> {
 
 /// A new `start_response` callable bound to the exchange capsule.
 pub fn start_response_callable(cap: &Obj) -> PyResult<Obj> {
-    function(0, cap.as_ptr())
+    function(START_RESPONSE, cap.as_ptr())
 }
 
 fn write_callable(cap: *mut ffi::PyObject) -> PyResult<Obj> {
-    function(1, cap)
+    function(WRITE, cap)
 }
 
 /// The module-level primitives (`_read`, `_readline`, `_log`) for the bootstrap module.
 pub fn module_functions() -> PyResult<Vec<(&'static CStr, Obj)>> {
     Ok(vec![
-        (c"_read", function(2, std::ptr::null_mut())?),
-        (c"_readline", function(3, std::ptr::null_mut())?),
-        (c"_log", function(4, std::ptr::null_mut())?),
-        (c"_log_at", function(6, std::ptr::null_mut())?),
-        (c"_counters", function(7, std::ptr::null_mut())?),
-        (c"_metrics_snapshot", function(8, std::ptr::null_mut())?),
-        (c"_scoreboard", function(9, std::ptr::null_mut())?),
+        (c"_log", function(LOG, std::ptr::null_mut())?),
+        (c"_log_at", function(LOG_AT, std::ptr::null_mut())?),
+        (c"_counters", function(COUNTERS, std::ptr::null_mut())?),
+        (
+            c"_metrics_snapshot",
+            function(METRICS_SNAPSHOT, std::ptr::null_mut())?,
+        ),
+        (c"_scoreboard", function(SCOREBOARD, std::ptr::null_mut())?),
     ])
 }

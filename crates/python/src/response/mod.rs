@@ -7,8 +7,8 @@ mod file;
 use super::current;
 use super::exchange::{self, Exchange};
 use super::ffi::interp::{Attached, Interpreter, Py};
-use super::ffi::native;
 use super::ffi::object::{Obj, Pending, PyResult, Raised, exc, module_dict, raise};
+use super::ffi::{input_type, native};
 use super::interpreters::{self, InterpData};
 use super::life::Life;
 use super::transport::{Logger, Transport, TransportError};
@@ -58,7 +58,8 @@ fn log_exception(log: &dyn Fn(Level, &str), script: &str, what: &str) {
 }
 
 /// Serves `req` over `transport`, logging through `log`; both borrow the request (`'r`) and
-/// are out of reach of the application once this returns.
+/// are out of reach of the application once this returns. The request holds the GIL once:
+/// what the transport held back (a small final write) goes out after it is released.
 pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<'r>) -> Outcome {
     let interp = match interpreters::get(&req.application_group) {
         Ok(i) => i,
@@ -67,16 +68,33 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
             return Outcome::ServerError;
         }
     };
-    let attached = Attached::enter(&interp);
-    let py = attached.py();
-    let data = interpreters::data(&interp);
+    let (outcome, transport) = {
+        let attached = Attached::enter(&interp);
+        run_attached(attached.py(), &interp, req, transport, log)
+    };
+    if let Some(mut t) = transport {
+        t.complete();
+    }
+    outcome
+}
+
+/// The part of [`run`] that runs Python: every Python object of the request is gone when it
+/// returns.
+fn run_attached<'r>(
+    py: Py<'_>,
+    interp: &Interpreter,
+    req: AppRequest,
+    transport: Box<dyn Transport + 'r>,
+    log: Logger<'r>,
+) -> (Outcome, Option<Box<dyn Transport + 'r>>) {
+    let data = interpreters::data(interp);
     // Before the script loads: a script imported by this request already runs in it.
     let mut life = Life::begin(py, &data.api, &req);
-    let callable = match load_callable(py, &interp, &req) {
+    let callable = match load_callable(py, interp, &req) {
         Ok(c) => c,
         Err(NoCallable::Missing(m)) => {
             log(Level::Error, &m);
-            return Outcome::ServerError;
+            return (Outcome::ServerError, None);
         }
         Err(NoCallable::Load(kind)) => {
             let what = match kind {
@@ -98,12 +116,12 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
                 &req.script,
                 "Exception occurred processing WSGI script",
             );
-            return Outcome::ServerError;
+            return (Outcome::ServerError, None);
         }
     };
     exchange::scoped(transport, log, body_length(&req), |ex| {
         let _scope = current::Scope::enter(ex);
-        serve(py, &interp, &req, ex, &callable, &mut life)
+        serve(py, interp, &req, ex, &callable, &mut life)
     })
 }
 
@@ -168,7 +186,7 @@ fn serve(
     let prepared = (|| -> PyResult<(Obj, Obj, Obj, u64)> {
         let cap = native::capsule(py, ex)?;
         let errors = data.errors_factory.get(py).call(&[&cap])?;
-        let (environ, thread_id) = build_environ(py, data, req, &cap, &errors)?;
+        let (environ, thread_id) = build_environ(py, data, req, ex, &errors)?;
         Ok((
             environ,
             native::start_response_callable(&cap)?,
@@ -355,7 +373,7 @@ fn build_environ(
     py: Py<'_>,
     data: &InterpData,
     req: &AppRequest,
-    cap: &Obj,
+    ex: &Arc<Exchange>,
     errors: &Obj,
 ) -> PyResult<(Obj, u64)> {
     let env = data.template.get(py).dict_copy()?;
@@ -373,7 +391,10 @@ fn build_environ(
         c"wsgi.url_scheme",
         &Obj::str(py, if req.https { "https" } else { "http" })?,
     )?;
-    env.dict_set_str(c"wsgi.input", &data.input_class.get(py).call(&[cap])?)?;
+    env.dict_set_str(
+        c"wsgi.input",
+        &input_type::new(py, &data.input_class.get(py), ex)?,
+    )?;
     env.dict_set_str(c"wsgi.errors", errors)?;
     if let Some(r) = req.request_rec {
         // SAFETY: an address the application may pass to C code (as mod_wsgi gives it);

@@ -1,0 +1,91 @@
+"""The benchmark's pure pieces: sorting perf samples into the per-request budget's buckets,
+reading `perf report` and `perf stat -x,` output (bench/benchlib/budget.py, perfstat.py)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+from benchlib.budget import buckets, classify, parse_report, table  # noqa: E402
+from benchlib.perfstat import PerfStat, parse  # noqa: E402
+
+
+@pytest.mark.parametrize("dso,sym,bucket", [
+    ("libpython3.11.so.1.0", "take_gil", "GIL, locks and futex hand-offs"),
+    ("[kernel.kallsyms]", "futex_wait_queue", "GIL, locks and futex hand-offs"),
+    ("libc.so.6", "pthread_cond_wait@@GLIBC_2.3.2", "GIL, locks and futex hand-offs"),
+    ("[kernel.kallsyms]", "__schedule", "kernel: scheduler"),
+    ("[kernel.kallsyms]", "tcp_sendmsg_locked", "kernel: network and I/O"),
+    ("[kernel.kallsyms]", "clear_page_erms", "kernel: memory"),
+    ("[kernel.kallsyms]", "syscall_exit_to_user_mode", "kernel: other"),
+    ("mod_rwsgi.so", "rwsgi_python::exchange::environ::build", "rwsgi: environ"),
+    ("mod_rwsgi.so", "rwsgi_python::exchange::input::read_timed", "rwsgi: wsgi.input"),
+    ("rwsgi-daemon", "rwsgi_core::ipc::ring::Ring::push", "rwsgi: IPC"),
+    ("mod_rwsgi.so", "rwsgi_python::response::start_response", "rwsgi: response"),
+    ("mod_rwsgi.so", "mod_rwsgi::routing::route", "rwsgi: other"),
+    ("mod_wsgi.so", "Adapter_run", "mod_wsgi"),
+    ("libpython3.11.so.1.0", "_PyEval_EvalFrameDefault", "Python bytecode (the application)"),
+    ("libpython3.11.so.1.0", "PyDict_SetItem", "Python objects and allocation"),
+    ("libpython3.11.so.1.0", "_PyObject_Malloc", "Python objects and allocation"),
+    ("libpython3.11.so.1.0", "PyImport_GetModule", "Python runtime: other"),
+    ("libc.so.6", "_int_malloc", "libc: malloc"),
+    ("libc.so.6", "__memmove_avx_unaligned_erms", "libc: memcpy/memset"),
+    ("libc.so.6", "__libc_recv", "libc: other"),
+    ("apache2", "ap_pass_brigade", "Apache (core, filters, APR)"),
+    ("libapr-1.so.0.7.2", "apr_palloc", "Apache (core, filters, APR)"),
+    ("mod_mpm_event.so", "process_socket", "Apache (core, filters, APR)"),
+    ("[vdso]", "__vdso_clock_gettime", "other"),
+])
+def test_classify(dso, sym, bucket):
+    assert classify(dso, sym) == bucket
+
+
+REPORT = """\
+# Samples: 3K of event 'cpu-clock'
+#
+# Overhead       Samples  Shared Object          Symbol
+# ........  ............  .....................  ..............................
+#
+    12.50%           300  libpython3.11.so.1.0   [.] _PyEval_EvalFrameDefault
+     5.00%           120  [kernel.kallsyms]      [k] tcp_sendmsg_locked
+     1.00%            24  mod_rwsgi.so           [.] rwsgi_python::exchange::environ::build
+"""
+
+
+def test_parse_report_and_buckets():
+    rows = parse_report(REPORT)
+    assert rows == [(300, "libpython3.11.so.1.0", "_PyEval_EvalFrameDefault"),
+                    (120, "[kernel.kallsyms]", "tcp_sendmsg_locked"),
+                    (24, "mod_rwsgi.so", "rwsgi_python::exchange::environ::build")]
+    # 1000 samples/s, 100 requests: one sample = 10 µs per request
+    b = buckets(rows, 1e-3, 100)
+    assert b["Python bytecode (the application)"] == pytest.approx(3000.0)
+    assert b["kernel: network and I/O"] == pytest.approx(1200.0)
+    assert b["rwsgi: environ"] == pytest.approx(240.0)
+
+
+def test_table_above_static():
+    per = {"static": {"kernel: network and I/O": 50.0},
+           "modwsgi-embedded": {"kernel: network and I/O": 60.0, "mod_wsgi": 40.0},
+           "rwsgi-embedded": {"kernel: network and I/O": 55.0, "rwsgi: environ": 20.0}}
+    text = "\n".join(table(per, list(per), static="static",
+                           refs={"rwsgi-embedded": "modwsgi-embedded"}))
+    assert "| **above static Apache** | - | **50.0** | **25.0** |" in text
+    assert "| above static ÷ mod_wsgi's (same mode) | - | - | 0.50× |" in text
+
+
+def test_perf_stat_parse_and_per_request():
+    text = ("1234.5,msec,task-clock,1234500000,100.00,1.9,CPUs utilized\n"
+            "5000,,context-switches,1234500000,100.00,4.05,K/sec\n"
+            "<not supported>,,instructions,0,100.00,,\n"
+            "12,,page-faults:u,1234500000,100.00,,\n")
+    totals = parse(text)
+    assert totals == {"task-clock": 1234.5, "context-switches": 5000.0,
+                      "instructions": None, "page-faults": 12.0}
+    per = PerfStat.per_request(totals, 1000)
+    assert per["perf_task_us"] == pytest.approx(1234.5)
+    assert per["perf_cs"] == pytest.approx(5.0)
+    assert per["perf_instructions"] is None
+    assert per["perf_cycles"] is None
