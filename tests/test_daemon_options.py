@@ -137,6 +137,9 @@ def test_interrupt_timeout_interrupts_the_request_and_keeps_the_process(srv):
     assert time.monotonic() - t0 < 4
     log = srv.error_log_since(mark)
     assert "RequestTimeout" in log and "interrupting it" in log
+    # the overdue request's stack comes with it
+    assert "Python stack of request GET /interrupt?t=pysleep&s=20" in log, log[-3000:]
+    assert "time.sleep(0.05)" in log
     assert _probe(srv, "/interrupt")["pid"] == pid  # the process lives on
 
 

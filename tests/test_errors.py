@@ -189,7 +189,6 @@ def test_ifmodule_mod_wsgi_c(rwsgi_path):
 # message, never be ignored (an ignored WSGIAuthUserScript would open a protected site).
 NOT_YET = [
     "WSGITelemetryService unix:/tmp/x",
-    "WSGISlowRequests 5",
     "WSGITelemetryOptions +Requests",
 ]
 

@@ -489,6 +489,11 @@ def test_request_timeout_names_the_limit_and_the_requests(deaths_srv):
                                 r"GET /slow\?t=sleep&s=30"), since=mark)
     srv.wait_for_log(re.compile(r"daemon process %d of group 'slow' was restarted by "
                                 r"request-timeout=1s" % pid), since=mark)
+    # where it was stuck, before the restart
+    srv.wait_for_log(re.compile(r"Python stack of request GET /slow\?t=sleep&s=30 \(thread \d+\), "
+                                r"most recent call last:"), since=mark)
+    srv.wait_for_log(re.compile(r"daemon_probe\.wsgi\", line \d+, in application"), since=mark)
+    srv.wait_for_log(re.compile(r"time\.sleep\(float\(q\.get\(\"s\", \"1\"\)\)\)"), since=mark)
 
 
 # --------------------------------------------------------------------------

@@ -11,6 +11,19 @@ def pattern(n, seed):
     return (block * (n // len(block) + 1))[:n]
 
 
+def ring_rss_kib():
+    """Resident KiB of all ring mappings of this process (smaps: a mapping line, then its
+    counters)."""
+    rss, in_ring = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if "-" in line.split(" ")[0]:
+                in_ring = "memfd:rwsgi" in line
+            elif in_ring and line.startswith("Rss:"):
+                rss += int(line.split()[1])
+    return rss
+
+
 def application(environ, start_response):
     q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     t = q.get("t", "")
@@ -44,16 +57,15 @@ def application(environ, start_response):
     if t == "maps":
         with open("/proc/self/maps") as f:
             names = sorted({line[line.index("memfd:"):].strip() for line in f if "memfd:rwsgi" in line})
-        # resident KiB of all ring mappings (smaps: a mapping line, then its counters)
-        rss, in_ring = 0, False
-        with open("/proc/self/smaps") as f:
-            for line in f:
-                if "-" in line.split(" ")[0]:
-                    in_ring = "memfd:rwsgi" in line
-                elif in_ring and line.startswith("Rss:"):
-                    rss += int(line.split()[1])
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid())),
-                                  ("X-Ring-Rss-KiB", str(rss))])
+                                  ("X-Ring-Rss-KiB", str(ring_rss_kib()))])
         return ["\n".join(names).encode()]
+    if t == "echo_rss":
+        # the rings' resident size before this request touches them, then the echo
+        before = ring_rss_kib()
+        data = inp.read()
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("X-Ring-Rss-KiB", str(before))])
+        return [data]
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"unknown test"]

@@ -102,8 +102,14 @@ impl<'r> Output<'r> {
     /// drops the FLUSH; the event MPM finishes writes asynchronously): the caller may close
     /// its own descriptor as soon as this returns.
     pub fn end_with_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
-        self.push_file(fd, offset, len, true)?;
+        self.stage_final_file(fd, offset, len)?;
         self.write(&[], true, true)
+    }
+
+    /// The first half of [`Output::end_with_file`]: the file goes into the brigade (reading a
+    /// duplicate of `fd` the request pool owns) and waits for the next `write` with `eos`.
+    pub fn stage_final_file(&mut self, fd: i32, offset: i64, len: i64) -> Result<(), OutputError> {
+        self.push_file(fd, offset, len, true)
     }
 
     fn push_file(&mut self, fd: i32, offset: i64, len: i64, dup: bool) -> Result<(), OutputError> {

@@ -6,6 +6,7 @@
 # `_request_*`, `_event_*` and `_process_*` functions are what rwsgi calls.
 
 import os as _os
+import sys as _sys
 import threading as _threading
 import time as _time
 
@@ -162,6 +163,16 @@ def _process_signal(signame, signum):
 
 
 # ---- metrics ------------------------------------------------------------------------------
+
+def _stack_of(ident):
+    """The Python stack of thread `ident` as traceback prints it (innermost call last), as a
+    list of lines; None when that thread runs no Python code."""
+    import traceback
+    frame = _sys._current_frames().get(ident)
+    if frame is None:
+        return None
+    return ''.join(traceback.format_stack(frame)).rstrip('\n').split('\n')
+
 
 def _rss():
     try:

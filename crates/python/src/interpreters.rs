@@ -30,6 +30,8 @@ pub struct ProcessInfo {
     /// `mod_wsgi.maximum_processes` / `threads_per_process`.
     pub maximum_processes: u32,
     pub threads_per_process: u32,
+    /// WSGISlowRequests: longer requests are logged.
+    pub slow_request_time: Option<f64>,
 }
 
 impl ProcessInfo {
@@ -50,6 +52,7 @@ impl ProcessInfo {
             eggs: p.eggs.clone(),
             maximum_processes: 1,
             threads_per_process: 1,
+            slow_request_time: p.slow_request_time,
             newrelic: p
                 .newrelic_config_file
                 .clone()
@@ -109,6 +112,11 @@ pub fn start(init: &interp::InitConfig, process: ProcessInfo) -> Result<(), Stri
     }
     let _ = PROCESS.set(process);
     interp::initialize(init, setup)
+}
+
+/// Requests taking longer than this many seconds are logged (None: none are).
+pub fn slow_request_time() -> Option<f64> {
+    PROCESS.get().and_then(|p| p.slow_request_time)
 }
 
 /// The interpreter for an application group ("" = main). Must be called detached.
@@ -188,6 +196,7 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
             stopping: Keep::new(get("_process_stopping")),
             signal: Keep::new(get("_process_signal")),
             event_callbacks: Keep::new(get("event_callbacks")),
+            stack_of: Keep::new(get("_stack_of")),
         },
     })
 }
@@ -203,6 +212,7 @@ pub struct Api {
     pub stopping: Keep,
     pub signal: Keep,
     pub event_callbacks: Keep,
+    pub stack_of: Keep,
 }
 
 impl Api {

@@ -14,6 +14,7 @@ mod life;
 mod metrics;
 pub use metrics::set_scoreboard;
 pub mod response;
+pub mod stacks;
 pub mod transport;
 pub mod validate;
 

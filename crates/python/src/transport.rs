@@ -90,6 +90,11 @@ pub trait Transport: Send {
     fn finish(&mut self) -> Result<(), TransportError>;
     /// Marks a response that failed after its head was sent as broken for the client.
     fn abort(&mut self);
+    /// True when `send_file(.., last = true)` only stages the file for [`Transport::complete`]
+    /// (no I/O: the caller may keep the GIL).
+    fn holds_final_file(&self) -> bool {
+        false
+    }
     /// What the transport still has to do once the application's part is over, called with
     /// no interpreter attached (a final write it held back, so that the request takes the GIL
     /// once and does its I/O outside it).

@@ -241,6 +241,7 @@ pub fn apply_server(
             one(spec, raw)?;
         }
         "WSGISwitchInterval" => py.switch_interval = Some(switch_interval(&one(spec, raw)?)?),
+        "WSGISlowRequests" => py.slow_request_time = slow_requests(&one(spec, raw)?)?,
         other => return Err(format!("{other} cannot be used here")),
     }
     Ok(())
@@ -325,6 +326,17 @@ fn switch_interval(v: &str) -> Result<f64> {
         return Err("WSGISwitchInterval must be greater than zero".into());
     }
     Ok(secs)
+}
+
+/// mod_wsgi 6's threshold: seconds, 0 = off.
+fn slow_requests(v: &str) -> Result<Option<f64>> {
+    match v.parse::<f64>() {
+        Ok(0.0) => Ok(None),
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Some(s)),
+        _ => Err(format!(
+            "WSGISlowRequests must be a number of seconds (0 = off), not '{v}'"
+        )),
+    }
 }
 
 /// Applies a directory-target directive.

@@ -90,6 +90,8 @@ pub struct PythonSettings {
     pub case_sensitivity: Option<bool>,
     pub destroy_interpreter: Option<bool>,
     pub switch_interval: Option<f64>,
+    /// WSGISlowRequests (mod_wsgi 6): requests that take longer are logged with their URI.
+    pub slow_request_time: Option<f64>,
     /// WSGINewRelicConfigFile / WSGINewRelicEnvironment: the New Relic agent is initialised
     /// in each interpreter and wraps each application (embedded mode).
     pub newrelic_config_file: Option<String>,

@@ -173,7 +173,14 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
             Verdict::Interrupt => {
                 to_interrupt.push((*thread, a.group.clone(), a.thread_ident, ran, a.uri.clone()))
             }
-            Verdict::Restart => stuck.push((a.ch.clone(), a.id, ran, a.uri.clone())),
+            Verdict::Restart => stuck.push((
+                a.ch.clone(),
+                a.id,
+                ran,
+                a.uri.clone(),
+                a.group.clone(),
+                a.thread_ident,
+            )),
         }
     }
     for (thread, group, ident, ran, uri) in to_interrupt {
@@ -186,6 +193,7 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
                 limit.as_secs_f64()
             ),
         );
+        log_stack(spec, &group, ident, &uri);
         // Taking the GIL may wait for the stuck thread's next switch interval; the mark is
         // set first so the request's thread sees it however soon the exception lands.
         if let Some(a) = shared
@@ -201,7 +209,7 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
     if stuck.is_empty() {
         return;
     }
-    for (ch, id, ran, uri) in &stuck {
+    for (ch, id, ran, uri, group, ident) in &stuck {
         log(
             Level::Error,
             &format!(
@@ -212,6 +220,7 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
                 shared.uris_in_flight()
             ),
         );
+        log_stack(spec, group, *ident, uri);
         let _ = ch.send(&msg::abort(
             *id,
             504,
@@ -219,6 +228,32 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
         ));
     }
     super::super::sys::exit_now(Exit::RequestTimeout as i32);
+}
+
+/// How long the watchdog waits for the GIL to take an overdue request's stack.
+const STACK_WAIT: Duration = Duration::from_secs(2);
+
+/// The Python stack of an overdue request's thread, into the log with the request's URI, so
+/// that "it timed out" comes with where it was.
+fn log_stack(spec: &GroupSpec, group: &str, ident: u64, uri: &str) {
+    let name = DaemonName(spec.name());
+    match wsgi::stacks::stack_of(group, ident, STACK_WAIT) {
+        Ok(lines) => {
+            log(
+                Level::Error,
+                &format!(
+                    "rwsgi: {name}: Python stack of request {uri} (thread {ident}), most recent call last:"
+                ),
+            );
+            for line in lines {
+                log(Level::Error, &format!("rwsgi: {name}: {line}"));
+            }
+        }
+        Err(why) => log(
+            Level::Error,
+            &format!("rwsgi: {name}: no Python stack for request {uri}: {why}."),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,15 @@ pub struct ApacheTransport<'r> {
     req: Request<'r>,
     out: Output<'r>,
     finished: bool,
-    /// A small final write held back until [`Transport::complete`] (no GIL held then).
-    held: Option<Vec<u8>>,
+    /// The end of the response, held back until [`Transport::complete`] (no GIL held then).
+    held: Option<Held>,
+}
+
+enum Held {
+    /// A small final write.
+    Bytes(Vec<u8>),
+    /// A final file, already in the output brigade (a descriptor of the request's own).
+    File,
 }
 
 impl<'r> ApacheTransport<'r> {
@@ -72,7 +79,7 @@ impl Transport for ApacheTransport<'_> {
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
         self.finished |= last;
         if last && data.len() <= HOLD_BACK {
-            self.held = Some(data.to_vec());
+            self.held = Some(Held::Bytes(data.to_vec()));
             return Ok(());
         }
         self.out.write(data, true, last).map_err(gone)
@@ -83,10 +90,20 @@ impl Transport for ApacheTransport<'_> {
         last && len <= HOLD_BACK
     }
 
+    fn holds_final_file(&self) -> bool {
+        true
+    }
+
     fn complete(&mut self) {
-        if let Some(data) = self.held.take() {
-            // The client may be gone: nothing is left to tell the application.
-            let _ = self.out.write(&data, true, true);
+        // The client may be gone: nothing is left to tell the application.
+        match self.held.take() {
+            Some(Held::Bytes(data)) => {
+                let _ = self.out.write(&data, true, true);
+            }
+            Some(Held::File) => {
+                let _ = self.out.write(&[], true, true);
+            }
+            None => {}
         }
     }
 
@@ -99,8 +116,12 @@ impl Transport for ApacheTransport<'_> {
     ) -> Result<(), TransportError> {
         let (offset, len) = (offset as i64, len as i64);
         if last {
+            // Staged now (the bucket reads a duplicate the request pool owns, so the
+            // application may close its file), sent in `complete`.
             self.finished = true;
-            self.out.end_with_file(fd, offset, len).map_err(gone)
+            self.out.stage_final_file(fd, offset, len).map_err(gone)?;
+            self.held = Some(Held::File);
+            Ok(())
         } else {
             self.out.send_file(fd, offset, len).map_err(gone)
         }

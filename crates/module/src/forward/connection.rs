@@ -1,6 +1,7 @@
 //! An Apache thread's connections to daemon groups: kept open across requests (no connect
 //! per request), each with the two shared-memory rings this side made for it.
 
+use super::idle::Lease;
 use rwsgi_core::ipc::channel::{Channel, ChannelError};
 use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
 use rwsgi_core::ipc::ring::{Inbound, Outbound, SharedMem};
@@ -19,6 +20,8 @@ pub struct Conn {
     pub ch: Channel,
     /// Request ring (we write) and response ring (we read).
     pub rings: Option<(Outbound, Inbound)>,
+    /// The rings' registration with the idle sweeper (their pages go back when unused).
+    lease: Option<Lease>,
     /// The daemon process at the other end (as it says: used only to explain its death).
     pub pid: u32,
     /// The id of the request in progress (frames of any other are refused).
@@ -47,21 +50,23 @@ impl Conn {
         CONNECTIONS.with(|c| c.borrow_mut().insert(spec.wire.socket_path.clone(), self));
     }
 
-    /// A new request on this connection: a fresh id, both rings empty.
+    /// A new request on this connection: a fresh id, both rings empty and ours.
     pub fn begin_request(&mut self) {
         self.id = self.id.wrapping_add(1).max(1);
+        if let Some(lease) = &self.lease {
+            lease.busy();
+        }
         if let Some((out, inb)) = self.rings.as_mut() {
             out.reset();
             inb.reset();
         }
     }
 
-    /// The daemon is done with both rings (it drained them before finishing): their pages go
-    /// back to the kernel if this request used them.
+    /// The daemon is done with both rings (it drained them before finishing): they keep their
+    /// pages for the next request, unless none comes within the sweeper's idle time.
     pub fn end_request(&mut self) {
-        if let Some((out, inb)) = self.rings.as_mut() {
-            out.release_if_used();
-            inb.release_if_used();
+        if let Some(lease) = &self.lease {
+            lease.idle();
         }
     }
 
@@ -158,9 +163,13 @@ fn hello(spec: &GroupSpec, ch: Channel, deadline: Instant) -> Result<Result<Conn
             let rings = rings
                 .filter(|_| mapped)
                 .map(|(a, b)| (Outbound::new(a), Inbound::new(b)));
+            let lease = rings
+                .as_ref()
+                .map(|(out, inb)| Lease::register(out.shared(), inb.shared()));
             Ok(Ok(Conn {
                 ch,
                 rings,
+                lease,
                 pid,
                 id: 0,
             }))

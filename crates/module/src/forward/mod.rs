@@ -5,6 +5,7 @@
 
 mod body;
 mod connection;
+mod idle;
 mod relay;
 mod state;
 

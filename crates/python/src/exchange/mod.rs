@@ -232,8 +232,7 @@ impl Exchange {
         len: u64,
         last: bool,
     ) -> Result<(), TransportError> {
-        without_gil(|| {
-            let mut s = self.lock();
+        let go = |s: &mut State| {
             s.send(&[], false)?;
             let completes =
                 s.head.as_ref().and_then(|h| h.content_length) == Some(s.body_bytes + len);
@@ -245,7 +244,17 @@ impl Exchange {
                 s.finished |= last;
             }
             r
-        })
+        };
+        {
+            // A transport that holds the final file back does no I/O now: keep the GIL.
+            let mut s = self.lock();
+            let completes =
+                s.head.as_ref().and_then(|h| h.content_length) == Some(s.body_bytes + len);
+            if last && completes && s.transport.as_ref().is_some_and(|t| t.holds_final_file()) {
+                return go(&mut s);
+            }
+        }
+        without_gil(|| go(&mut self.lock()))
     }
 
     /// Ends the response. `Err(Truncated)` when the body was shorter than the Content-Length

@@ -3,21 +3,21 @@
 
 use super::app;
 
+mod environ;
 mod file;
 use super::current;
 use super::exchange::{self, Exchange};
 use super::ffi::interp::{Attached, Interpreter, Py};
+use super::ffi::native;
 use super::ffi::object::{Obj, Pending, PyResult, Raised, exc, module_dict, raise};
-use super::ffi::{input_type, native};
 use super::interpreters::{self, InterpData};
 use super::life::Life;
 use super::transport::{Logger, Transport, TransportError};
+use environ::build_environ;
 use file::try_sendfile;
 use rwsgi_core::AppRequest;
 use rwsgi_core::Level;
-use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How the request ended, for the caller's HTTP status.
@@ -68,9 +68,10 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
             return Outcome::ServerError;
         }
     };
+    let started = std::time::Instant::now();
     let (outcome, transport) = {
         let attached = Attached::enter(&interp);
-        run_attached(attached.py(), &interp, req, transport, log)
+        run_attached(attached.py(), &interp, req, transport, log, started)
     };
     if let Some(mut t) = transport {
         t.complete();
@@ -86,6 +87,7 @@ fn run_attached<'r>(
     req: AppRequest,
     transport: Box<dyn Transport + 'r>,
     log: Logger<'r>,
+    started: std::time::Instant,
 ) -> (Outcome, Option<Box<dyn Transport + 'r>>) {
     let data = interpreters::data(interp);
     // Before the script loads: a script imported by this request already runs in it.
@@ -121,8 +123,40 @@ fn run_attached<'r>(
     };
     exchange::scoped(transport, log, body_length(&req), |ex| {
         let _scope = current::Scope::enter(ex);
-        serve(py, interp, &req, ex, &callable, &mut life)
+        let outcome = serve(py, interp, &req, ex, &callable, &mut life);
+        log_if_slow(ex, &req, started);
+        outcome
     })
+}
+
+/// WSGISlowRequests (mod_wsgi 6 sends these to its telemetry service; rwsgi logs them): a
+/// request that took longer is logged with its path (no query string: it may hold secrets,
+/// and mod_wsgi strips it too) and where the time went.
+fn log_if_slow(ex: &Exchange, req: &AppRequest, started: std::time::Instant) {
+    let Some(limit) = interpreters::slow_request_time() else {
+        return;
+    };
+    let took = started.elapsed().as_secs_f64();
+    if took < limit {
+        return;
+    }
+    let var =
+        |k: &str| String::from_utf8_lossy(req.environ.get(k).unwrap_or_default()).into_owned();
+    let (_, _, input_time, _, _, output_time) = ex.io_stats();
+    // The process's log, not the request's: in a daemon process the response has already
+    // ended, and with it the Apache side's relaying of this request's log lines.
+    super::transport::server_log(
+        Level::Warn,
+        &format!(
+            "rwsgi (pid={}, process='{}', application='{}'): slow request: {} {} took {took:.3}s (over {limit}s): {input_time:.3}s reading the request body, {output_time:.3}s writing the response, the rest in the application; WSGI script '{}'.",
+            pid(),
+            req.process_group,
+            req.application_group,
+            var("REQUEST_METHOD"),
+            var("REQUEST_URI").split('?').next().unwrap_or_default(),
+            req.script
+        ),
+    );
 }
 
 /// The request body's announced length (a hint for sizing reads): Content-Length, unless the
@@ -345,65 +379,6 @@ fn failed(
             }
         }
     }
-}
-
-static TOTAL_REQUESTS: AtomicU64 = AtomicU64::new(0);
-static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// (mod_wsgi.thread_id, requests this thread served before).
-    static THREAD: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-/// mod_wsgi's per-process counters: thread id, requests by this thread and by the process.
-fn counters() -> (u64, u64, u64) {
-    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    THREAD.with(|t| {
-        let (mut id, n) = t.get();
-        if id == 0 {
-            id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
-        }
-        t.set((id, n + 1));
-        crate::metrics::started(id);
-        (id, n, total)
-    })
-}
-
-fn build_environ(
-    py: Py<'_>,
-    data: &InterpData,
-    req: &AppRequest,
-    ex: &Arc<Exchange>,
-    errors: &Obj,
-) -> PyResult<(Obj, u64)> {
-    let env = data.template.get(py).dict_copy()?;
-    for (k, v) in req.environ.iter() {
-        env.dict_set(&Obj::str(py, k)?, &Obj::latin1(py, v)?)?;
-    }
-    let (thread_id, thread_requests, total) = counters();
-    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(py, thread_id as i64)?)?;
-    env.dict_set_str(
-        c"mod_wsgi.thread_requests",
-        &Obj::int(py, thread_requests as i64)?,
-    )?;
-    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(py, total as i64)?)?;
-    env.dict_set_str(
-        c"wsgi.url_scheme",
-        &Obj::str(py, if req.https { "https" } else { "http" })?,
-    )?;
-    env.dict_set_str(
-        c"wsgi.input",
-        &input_type::new(py, &data.input_class.get(py), ex)?,
-    )?;
-    env.dict_set_str(c"wsgi.errors", errors)?;
-    if let Some(r) = req.request_rec {
-        // SAFETY: an address the application may pass to C code (as mod_wsgi gives it);
-        // rwsgi never dereferences it.
-        env.dict_set_str(c"apache.request_rec", &unsafe {
-            Obj::opaque_capsule(py, r)
-        }?)?;
-    }
-    Ok((env, thread_id))
 }
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {

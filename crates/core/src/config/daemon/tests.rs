@@ -290,6 +290,7 @@ fn bad_times() {
         secs(2_147_483_647)
     );
     assert!(err("g request-timeout=2147483647.5").contains("request-timeout"));
+
     for bad in ["0", "-1", "x"] {
         assert!(err(&format!("g switch-interval={bad}")).contains("switch-interval"));
     }

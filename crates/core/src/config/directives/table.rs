@@ -193,7 +193,7 @@ pub const DIRECTIVE_TABLE: [DirectiveSpec; DIRECTIVE_COUNT] = [
         c"unix:/path [interval=N]"
     ),
     d!(c"WSGITelemetryOptions", Global, NotYet, c"[+|-]Flag ..."),
-    d!(c"WSGISlowRequests", Global, NotYet, c"seconds"),
+    d!(c"WSGISlowRequests", Global, Implemented, c"seconds"),
     d!(c"WSGINewRelicConfigFile", Global, Implemented, c"path"),
     d!(c"WSGINewRelicEnvironment", Global, Implemented, c"name"),
     d!(c"WSGIPy3kWarningFlag", Global, NoEffect, c"On|Off"),

@@ -24,6 +24,20 @@ fn every_directive_is_unique_and_dispatchable() {
 }
 
 #[test]
+fn slow_requests_takes_seconds_zero_is_off() {
+    let d = find("WSGISlowRequests").unwrap();
+    let mut cfg = ServerConfig::default();
+    apply_server(d, &mut cfg, "2.5", &id).unwrap();
+    assert_eq!(cfg.python.slow_request_time, Some(2.5));
+    apply_server(d, &mut cfg, "0", &id).unwrap();
+    assert_eq!(cfg.python.slow_request_time, None);
+    for bad in ["-1", "soon", "inf", "2s"] {
+        let e = apply_server(d, &mut ServerConfig::default(), bad, &id).unwrap_err();
+        assert!(e.starts_with("WSGISlowRequests must be"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn a_directive_for_another_python_names_both_pythons() {
     let gil = find("WSGIPerInterpreterGIL").unwrap();
     let py311 = BuiltPython {

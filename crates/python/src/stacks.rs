@@ -1,0 +1,52 @@
+//! Where a running request is: the Python stack of one of the process's threads, taken on a
+//! helper thread so that a watchdog waits a bounded time for the GIL.
+
+use super::ffi::interp;
+use super::ffi::object::{Obj, Raised};
+use super::interpreters::{data, get};
+
+/// The Python stack of thread `ident` in `group`'s interpreter, innermost call last, as
+/// `traceback` prints it. `Err` says why there is none: the thread runs no Python code, or
+/// the GIL was not free within `wait` (a thread holding it in C code: the caller is about to
+/// restart the process and must not wait for it). Taken on a helper thread so that the
+/// caller waits at most `wait`.
+pub fn stack_of(group: &str, ident: u64, wait: std::time::Duration) -> Result<Vec<String>, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let group = group.to_string();
+    let spawned = rwsgi_core::guard::spawn("rwsgi-stack".into(), None, move || {
+        let _ = tx.send(stack_now(&group, ident));
+    });
+    if let Err(e) = spawned {
+        return Err(format!("no thread to take it ({e})"));
+    }
+    match rx.recv_timeout(wait) {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the GIL was not released within {:.0}s",
+            wait.as_secs_f64()
+        )),
+    }
+}
+
+fn stack_now(group: &str, ident: u64) -> Result<Vec<String>, String> {
+    let i = get(group)?;
+    let attached = interp::Attached::enter(&i);
+    let py = attached.py();
+    let lines = data(&i)
+        .api
+        .stack_of
+        .get(py)
+        .call(&[&Obj::int(py, ident as i64).map_err(|_| "int")?])
+        .map_err(|Raised| {
+            super::ffi::object::Pending::fetch()
+                .map(|p| p.format().join(" "))
+                .unwrap_or_default()
+        })?;
+    if lines.is_none() {
+        return Err("the thread is not running Python code".into());
+    }
+    (0..lines.size().unwrap_or(0))
+        .filter_map(|k| lines.seq_item(k))
+        .map(|l| l.to_str().map_err(|Raised| "not text".to_string()))
+        .collect()
+}
