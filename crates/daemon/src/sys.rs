@@ -102,3 +102,24 @@ pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// The malloc tuning of a daemon process (our own process: no other module shares it), unless
+/// the admin set glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_. With glibc's
+/// defaults each request thread's arena grew and was trimmed back around every request with a
+/// 1 MiB body (fresh pages faulted in each time: ~400 page faults and ~30 % of the CPU of a
+/// request reading its body in 8 KiB pieces); blocks up to 2 MiB now come from the arenas and
+/// up to 4 MiB of free space stays in each.
+pub fn tune_malloc() {
+    let set_by_admin = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if set_by_admin {
+        return;
+    }
+    // SAFETY: mallopt only changes allocator parameters; called before any thread but this
+    // one exists in the process.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
+    }
+}
