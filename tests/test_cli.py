@@ -219,3 +219,30 @@ def test_missing_apache_is_a_one_line_error(appdir, tmp_path):
                   " or correct RWSGI_APACHE\n"
     left = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True).stdout
     assert not left.strip(), left
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="started as root, the application runs as --user")
+def test_an_application_its_user_cannot_read_stops_before_starting(appdir):
+    # Started as root, Apache's children and the daemon run as www-data: an application only
+    # root can read used to start ("serving ...") and answer every request 403.
+    private = appdir / "private"
+    private.mkdir(mode=0o700)
+    shutil.copy(appdir / "hello.wsgi", private / "app.wsgi")
+    port = _free_port()
+    p = subprocess.run([str(RWSGI), "serve", str(private / "app.wsgi"), "--port", str(port)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stdout + p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert (f"{private}/app.wsgi is not readable by www-data, the user the application runs as "
+            f"when rwsgi serve is started as root (user www-data cannot enter {private}") in err
+    assert "chmod o+r" in err and "--user" in err
+    assert "serving" not in p.stdout
+    # with a user that can read it, it serves
+    os.chmod(private, 0o755)
+    s = Serve(private / "app.wsgi", "--user", "www-data", port=port)
+    try:
+        s.wait_url()
+        assert s.get("/")[0] == 200
+    finally:
+        s.stop()

@@ -67,6 +67,11 @@ pub struct Skeleton {
     /// The WSGI module to load as wsgi_module (mod_rwsgi.so, or mod_wsgi.so to compare).
     #[arg(long, value_name = "SO")]
     pub wsgi_module: Option<PathBuf>,
+    /// User and group of Apache's children when started as root (default www-data).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
 }
 
 impl Skeleton {
@@ -88,7 +93,9 @@ impl Skeleton {
         let _ = writeln!(c, "ServerName {}", server_name(&self.host));
         if nix::unistd::geteuid().is_root() {
             // Apache never serves requests as root.
-            let _ = writeln!(c, "User www-data\nGroup www-data");
+            let user = self.user.as_deref().unwrap_or("www-data");
+            let group = self.group.as_deref().unwrap_or(user);
+            let _ = writeln!(c, "User {user}\nGroup {group}");
         }
         let _ = writeln!(c, "ErrorLog \"{}\"", self.error_log.display());
         let _ = writeln!(c, "LogLevel {}", self.log_level);
@@ -178,6 +185,8 @@ mod tests {
             ],
             document_root: None,
             wsgi_module: Some("/m/mod_rwsgi.so".into()),
+            user: None,
+            group: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! mod_wsgi-express), and the lines to paste into an existing Apache configuration.
 
 mod apache_conf;
+mod doctor;
 mod site;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,10 @@ enum Command {
     /// Print the LoadModule line (and WSGIPythonHome for the active virtualenv) to paste into
     /// an existing Apache configuration.
     ModuleConfig,
+    /// Check the active Apache configuration for what keeps WSGI applications from running
+    /// (mod_wsgi still enabled, unreadable scripts, a python-home of another Python, an
+    /// unreachable socket directory); exit status 1 when something is wrong.
+    Doctor(doctor::DoctorArgs),
     /// Print the skeleton of a self-contained Apache configuration (server root, listener,
     /// logs, base modules, default-deny) that `rwsgi serve`, the tests and the benchmark share.
     #[command(hide = true)]
@@ -40,6 +45,11 @@ fn main() -> ExitCode {
             print!("{}", skeleton.render());
             Ok(())
         }
+        Command::Doctor(args) => match doctor::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

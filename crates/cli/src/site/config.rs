@@ -35,6 +35,8 @@ pub fn render(
         load: vec!["alias".into(), "dir".into()],
         document_root: a.document_root.clone(),
         wsgi_module: Some(crate::module_path()),
+        user: a.user.clone(),
+        group: a.group.clone(),
     };
     let mut c = skeleton.render();
     let _ = writeln!(c, "Timeout 60\nKeepAlive On\nKeepAliveTimeout 2");

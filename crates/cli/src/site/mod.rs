@@ -104,6 +104,13 @@ pub struct ServeArgs {
     /// Write the configuration and an apachectl script, then exit.
     #[arg(long)]
     pub setup_only: bool,
+    /// When started as root: the user Apache's children and the application run as (default
+    /// www-data).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// When started as root: their group (default: the user's name).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
 }
 
 fn uid() -> u32 {
@@ -138,6 +145,9 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
     let mut sys_path = path.clone();
     sys_path.extend(a.python_path.iter().cloned());
     app::check_import(&script, &sys_path, &home)?;
+    if nix::unistd::geteuid().is_root() {
+        readable_by_runner(&a, &script, &sys_path, &home)?;
+    }
     let conf = root.join("httpd.conf");
     std::fs::write(&conf, config::render(&a, &root, &script, &sys_path, &home))
         .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
@@ -174,6 +184,44 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
     );
     let watch = a.reload_on_changes.then(|| (script.clone(), path.clone()));
     run::run_apache(&apache, &conf, watch)
+}
+
+/// Started as root, Apache's children and the application run as --user (www-data): what the
+/// application needs must be theirs to read, or Apache would answer every request 403/500.
+/// One line naming the file, the user and the fix, before anything starts.
+fn readable_by_runner(
+    a: &ServeArgs,
+    script: &Path,
+    sys_path: &[PathBuf],
+    home: &Option<PathBuf>,
+) -> Result<(), String> {
+    use crate::doctor::access::{Want, Who, blocked};
+    let user = a.user.clone().unwrap_or_else(|| "www-data".into());
+    let who = Who::named(&user).map_err(|e| format!("--user {user}: {e}"))?;
+    let wanted = std::iter::once((script.to_path_buf(), Want::Read))
+        .chain(sys_path.iter().map(|p| (p.clone(), Want::Enter)))
+        .chain(home.iter().map(|h| (h.clone(), Want::Enter)));
+    for (path, want) in wanted {
+        if let Some(why) = blocked(&path, &who, want) {
+            let readable = "make it readable (chmod o+r, and o+x on each directory above it)";
+            let fix = match owner_name(&path) {
+                Some(owner) if owner != "root" => format!("run with --user {owner}, or {readable}"),
+                _ => format!("{readable}, or give it to a user and pass --user"),
+            };
+            return Err(format!(
+                "{} is not readable by {user}, the user the application runs as when rwsgi serve is started as root ({why}); {fix}",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn owner_name(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(path).ok()?.uid();
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some(user.name)
 }
 
 /// apache2 and mod_rwsgi.so, or one line that says what to install.
