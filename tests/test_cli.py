@@ -246,3 +246,129 @@ def test_an_application_its_user_cannot_read_stops_before_starting(appdir):
         assert s.get("/")[0] == 200
     finally:
         s.stop()
+
+
+PROD_APP = '''
+import os, sys
+def app2(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/env":
+        body = os.environ.get("RWSGI_TEST_VAR", "unset").encode()
+    elif path == "/cwd":
+        body = os.getcwd().encode()
+    elif path == "/scheme":
+        body = environ["wsgi.url_scheme"].encode()
+    else:
+        body = b"compress me " * 200
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+'''
+
+
+def _self_signed(d):
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def test_production_options(appdir):
+    """--https-port with a certificate, --compress-responses, --include-file, --log-directory,
+    --pid-file, --callable-object, --working-directory, --envvars-script: each one's effect,
+    through one running server."""
+    import gzip
+    import ssl
+    (appdir / "prod.wsgi").write_text(PROD_APP)
+    os.chmod(appdir / "prod.wsgi", 0o644)
+    cert, key = _self_signed(appdir)
+    work = appdir / "work"
+    work.mkdir(mode=0o755)
+    (appdir / "included.txt").write_text("from an included file\n")
+    os.chmod(appdir / "included.txt", 0o644)
+    extra = appdir / "extra.conf"
+    extra.write_text(f'Alias /included.txt "{appdir}/included.txt"\n')
+    logs, pid = appdir / "logs", appdir / "httpd.pid"
+    envvars = appdir / "envvars"
+    envvars.write_text("export RWSGI_TEST_VAR=from-envvars\n")
+    https = _free_port()
+    s = Serve(appdir / "prod.wsgi", "--callable-object", "app2", "--https-port", https,
+              "--ssl-certificate-file", cert, "--ssl-certificate-key-file", key,
+              "--compress-responses", "--include-file", extra, "--log-directory", logs,
+              "--access-log", "--pid-file", pid, "--working-directory", work,
+              "--envvars-script", envvars)
+    try:
+        line = s.wait_url()
+        assert f"https://127.0.0.1:{https}/" in line
+        assert s.get("/env") == (200, b"from-envvars")
+        assert s.get("/cwd") == (200, str(work).encode())
+        assert s.get("/included.txt") == (200, b"from an included file\n")
+        req = urllib.request.Request(f"http://127.0.0.1:{s.port}/big",
+                                     headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(r.read()) == b"compress me " * 200
+        ctx = ssl._create_unverified_context()
+        with urllib.request.urlopen(f"https://127.0.0.1:{https}/scheme", context=ctx, timeout=10) as r:
+            assert r.read() == b"https"
+        assert int(pid.read_text().split()[0]) > 1
+        assert (logs / "error_log").exists()
+        assert "GET /env" in (logs / "access_log").read_text()
+    finally:
+        s.stop()
+
+
+def test_hup_and_usr1_restart_apache_as_apache_does(appdir):
+    s = Serve(appdir / "hello.wsgi")
+    try:
+        s.wait_url()
+        for sig, words in ((signal.SIGUSR1, "graceful restart"), (signal.SIGHUP, "restart")):
+            s.proc.send_signal(sig)
+            deadline = time.monotonic() + 10
+            while True:
+                line = s.proc.stdout.readline()
+                s.lines.append(line)
+                if f"Apache {words}" in line:
+                    break
+                assert line and time.monotonic() < deadline, "".join(s.lines)
+            time.sleep(1)
+            assert s.get("/") == (200, b"Hello, World!")
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+
+
+def test_django_static_and_media_files(appdir):
+    """--django serves STATIC_URL from STATIC_ROOT (with DEBUG=False, where Django does not
+    serve them itself), and says why MEDIA_URL is not served when MEDIA_ROOT is not set."""
+    project = appdir / "shop"
+    pkg = project / "shop"
+    pkg.mkdir(parents=True)
+    static = appdir / "collected"
+    (static / "css").mkdir(parents=True)
+    (static / "css" / "site.css").write_text("body { color: red }\n")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "settings.py").write_text(
+        f"SECRET_KEY = 'x'\nDEBUG = False\nALLOWED_HOSTS = ['*']\nROOT_URLCONF = 'shop.urls'\n"
+        f"INSTALLED_APPS = ['django.contrib.staticfiles']\nSTATIC_URL = '/static/'\n"
+        f"STATIC_ROOT = {str(static)!r}\nMIDDLEWARE = []\n")
+    (pkg / "urls.py").write_text(
+        "from django.http import HttpResponse\nfrom django.urls import path\n"
+        "urlpatterns = [path('', lambda r: HttpResponse(b'shop home'))]\n")
+    (pkg / "wsgi.py").write_text(
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n"
+        "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n")
+    for d, dirs, files in os.walk(appdir):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    s = Serve(project, "--django", "--python-home", venv_path())
+    try:
+        s.wait_url()
+        assert s.get("/") == (200, b"shop home")
+        assert s.get("/static/css/site.css") == (200, b"body { color: red }\n")
+        said = "".join(s.lines)
+        assert "Django's MEDIA_ROOT is not set" not in said  # MEDIA_URL is '' by default
+    finally:
+        s.stop()

@@ -146,7 +146,7 @@ fn short_name(m: &str) -> &str {
 }
 
 /// An IPv6 address goes in brackets.
-fn listen_address(host: &str, port: u16) -> String {
+pub fn listen_address(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -154,7 +154,7 @@ fn listen_address(host: &str, port: u16) -> String {
     }
 }
 
-fn server_name(host: &str) -> String {
+pub fn server_name(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {

@@ -53,7 +53,11 @@ pub fn encode(app: &AppRequest, header_only: bool) -> Vec<u8> {
         (HTTPS.as_bytes(), flag(app.https)),
         (HEAD.as_bytes(), flag(header_only)),
     ]);
-    all.extend(app.environ.iter().map(|(k, v)| (k.as_bytes(), Cow::Borrowed(v))));
+    all.extend(
+        app.environ
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), Cow::Borrowed(v))),
+    );
     vars::encode(&all)
 }
 

@@ -71,25 +71,107 @@ fn python_exe(home: &Option<PathBuf>) -> PathBuf {
 }
 
 /// Imports the application once with the same Python, so a broken app fails here with its
-/// traceback instead of as a 500 later.
-pub fn check_import(app: &Path, path: &[PathBuf], home: &Option<PathBuf>) -> Result<(), String> {
-    let code = "import runpy, sys\nsys.path[:0] = sys.argv[2:]\nns = runpy.run_path(sys.argv[1])\n\
-                assert callable(ns.get('application')), 'no callable named application in ' + sys.argv[1]\n";
+/// traceback instead of as a 500 later. For a Django project, also returns where its static
+/// and media files are (STATIC_URL → STATIC_ROOT, MEDIA_URL → MEDIA_ROOT, when both are set
+/// and the URL is a path on this site), with a notice for each that cannot be served.
+pub fn check_import(
+    app: &Path,
+    path: &[PathBuf],
+    home: &Option<PathBuf>,
+    callable: &str,
+    django: bool,
+) -> Result<Statics, String> {
+    // argv: -c, "django" or "-", the script, the callable's name, then sys.path entries.
+    let code = r#"import runpy, sys
+mode, script, name = sys.argv[1:4]
+sys.path[:0] = sys.argv[4:]
+ns = runpy.run_path(script)
+assert callable(ns.get(name)), 'no callable named %s in %s' % (name, script)
+if mode == 'django' and 'django.conf' in sys.modules:
+    from django.conf import settings
+    for u, r in (('STATIC_URL', 'STATIC_ROOT'), ('MEDIA_URL', 'MEDIA_ROOT')):
+        print('rwsgi-static', u, getattr(settings, u, None) or '', r,
+              getattr(settings, r, None) or '', sep='	')
+"#;
     let out = Command::new(python_exe(home))
         .arg("-c")
         .arg(code)
+        .arg(if django { "django" } else { "-" })
         .arg(app)
+        .arg(callable)
         .args(path)
         .current_dir(path.first().cloned().unwrap_or_else(|| PathBuf::from("/")))
         .output()
         .map_err(|e| format!("cannot run Python to check the application: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
+    if !out.status.success() {
+        return Err(format!(
             "the application {} fails to import:\n{}",
             app.display(),
             String::from_utf8_lossy(&out.stderr).trim_end()
-        ))
+        ));
+    }
+    Ok(statics(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Static directories by URL, and what could not be mounted (one line each).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Statics {
+    pub mounts: Vec<(String, PathBuf)>,
+    pub notices: Vec<String>,
+}
+
+/// The `rwsgi-static` lines the trial import printed (a Django project's settings).
+pub fn statics(stdout: &str) -> Statics {
+    let mut s = Statics::default();
+    for line in stdout.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [_, url_name, url, root_name, root] = f[..] else {
+            continue;
+        };
+        // "" or "/" (Django's default MEDIA_URL, with the script prefix): not configured.
+        if f[0] != "rwsgi-static" || url.is_empty() || url == "/" {
+            continue;
+        }
+        if !url.starts_with('/') {
+            continue; // served from elsewhere (a CDN): nothing to mount
+        }
+        if root.is_empty() {
+            s.notices.push(format!(
+                "Django's {root_name} is not set, so {url} is not served ({url_name} pages work only with DEBUG=True, where Django serves them itself): set {root_name} and run manage.py collectstatic"
+            ));
+        } else if !Path::new(root).is_dir() {
+            s.notices.push(format!(
+                "{root_name} {root} does not exist, so {url} is not served: run manage.py collectstatic"
+            ));
+        } else {
+            // Alias maps the URL prefix to the path textually: slash for slash.
+            let root = match (url.ends_with('/'), root.ends_with('/')) {
+                (true, false) => format!("{root}/"),
+                _ => root.to_string(),
+            };
+            s.mounts.push((url.to_string(), PathBuf::from(root)));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn django_statics_are_mounted_or_explained() {
+        let out = "noise\nrwsgi-static\tSTATIC_URL\t/static/\tSTATIC_ROOT\t/\n\
+                   rwsgi-static\tMEDIA_URL\t/media/\tMEDIA_ROOT\t\n\
+                   rwsgi-static\tSTATIC_URL\thttps://cdn.example/s/\tSTATIC_ROOT\t/srv\n\
+                   rwsgi-static\tMEDIA_URL\t/m/\tMEDIA_ROOT\t/nonexistent-rwsgi\n";
+        let s = statics(out);
+        assert_eq!(s.mounts, vec![("/static/".to_string(), PathBuf::from("/"))]);
+        assert_eq!(statics("rwsgi-static\tMEDIA_URL\t/\tMEDIA_ROOT\t\n"), Statics::default());
+        assert_eq!(s.notices.len(), 2);
+        assert!(
+            s.notices[0].starts_with("Django's MEDIA_ROOT is not set, so /media/ is not served")
+        );
+        assert!(s.notices[1].contains("/nonexistent-rwsgi does not exist"));
     }
 }

@@ -43,74 +43,131 @@ pub static VERSION_LINE: LazyLock<String> = LazyLock::new(|| {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// The WSGI script (any file name), or a Django project directory with --django.
+    #[arg(help_heading = "Application")]
     pub app: Option<PathBuf>,
     /// Run `module:callable` (importable from --python-path or the current directory).
-    #[arg(long, value_name = "MODULE:CALLABLE", conflicts_with = "app")]
+    #[arg(
+        long,
+        value_name = "MODULE:CALLABLE",
+        conflicts_with = "app",
+        help_heading = "Application"
+    )]
     pub module: Option<String>,
-    /// The app argument is a Django project directory (its <name>/wsgi.py is served).
-    #[arg(long)]
+    /// The app argument is a Django project directory (its <name>/wsgi.py is served, and
+    /// STATIC_URL/MEDIA_URL from STATIC_ROOT/MEDIA_ROOT).
+    #[arg(long, help_heading = "Application")]
     pub django: bool,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// Port to listen on.
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-    /// Daemon processes (daemon mode).
-    #[arg(long, default_value_t = 1)]
-    pub processes: u32,
-    /// Threads per daemon process.
-    #[arg(long, default_value_t = 5)]
-    pub threads: u32,
-    /// Run the application inside the Apache children instead of daemon processes.
-    #[arg(long)]
-    pub embedded: bool,
+    /// The name of the WSGI callable in the script.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "application",
+        help_heading = "Application"
+    )]
+    pub callable_object: String,
     /// Python home / virtualenv (default: the active virtualenv, $VIRTUAL_ENV).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Application")]
     pub python_home: Option<PathBuf>,
     /// Extra directories for sys.path (repeatable).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Application")]
     pub python_path: Vec<PathBuf>,
-    /// Serve static files: URL prefix and directory or file (repeatable).
-    #[arg(long, num_args = 2, value_names = ["URL", "PATH"])]
-    pub url_alias: Vec<String>,
-    /// Apache's DocumentRoot (static files under URLs the application does not own).
-    #[arg(long, value_name = "DIR")]
-    pub document_root: Option<PathBuf>,
+    /// The directory the daemon processes start in (daemon mode's home=).
+    #[arg(long, value_name = "DIR", help_heading = "Application")]
+    pub working_directory: Option<PathBuf>,
     /// Restart the daemon processes when a Python file under the application changes.
-    #[arg(long)]
+    #[arg(long, help_heading = "Application")]
     pub reload_on_changes: bool,
-    /// Write an access log to the terminal.
-    #[arg(long)]
-    pub access_log: bool,
-    /// Apache LogLevel.
-    #[arg(long, default_value = "warn")]
-    pub log_level: String,
-    /// Send the error log to the terminal (the default).
-    #[arg(long, overrides_with = "no_log_to_terminal")]
-    pub log_to_terminal: bool,
-    /// Write the error log to <server-root>/error.log instead of the terminal.
-    #[arg(long, overrides_with = "log_to_terminal")]
-    pub no_log_to_terminal: bool,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", help_heading = "Network")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000, help_heading = "Network")]
+    pub port: u16,
+    /// Also serve HTTPS on this port (needs --ssl-certificate-file and --ssl-certificate-key-file).
+    #[arg(long, value_name = "PORT", requires_all = ["ssl_certificate_file", "ssl_certificate_key_file"], help_heading = "Network")]
+    pub https_port: Option<u16>,
+    /// The certificate (PEM) for --https-port.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "https_port",
+        help_heading = "Network"
+    )]
+    pub ssl_certificate_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "https_port",
+        help_heading = "Network"
+    )]
+    pub ssl_certificate_key_file: Option<PathBuf>,
+
+    /// Daemon processes (daemon mode).
+    #[arg(long, default_value_t = 1, help_heading = "Processes")]
+    pub processes: u32,
+    /// Threads per daemon process.
+    #[arg(long, default_value_t = 5, help_heading = "Processes")]
+    pub threads: u32,
+    /// Run the application inside the Apache children instead of daemon processes.
+    #[arg(long, help_heading = "Processes")]
+    pub embedded: bool,
     /// Recycle a daemon process after this many requests (0: never).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, help_heading = "Processes")]
     pub max_requests: u64,
     /// Seconds a request may run before its daemon process is restarted (504).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, help_heading = "Processes")]
     pub request_timeout: u64,
-    /// Where the configuration and logs go (default /tmp/rwsgi-<port>-<uid>).
-    #[arg(long, value_name = "DIR")]
-    pub server_root: Option<PathBuf>,
-    /// Write the configuration and an apachectl script, then exit.
-    #[arg(long)]
-    pub setup_only: bool,
     /// When started as root: the user Apache's children and the application run as (default
     /// www-data).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Processes")]
     pub user: Option<String>,
     /// When started as root: their group (default: the user's name).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Processes")]
     pub group: Option<String>,
+
+    /// Serve static files: URL prefix and directory or file (repeatable).
+    #[arg(long, num_args = 2, value_names = ["URL", "PATH"], help_heading = "Content")]
+    pub url_alias: Vec<String>,
+    /// Apache's DocumentRoot (static files under URLs the application does not own).
+    #[arg(long, value_name = "DIR", help_heading = "Content")]
+    pub document_root: Option<PathBuf>,
+    /// Compress text responses (mod_deflate: HTML, CSS, JavaScript, JSON, XML, plain text).
+    #[arg(long, help_heading = "Content")]
+    pub compress_responses: bool,
+
+    /// Write an access log (to the terminal, or to --log-directory).
+    #[arg(long, help_heading = "Logging")]
+    pub access_log: bool,
+    /// Apache LogLevel.
+    #[arg(long, default_value = "warn", help_heading = "Logging")]
+    pub log_level: String,
+    /// Send the error log to the terminal (the default).
+    #[arg(long, overrides_with = "no_log_to_terminal", help_heading = "Logging")]
+    pub log_to_terminal: bool,
+    /// Write the error log to <server-root>/error.log instead of the terminal.
+    #[arg(long, overrides_with = "log_to_terminal", help_heading = "Logging")]
+    pub no_log_to_terminal: bool,
+    /// Write error_log (and access_log) into this directory instead of the terminal.
+    #[arg(long, value_name = "DIR", help_heading = "Logging")]
+    pub log_directory: Option<PathBuf>,
+
+    /// Where the configuration and logs go (default /tmp/rwsgi-<port>-<uid>).
+    #[arg(long, value_name = "DIR", help_heading = "Server")]
+    pub server_root: Option<PathBuf>,
+    /// Apache's PidFile (default: in the server root).
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub pid_file: Option<PathBuf>,
+    /// More Apache configuration, included after the generated one (repeatable).
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub include_file: Vec<PathBuf>,
+    /// A shell script sourced for the environment Apache (and the application) start with.
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub envvars_script: Option<PathBuf>,
+    /// Write the configuration and an apachectl script, then exit.
+    #[arg(long, help_heading = "Server")]
+    pub setup_only: bool,
 }
 
 fn uid() -> u32 {
@@ -121,10 +178,17 @@ fn port_is_free(host: &str, port: u16) -> bool {
     std::net::TcpListener::bind((host, port)).is_ok()
 }
 
-fn write_apachectl(root: &Path) -> Result<(), String> {
+fn write_apachectl(root: &Path, envvars: Option<&Path>) -> Result<(), String> {
     let p = root.join("apachectl");
+    let source = match envvars {
+        Some(f) => {
+            let f = std::fs::canonicalize(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            format!(". \"{}\"\n", f.display())
+        }
+        None => String::new(),
+    };
     let text = format!(
-        "#!/bin/sh\n# Generated by rwsgi serve --setup-only: start|stop|restart|graceful|configtest\nexec \"{}\" -f \"{}/httpd.conf\" -k \"${{1:-start}}\"\n",
+        "#!/bin/sh\n# Generated by rwsgi serve --setup-only: start|stop|restart|graceful|configtest\n{source}exec \"{}\" -f \"{}/httpd.conf\" -k \"${{1:-start}}\"\n",
         apache().display(),
         root.display()
     );
@@ -144,16 +208,33 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
     let home = app::python_home(&a);
     let mut sys_path = path.clone();
     sys_path.extend(a.python_path.iter().cloned());
-    app::check_import(&script, &sys_path, &home)?;
+    let statics = app::check_import(&script, &sys_path, &home, &a.callable_object, a.django)?;
+    for n in &statics.notices {
+        println!("rwsgi: {n}");
+    }
     if nix::unistd::geteuid().is_root() {
         readable_by_runner(&a, &script, &sys_path, &home)?;
     }
+    if a.embedded && a.working_directory.is_some() {
+        return Err(
+            "--working-directory sets the daemon processes' home=: not with --embedded".into(),
+        );
+    }
+    if let Some(d) = &a.log_directory {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
     let conf = root.join("httpd.conf");
-    std::fs::write(&conf, config::render(&a, &root, &script, &sys_path, &home))
+    let mounts = config::Mounts {
+        app: &script,
+        path: &sys_path,
+        home: &home,
+        statics: &statics.mounts,
+    };
+    std::fs::write(&conf, config::render(&a, &root, &mounts))
         .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
     configtest(&apache, &conf)?;
     if a.setup_only {
-        write_apachectl(&root)?;
+        write_apachectl(&root, a.envvars_script.as_deref())?;
         println!(
             "rwsgi: configuration written to {} (start with {}/apachectl start)",
             conf.display(),
@@ -161,11 +242,13 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    if !port_is_free(&a.host, a.port) {
-        return Err(format!(
-            "{}:{} is already in use (choose another with --port)",
-            a.host, a.port
-        ));
+    for (port, option) in [(Some(a.port), "--port"), (a.https_port, "--https-port")] {
+        if let Some(port) = port.filter(|&p| !port_is_free(&a.host, p)) {
+            return Err(format!(
+                "{}:{port} is already in use (choose another with {option})",
+                a.host
+            ));
+        }
     }
     let mode = if a.embedded {
         "embedded".to_string()
@@ -175,15 +258,25 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
             a.processes, a.threads
         )
     };
-    println!(
-        "rwsgi: serving {} on http://{}:{}/ ({mode}; config {})",
-        script.display(),
-        a.host,
-        a.port,
-        conf.display()
-    );
+    let https = a
+        .https_port
+        .map(|p| format!(" and https://{}:{p}/", a.host))
+        .unwrap_or_default();
+    let announce = || {
+        println!(
+            "rwsgi: serving {} on http://{}:{}/{https} ({mode}; config {})",
+            script.display(),
+            a.host,
+            a.port,
+            conf.display()
+        )
+    };
     let watch = a.reload_on_changes.then(|| (script.clone(), path.clone()));
-    run::run_apache(&apache, &conf, watch)
+    let env = match &a.envvars_script {
+        Some(f) => Some(run::sourced_env(f)?),
+        None => None,
+    };
+    run::run_apache(&apache, &conf, watch, env, announce)
 }
 
 /// Started as root, Apache's children and the application run as --user (www-data): what the

@@ -1,6 +1,7 @@
-//! Apache in the foreground: started in its own process group, stopped (and waited for, to
-//! the last daemon process) on Ctrl-C or SIGTERM, and with --reload-on-changes, told to
-//! restart the daemon processes when a Python source changes.
+//! Apache in the foreground: started in its own process group (with the environment of
+//! --envvars-script), stopped (and waited for, to the last daemon process) on Ctrl-C or
+//! SIGTERM, restarted on SIGHUP and gracefully on SIGUSR1 as Apache itself is, and with
+//! --reload-on-changes, told to restart the daemon processes when a Python source changes.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ pub fn run_apache(
     apache: &Path,
     conf: &Path,
     watch: Option<(PathBuf, Vec<PathBuf>)>,
+    env: Option<Vec<(String, String)>>,
+    started: impl FnOnce(),
 ) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal, kill};
     use nix::unistd::Pid;
@@ -20,17 +23,27 @@ pub fn run_apache(
     // an Apache with SIGTERM blocked would never stop.
     // Its own process group: Ctrl-C reaches us, we stop Apache, and the group tells us when
     // the last of its processes (children, daemon supervisors and workers) is gone.
-    let mut child = Command::new(apache)
-        .arg("-f")
-        .arg(conf)
-        .arg("-DFOREGROUND")
-        .process_group(0)
+    let mut cmd = Command::new(apache);
+    cmd.arg("-f").arg(conf).arg("-DFOREGROUND").process_group(0);
+    if let Some(env) = env {
+        cmd.env_clear().envs(env);
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", apache.display()))?;
     let mut mask = SigSet::empty();
-    mask.add(Signal::SIGINT);
-    mask.add(Signal::SIGTERM);
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        mask.add(s);
+    }
     mask.thread_block().map_err(|e| e.to_string())?;
+    // Only now: a signal sent once the caller has been told we run is ours to handle (its
+    // default action would end us and leave Apache behind).
+    started();
     let pid = Pid::from_raw(child.id() as i32);
     let mut stamp = watch.as_ref().map(|(app, dirs)| newest_source(app, dirs));
     let mut last_check = Instant::now();
@@ -43,8 +56,17 @@ pub fn run_apache(
                 Err(format!("apache2 exited with {status}"))
             };
         }
-        // SIGINT/SIGTERM are blocked, so they wait for us here.
-        if signal_pending(&mask) {
+        // The signals are blocked, so they wait for us here.
+        let pending = pending_signal(&mask);
+        if let Some(s @ (Signal::SIGHUP | Signal::SIGUSR1)) = pending {
+            let how = if s == Signal::SIGHUP {
+                "restart"
+            } else {
+                "graceful restart"
+            };
+            println!("rwsgi: {s}: Apache {how}");
+            let _ = kill(pid, s);
+        } else if pending.is_some() {
             let _ = kill(pid, Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(15);
             while child.try_wait().map_err(|e| e.to_string())?.is_none() {
@@ -89,7 +111,7 @@ fn wait_group(leader: nix::unistd::Pid) {
     }
 }
 
-fn signal_pending(mask: &nix::sys::signal::SigSet) -> bool {
+fn pending_signal(mask: &nix::sys::signal::SigSet) -> Option<nix::sys::signal::Signal> {
     // sigtimedwait with a zero timeout, through a signalfd (nix has no safe sigtimedwait).
     static FD: std::sync::OnceLock<std::sync::Mutex<nix::sys::signalfd::SignalFd>> =
         std::sync::OnceLock::new();
@@ -102,7 +124,40 @@ fn signal_pending(mask: &nix::sys::signal::SigSet) -> bool {
             .expect("signalfd"),
         )
     });
-    matches!(fd.lock().map(|f| f.read_signal()), Ok(Ok(Some(_))))
+    match fd.lock().map(|f| f.read_signal()) {
+        Ok(Ok(Some(info))) => nix::sys::signal::Signal::try_from(info.ssi_signo as i32).ok(),
+        _ => None,
+    }
+}
+
+/// The environment a shell has after sourcing `script` (what Apache and the application
+/// start with), as mod_wsgi-express's --envvars-script.
+pub fn sourced_env(script: &Path) -> Result<Vec<(String, String)>, String> {
+    // `.` looks a name without a slash up in PATH: give it the full path.
+    let script = std::fs::canonicalize(script)
+        .map_err(|e| format!("--envvars-script {}: {e}", script.display()))?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(". \"$0\" >&2 && env -0")
+        .arg(&script)
+        .output()
+        .map_err(|e| format!("cannot run sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "--envvars-script {} fails: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(out
+        .stdout
+        .split(|&b| b == 0)
+        .filter_map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect())
 }
 
 /// The newest modification time of the WSGI script and every .py file under `dirs`.
