@@ -167,7 +167,10 @@ mod tests {
                    rwsgi-static\tMEDIA_URL\t/m/\tMEDIA_ROOT\t/nonexistent-rwsgi\n";
         let s = statics(out);
         assert_eq!(s.mounts, vec![("/static/".to_string(), PathBuf::from("/"))]);
-        assert_eq!(statics("rwsgi-static\tMEDIA_URL\t/\tMEDIA_ROOT\t\n"), Statics::default());
+        assert_eq!(
+            statics("rwsgi-static\tMEDIA_URL\t/\tMEDIA_ROOT\t\n"),
+            Statics::default()
+        );
         assert_eq!(s.notices.len(), 2);
         assert!(
             s.notices[0].starts_with("Django's MEDIA_ROOT is not set, so /media/ is not served")

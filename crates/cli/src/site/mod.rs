@@ -242,6 +242,17 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
         );
         return Ok(());
     }
+    start(&a, &apache, &conf, &script, &path)
+}
+
+/// Starts Apache in the foreground with the configuration written, once its ports are free.
+fn start(
+    a: &ServeArgs,
+    apache: &Path,
+    conf: &Path,
+    script: &Path,
+    path: &[PathBuf],
+) -> Result<(), String> {
     for (port, option) in [(Some(a.port), "--port"), (a.https_port, "--https-port")] {
         if let Some(port) = port.filter(|&p| !port_is_free(&a.host, p)) {
             return Err(format!(
@@ -271,12 +282,14 @@ pub fn serve(a: ServeArgs) -> Result<(), String> {
             conf.display()
         )
     };
-    let watch = a.reload_on_changes.then(|| (script.clone(), path.clone()));
+    let watch = a
+        .reload_on_changes
+        .then(|| (script.to_path_buf(), path.to_vec()));
     let env = match &a.envvars_script {
         Some(f) => Some(run::sourced_env(f)?),
         None => None,
     };
-    run::run_apache(&apache, &conf, watch, env, announce)
+    run::run_apache(apache, conf, watch, env, announce)
 }
 
 /// Started as root, Apache's children and the application run as --user (www-data): what the

@@ -67,35 +67,47 @@ pub fn run_apache(
             println!("rwsgi: {s}: Apache {how}");
             let _ = kill(pid, s);
         } else if pending.is_some() {
-            let _ = kill(pid, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            wait_group(pid);
-            println!("rwsgi: stopped");
-            return Ok(());
+            return stop(&mut child, pid);
         }
         if let (Some((app, dirs)), Some(prev)) = (&watch, stamp) {
             if last_check.elapsed() >= Duration::from_secs(1) {
                 last_check = Instant::now();
-                let now = newest_source(app, dirs);
-                if now > prev {
-                    println!("rwsgi: source changed; restarting the daemon processes");
-                    // Touching the WSGI script makes its daemon processes restart.
-                    let _ = std::fs::File::options()
-                        .append(true)
-                        .open(app)
-                        .and_then(|f| f.set_modified(SystemTime::now()));
-                    stamp = Some(newest_source(app, dirs));
-                }
+                stamp = Some(restart_if_changed(app, dirs, prev));
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// SIGTERM to Apache, then wait for it and every process of its group.
+fn stop(child: &mut std::process::Child, pid: nix::unistd::Pid) -> Result<(), String> {
+    use nix::sys::signal::{Signal, kill};
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_group(pid);
+    println!("rwsgi: stopped");
+    Ok(())
+}
+
+/// --reload-on-changes: when a source is newer than `prev`, touch the WSGI script (its daemon
+/// processes then restart); returns the newest time now.
+fn restart_if_changed(app: &Path, dirs: &[PathBuf], prev: SystemTime) -> SystemTime {
+    let now = newest_source(app, dirs);
+    if now <= prev {
+        return prev;
+    }
+    println!("rwsgi: source changed; restarting the daemon processes");
+    let _ = std::fs::File::options()
+        .append(true)
+        .open(app)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+    newest_source(app, dirs)
 }
 
 /// Waits until every process of Apache's process group has exited (daemon processes finish
