@@ -22,6 +22,7 @@ WSGIScriptAlias /otherdir {apps}/callable_other.wsgi
 </Location>
 WSGIScriptAlias /reload {apps}/reload.wsgi
 WSGIScriptAlias /hello {apps}/hello.wsgi
+WSGIScriptAlias /exit {apps}/system_exit.wsgi
 """
 
 
@@ -45,6 +46,21 @@ def test_import_error_500_with_traceback(srv):
     # and a traceback frame 'File "<file>", line 11, in <module>')
     assert str(srv.apps / "import_error.wsgi") in log
     assert re.search(r'File ".*import_error\.wsgi", line 11', log), log
+
+
+def test_system_exit_is_ignored_with_its_traceback(srv):
+    # as mod_wsgi 4.9 (wsgi_logger.c): "SystemExit exception raised by WSGI script '...'
+    # ignored." then the traceback; 500; the process serves on
+    children = set(srv.child_pids())
+    mark = srv.log_mark()
+    assert srv.get("/exit").status == 500
+    srv.wait_for_log("SystemExit: rwsgi-system-exit-marker", since=mark)
+    log = srv.error_log_since(mark)
+    assert re.search(r"SystemExit exception raised by WSGI script '.*system_exit\.wsgi' ignored\.",
+                     log), log
+    assert "Traceback (most recent call last)" in log
+    assert srv.get("/hello").status == 200
+    assert set(srv.child_pids()) == children
 
 
 def test_import_error_is_not_cached(srv):

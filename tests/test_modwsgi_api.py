@@ -290,6 +290,17 @@ def test_module_attributes(srv):
     assert r["shutdown_callbacks"] == ["on_shutdown"]
 
 
+def test_request_timeout_raised_by_the_application_is_a_504(request, srv):
+    """As in mod_wsgi 6: mod_wsgi.RequestTimeout ending a request is not an application
+    error: 504, one info line, no traceback."""
+    from_6x(request, srv, "RequestTimeout")
+    mark = srv.log_mark()
+    r = srv.get("/api/raise_request_timeout")
+    assert r.status == 504, (r.status, srv.error_log_since(mark)[-2000:])
+    srv.wait_for_log("Request interrupted by RequestTimeout; thread recovered.", since=mark)
+    assert "Traceback" not in srv.error_log_since(mark)
+
+
 def test_process_and_application_group(srv):
     r = api(srv, "/api/attrs")
     group = "" if srv.mode == "embedded" else "suite"

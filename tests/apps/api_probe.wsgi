@@ -288,6 +288,10 @@ def _dispatch(environ, start_response):
     status = "200 OK"
     headers = [("Content-Type", "application/json")]
 
+    if path == "/raise_request_timeout":
+        # what interrupt-timeout raises in an overdue thread, raised by the application itself
+        raise mod_wsgi.RequestTimeout("raised by the application")
+
     if path == "/attrs":
         out["import"] = IMPORT
         out["now"] = _attrs()

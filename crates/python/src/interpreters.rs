@@ -197,6 +197,7 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
             signal: Keep::new(get("_process_signal")),
             event_callbacks: Keep::new(get("event_callbacks")),
             stack_of: Keep::new(get("_stack_of")),
+            request_timeout: Keep::new(get("RequestTimeout")),
         },
     })
 }
@@ -213,6 +214,8 @@ pub struct Api {
     pub signal: Keep,
     pub event_callbacks: Keep,
     pub stack_of: Keep,
+    /// `mod_wsgi.RequestTimeout`: a request that ends with it is answered 504.
+    pub request_timeout: Keep,
 }
 
 impl Api {

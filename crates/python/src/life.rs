@@ -122,6 +122,12 @@ impl<'a, 'py> Life<'a, 'py> {
     }
 
     /// The application raised (while called, iterated or closed): request_exception.
+    /// Whether the request ended with `mod_wsgi.RequestTimeout` (raised by interrupt-timeout,
+    /// or by the application itself).
+    pub fn is_request_timeout(&self, pending: &Pending) -> bool {
+        pending.is_instance_of(&self.api.request_timeout.get(self.py))
+    }
+
     pub fn exception(&self, pending: &Pending) {
         if !self.events {
             return;

@@ -286,21 +286,24 @@ fn run(
         .unwrap_or_else(|e| e.into_inner())
         .remove(&thread)
         .is_some_and(|a| a.interrupted.is_some());
-    (outcome == Outcome::ServerError).then(|| {
-        if interrupted {
-            msg::abort(
-                id,
-                504,
-                "request-timeout exceeded; the request was interrupted",
-            )
-        } else {
-            msg::abort(
-                id,
-                500,
-                "the application failed (see the daemon's messages above)",
-            )
-        }
-    })
+    match outcome {
+        Outcome::Sent => None,
+        Outcome::TimedOut | Outcome::ServerError if interrupted => Some(msg::abort(
+            id,
+            504,
+            "request-timeout exceeded; the request was interrupted",
+        )),
+        Outcome::TimedOut => Some(msg::abort(
+            id,
+            504,
+            "the application raised mod_wsgi.RequestTimeout",
+        )),
+        Outcome::ServerError => Some(msg::abort(
+            id,
+            500,
+            "the application failed (see the daemon's messages above)",
+        )),
+    }
 }
 
 /// `GET /path?query` of a request, for log lines.

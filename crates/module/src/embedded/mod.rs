@@ -18,5 +18,6 @@ pub fn run(req: Request<'_>, app: AppRequest) -> Handled {
     match rwsgi_python::run(app, Box::new(transport), log) {
         rwsgi_python::Outcome::Sent => Handled::Done,
         rwsgi_python::Outcome::ServerError => Handled::Status(Status::INTERNAL_SERVER_ERROR),
+        rwsgi_python::Outcome::TimedOut => Handled::Status(Status::GATEWAY_TIMEOUT),
     }
 }

@@ -93,6 +93,12 @@ impl Pending {
     }
 
     /// `SystemExit` (mod_wsgi logs it as ignored, without a traceback).
+    /// Whether the exception is an instance of the class `ty`.
+    pub fn is_instance_of(&self, ty: &super::object::Obj) -> bool {
+        // SAFETY: compares the held exception type with a live class object.
+        unsafe { ffi::PyErr_GivenExceptionMatches(self.ty, ty.as_ptr()) != 0 }
+    }
+
     pub fn is_system_exit(&self) -> bool {
         // SAFETY: compares the held exception type with the static SystemExit type.
         unsafe { ffi::PyErr_GivenExceptionMatches(self.ty, ffi::PyExc_SystemExit) != 0 }

@@ -27,29 +27,28 @@ pub enum Outcome {
     Sent,
     /// Nothing was sent: answer 500 (the error is in the log).
     ServerError,
+    /// The application ended with `mod_wsgi.RequestTimeout` before the response started:
+    /// answer 504 (as mod_wsgi 6).
+    TimedOut,
 }
 
 fn pid() -> u32 {
     std::process::id()
 }
 
-/// Logs the pending Python exception with the script's context.
+/// Logs the pending Python exception with the script's context, then its traceback (a
+/// SystemExit too, with mod_wsgi's "ignored" line: the process goes on).
 fn log_exception(log: &dyn Fn(Level, &str), script: &str, what: &str) {
     let pending = Pending::fetch();
-    if pending.as_ref().is_some_and(Pending::is_system_exit) {
-        log(
-            Level::Error,
-            &format!(
-                "rwsgi (pid={}): SystemExit exception raised by WSGI script '{script}' ignored.",
-                pid()
-            ),
-        );
-        return;
-    }
-    log(
-        Level::Error,
-        &format!("rwsgi (pid={}): {} '{}'.", pid(), what, script),
-    );
+    let first = if pending.as_ref().is_some_and(Pending::is_system_exit) {
+        format!(
+            "rwsgi (pid={}): SystemExit exception raised by WSGI script '{script}' ignored.",
+            pid()
+        )
+    } else {
+        format!("rwsgi (pid={}): {} '{}'.", pid(), what, script)
+    };
+    log(Level::Error, &first);
     if let Some(p) = pending {
         for line in p.format() {
             log(Level::Error, &line);
@@ -349,6 +348,24 @@ fn failed(
     life: &Life<'_, '_>,
 ) -> Outcome {
     let f = match f.take() {
+        Failure::Taken(Some(p)) if life.is_request_timeout(&p) => {
+            // Not an application error: the thread was interrupted and has recovered (mod_wsgi
+            // 6 logs this line at info level instead of a traceback).
+            life.exception(&p);
+            drop(p);
+            log(
+                Level::Info,
+                &format!(
+                    "rwsgi (pid={}): Request interrupted by RequestTimeout; thread recovered. WSGI script '{script}'.",
+                    pid()
+                ),
+            );
+            if ex.progress().head_sent {
+                ex.abort();
+                return Outcome::Sent;
+            }
+            return Outcome::TimedOut;
+        }
         Failure::Taken(Some(p)) => {
             life.exception(&p);
             p.restore();
