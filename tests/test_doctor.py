@@ -141,3 +141,56 @@ def test_a_configuration_apache_rejects_is_still_examined(server):
     assert code == 1, out
     assert "Apache cannot read this configuration" in out and "ThisIsNotADirective" in out, out
     assert "no-such-app.wsgi does not exist" in out, out
+
+
+ONCE_PER_PROCESS = '''
+# Behaves like a PyO3 extension module: a second interpreter of the same process may not
+# initialise it (the process environment is shared by every interpreter, as a C module's
+# static state is).
+import os
+if os.environ.get("RWSGI_DOCTOR_ONCE"):
+    raise ImportError("PyO3 modules may only be initialized once per interpreter process")
+os.environ["RWSGI_DOCTOR_ONCE"] = "1"
+'''
+
+ONE_APP = '''
+import once_per_process
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"one"]
+'''
+
+
+def test_an_extension_that_refuses_sub_interpreters(server, tree):
+    (tree / "once_per_process.py").write_text(ONCE_PER_PROCESS)
+    (tree / "one.wsgi").write_text(ONE_APP)
+    for f in tree.iterdir():
+        os.chmod(f, 0o644)
+    # two applications reach the Apache children: each gets a sub-interpreter (rwsgi's rule)
+    srv = server(f"WSGIScriptAlias /one {tree}/one.wsgi\nWSGIScriptAlias /two {{apps}}/hello.wsgi\n")
+    code, out = doctor(srv)
+    assert code == 1, out
+    assert re.search(r":%d: .*one\.wsgi is run in a sub-interpreter; it imports there once, but a "
+                     r"second sub-interpreter in the same process .* fails: .*PyO3 modules may only "
+                     r"be initialized once per interpreter process" % line_of(srv, "/one "), out), out
+    assert "application-group=%{GLOBAL}" in out
+    assert "hello.wsgi" not in out  # the other one imports fine
+    # in the main interpreter: nothing to say; and --no-import does not try
+    srv = server(f"WSGIScriptAlias /one {tree}/one.wsgi application-group=%{{GLOBAL}}\n"
+                 "WSGIScriptAlias /two {apps}/hello.wsgi\n")
+    code, out = doctor(srv)
+    assert code == 0, out
+
+
+def test_a_real_pyo3_extension_in_two_sub_interpreters(server, tree):
+    # pydantic-core (PyO3, in the test venv): imports in one sub-interpreter, refuses the second
+    (tree / "pyd.wsgi").write_text("import pydantic_core\n" + ONE_APP.replace("import once_per_process\n", ""))
+    os.chmod(tree / "pyd.wsgi", 0o644)
+    srv = server("WSGIPythonHome {venv}\n"
+                 f"WSGIScriptAlias /pyd {tree}/pyd.wsgi\nWSGIScriptAlias /two {{apps}}/hello.wsgi\n")
+    code, out = doctor(srv)
+    assert code == 1, out
+    assert "pyd.wsgi is run in a sub-interpreter; it imports there once" in out, out
+    assert "PyO3 modules do not yet support subinterpreters" in out, out

@@ -27,7 +27,8 @@ fn finding(d: Option<&Directive>, what: String, fix: impl Into<String>) -> Findi
 /// The Python this rwsgi is built against ("3.11").
 pub const BUILT_PYTHON: &str = env!("RWSGI_PYTHON_VERSION");
 
-pub fn all(cfg: &ActiveConfig) -> Vec<Finding> {
+/// Every check; `import`: also try the applications that run in sub-interpreters.
+pub fn all(cfg: &ActiveConfig, import: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(e) = &cfg.configtest_error {
         out.push(finding(
@@ -42,6 +43,9 @@ pub fn all(cfg: &ActiveConfig) -> Vec<Finding> {
     out.extend(scripts(cfg, &groups, &apache_user));
     out.extend(python_homes(cfg, &groups, &apache_user));
     out.extend(socket_prefix(cfg, &apache_user));
+    if import {
+        out.extend(super::subinterp::check(cfg, &groups, &apache_user));
+    }
     out
 }
 
@@ -97,7 +101,7 @@ fn apache_user(cfg: &ActiveConfig) -> String {
         .unwrap_or_else(|| "www-data".into())
 }
 
-type Groups<'a> = HashMap<String, (&'a Directive, DaemonProcess)>;
+pub type Groups<'a> = HashMap<String, (&'a Directive, DaemonProcess)>;
 
 fn daemon_groups<'a>(cfg: &'a ActiveConfig, out: &mut Vec<Finding>) -> Groups<'a> {
     let mut groups = HashMap::new();
@@ -117,7 +121,7 @@ fn daemon_groups<'a>(cfg: &'a ActiveConfig, out: &mut Vec<Finding>) -> Groups<'a
 }
 
 /// Who runs the applications of `group` (None: embedded, in Apache's children).
-fn runs_as(group: Option<&str>, groups: &Groups<'_>, apache_user: &str) -> String {
+pub fn runs_as(group: Option<&str>, groups: &Groups<'_>, apache_user: &str) -> String {
     group
         .and_then(|g| groups.get(g))
         .and_then(|(_, p)| p.user.clone())
@@ -126,7 +130,7 @@ fn runs_as(group: Option<&str>, groups: &Groups<'_>, apache_user: &str) -> Strin
 
 /// The process group an alias's requests go to: its own option, else a WSGIProcessGroup of its
 /// virtual host, else one at server level.
-fn process_group<'a>(alias: &'a Directive, cfg: &'a ActiveConfig) -> Option<String> {
+pub fn process_group<'a>(alias: &'a Directive, cfg: &'a ActiveConfig) -> Option<String> {
     let from_option = words(&alias.args)
         .iter()
         .skip(2)
