@@ -178,7 +178,9 @@ impl RemoteTransport {
             let got = self.pull(unsafe { ring::as_uninit(&mut ahead) });
             self.ahead = ahead;
             self.ahead_pos = 0;
-            self.ahead_end = got?;
+            // An error leaves nothing stale to serve.
+            self.ahead_end = *got.as_ref().unwrap_or(&0);
+            got?;
         }
         let n = buf.len().min(self.ahead_end - self.ahead_pos);
         rwsgi_python::transport::copy_into(
