@@ -192,6 +192,19 @@ fn log_exception(log: &dyn Fn(Level, &str), script: &str) {
     }
 }
 
+/// A hook returned a value of the wrong type: logged as mod_wsgi logs the TypeError it raises.
+fn wrong_type(log: &dyn Fn(Level, &str), script: &str, what: &str) -> HookError {
+    log(
+        Level::Error,
+        &format!(
+            "rwsgi (pid={}): Exception occurred processing WSGI script '{script}'.",
+            pid()
+        ),
+    );
+    log(Level::Error, &format!("TypeError: {what}"));
+    HookError::Failed
+}
+
 /// The plain dict mod_wsgi gives hooks: the variables, `wsgi.errors`, and
 /// `apache.request_rec` when asked for.
 fn environ(py: Py<'_>, hook: &HookCall<'_>, errors: &Obj) -> PyResult<Obj> {
@@ -272,22 +285,14 @@ pub fn check_password(
                 }
                 Ok(Authn::Granted(Some(name)))
             } else {
-                log(
-                    Level::Error,
+                Err(wrong_type(
+                    log,
+                    hook.script,
                     &format!(
-                        "rwsgi (pid={}): Exception occurred processing WSGI script '{}'.",
-                        pid(),
-                        hook.script
-                    ),
-                );
-                log(
-                    Level::Error,
-                    &format!(
-                        "TypeError: Basic auth provider must return True, False, None or user name as string, not {}",
+                        "Basic auth provider must return True, False, None or user name as string, not {}",
                         v.type_name()
                     ),
-                );
-                Err(HookError::Failed)
+                ))
             }
         },
     )
@@ -311,24 +316,14 @@ pub fn get_realm_hash(
             }
             match text(&v) {
                 Some(h) => Ok(Authn::Hash(h)),
-                None => {
-                    log(
-                        Level::Error,
-                        &format!(
-                            "rwsgi (pid={}): Exception occurred processing WSGI script '{}'.",
-                            pid(),
-                            hook.script
-                        ),
-                    );
-                    log(
-                        Level::Error,
-                        &format!(
-                            "TypeError: Digest auth provider must return None or string object, not {}",
-                            v.type_name()
-                        ),
-                    );
-                    Err(HookError::Failed)
-                }
+                None => Err(wrong_type(
+                    log,
+                    hook.script,
+                    &format!(
+                        "Digest auth provider must return None or string object, not {}",
+                        v.type_name()
+                    ),
+                )),
             }
         },
     )
@@ -425,18 +420,7 @@ pub fn dispatch(hook: &HookCall<'_>, log: Logger<'_>) -> Result<Dispatch, HookEr
                 }
                 match text(&v) {
                     Some(t) => Ok(Some(String::from_utf8_lossy(&t).into_owned())),
-                    None => {
-                        log(
-                            Level::Error,
-                            &format!(
-                                "rwsgi (pid={}): Exception occurred processing WSGI script '{}'.",
-                                pid(),
-                                hook.script
-                            ),
-                        );
-                        log(Level::Error, &format!("TypeError: {what}"));
-                        Err(HookError::Failed)
-                    }
+                    None => Err(wrong_type(log, hook.script, what)),
                 }
             },
         );
