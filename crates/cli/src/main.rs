@@ -3,6 +3,7 @@
 
 mod apache_conf;
 mod doctor;
+mod shell;
 mod site;
 
 use clap::{Parser, Subcommand};

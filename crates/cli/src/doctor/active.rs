@@ -38,6 +38,23 @@ pub struct ActiveConfig {
 
 const ENVVARS: &str = "/etc/apache2/envvars";
 
+impl ActiveConfig {
+    /// The value of the last `name` directive that applies in `vhost`: the virtual host's own,
+    /// else the server level's.
+    pub fn in_scope(&self, name: &str, vhost: Option<usize>) -> Option<String> {
+        let last_in = |v: Option<usize>| {
+            self.directives
+                .iter()
+                .rev()
+                .find(|d| d.is(name) && d.vhost == v)
+                .map(|d| d.args.trim_matches('"').to_string())
+        };
+        vhost
+            .and_then(|v| last_in(Some(v)))
+            .or_else(|| last_in(None))
+    }
+}
+
 /// Reads the configuration Apache would run with: `main` (apache2 -f), else Debian's
 /// apache2ctl default.
 pub fn read(main: Option<&Path>) -> Result<ActiveConfig, String> {
@@ -68,19 +85,8 @@ pub fn read(main: Option<&Path>) -> Result<ActiveConfig, String> {
 /// The variables Debian's envvars sets (APACHE_RUN_USER, APACHE_RUN_DIR...), over ours.
 fn apache_env() -> HashMap<String, String> {
     let mut env: HashMap<String, String> = std::env::vars().collect();
-    if Path::new(ENVVARS).is_file() {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!(". {ENVVARS} >/dev/null 2>&1; env -0"))
-            .output();
-        if let Ok(out) = out {
-            for kv in out.stdout.split(|&b| b == 0) {
-                let kv = String::from_utf8_lossy(kv);
-                if let Some((k, v)) = kv.split_once('=') {
-                    env.insert(k.to_string(), v.to_string());
-                }
-            }
-        }
+    if let Ok(vars) = crate::shell::sourced_env(Path::new(ENVVARS)) {
+        env.extend(vars);
     }
     env
 }

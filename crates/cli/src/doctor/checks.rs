@@ -137,16 +137,8 @@ pub fn process_group<'a>(alias: &'a Directive, cfg: &'a ActiveConfig) -> Option<
         .filter_map(|w| option(w).map(|(k, v)| (k.to_string(), v.to_string())))
         .find(|(k, _)| k == "process-group")
         .map(|(_, v)| v);
-    let set_in = |vhost: Option<usize>| {
-        cfg.directives
-            .iter()
-            .rev()
-            .find(|d| d.is("WSGIProcessGroup") && d.vhost == vhost)
-            .map(|d| d.args.trim_matches('"').to_string())
-    };
     from_option
-        .or_else(|| alias.vhost.and_then(|v| set_in(Some(v))))
-        .or_else(|| set_in(None))
+        .or_else(|| cfg.in_scope("WSGIProcessGroup", alias.vhost))
         .filter(|g| g != "%{GLOBAL}" && !g.contains("%{"))
 }
 

@@ -98,7 +98,7 @@ fn candidates(cfg: &ActiveConfig) -> Vec<Candidate<'_>> {
             .filter_map(|o| option(o))
             .find(|(k, _)| *k == "application-group")
             .map(|(_, v)| v.to_string())
-            .or_else(|| app_group_directive(cfg, a));
+            .or_else(|| cfg.in_scope("WSGIApplicationGroup", a.vhost));
         let sub = match named {
             Some(g) => g != "%{GLOBAL}",
             None => groups.iter().filter(|g| **g == groups[i]).count() > 1,
@@ -114,33 +114,13 @@ fn candidates(cfg: &ActiveConfig) -> Vec<Candidate<'_>> {
     out
 }
 
-fn app_group_directive(cfg: &ActiveConfig, alias: &Directive) -> Option<String> {
-    let set_in = |vhost: Option<usize>| {
-        cfg.directives
-            .iter()
-            .rev()
-            .find(|d| d.is("WSGIApplicationGroup") && d.vhost == vhost)
-            .map(|d| d.args.trim_matches('"').to_string())
-    };
-    alias
-        .vhost
-        .and_then(|v| set_in(Some(v)))
-        .or_else(|| set_in(None))
-}
-
 /// The Python home and python-path of a group (or of the Apache children).
 fn python_of(
     cfg: &ActiveConfig,
     groups: &Groups<'_>,
     group: Option<&str>,
 ) -> (Option<PathBuf>, Vec<String>) {
-    let server = |name: &str| {
-        cfg.directives
-            .iter()
-            .rev()
-            .find(|d| d.is(name))
-            .map(|d| d.args.trim_matches('"').to_string())
-    };
+    let server = |name: &str| cfg.in_scope(name, None);
     match group.and_then(|g| groups.get(g)) {
         Some((_, p)) => (
             p.python_home

@@ -286,7 +286,7 @@ fn start(
         .reload_on_changes
         .then(|| (script.to_path_buf(), path.to_vec()));
     let env = match &a.envvars_script {
-        Some(f) => Some(run::sourced_env(f)?),
+        Some(f) => Some(crate::shell::sourced_env(f).map_err(|e| format!("--envvars-script {e}"))?),
         None => None,
     };
     run::run_apache(apache, conf, watch, env, announce)

@@ -142,36 +142,6 @@ fn pending_signal(mask: &nix::sys::signal::SigSet) -> Option<nix::sys::signal::S
     }
 }
 
-/// The environment a shell has after sourcing `script` (what Apache and the application
-/// start with), as mod_wsgi-express's --envvars-script.
-pub fn sourced_env(script: &Path) -> Result<Vec<(String, String)>, String> {
-    // `.` looks a name without a slash up in PATH: give it the full path.
-    let script = std::fs::canonicalize(script)
-        .map_err(|e| format!("--envvars-script {}: {e}", script.display()))?;
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(". \"$0\" >&2 && env -0")
-        .arg(&script)
-        .output()
-        .map_err(|e| format!("cannot run sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "--envvars-script {} fails: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(out
-        .stdout
-        .split(|&b| b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect())
-}
-
 /// The newest modification time of the WSGI script and every .py file under `dirs`.
 fn newest_source(app: &Path, dirs: &[PathBuf]) -> SystemTime {
     fn walk(dir: &Path, depth: u32, best: &mut SystemTime) {

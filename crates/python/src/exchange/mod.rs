@@ -234,9 +234,7 @@ impl Exchange {
     ) -> Result<(), TransportError> {
         let go = |s: &mut State| {
             s.send(&[], false)?;
-            let completes =
-                s.head.as_ref().and_then(|h| h.content_length) == Some(s.body_bytes + len);
-            let last = last && completes;
+            let last = last && s.completed_by(len);
             let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
             let r = t.send_file(fd, offset, len, last);
             if r.is_ok() {
@@ -248,9 +246,10 @@ impl Exchange {
         {
             // A transport that holds the final file back does no I/O now: keep the GIL.
             let mut s = self.lock();
-            let completes =
-                s.head.as_ref().and_then(|h| h.content_length) == Some(s.body_bytes + len);
-            if last && completes && s.transport.as_ref().is_some_and(|t| t.holds_final_file()) {
+            if last
+                && s.completed_by(len)
+                && s.transport.as_ref().is_some_and(|t| t.holds_final_file())
+            {
                 return go(&mut s);
             }
         }
@@ -293,6 +292,11 @@ impl Exchange {
 }
 
 impl State {
+    /// Whether `len` more body bytes complete the Content-Length the application announced.
+    fn completed_by(&self, len: u64) -> bool {
+        self.head.as_ref().and_then(|h| h.content_length) == Some(self.body_bytes + len)
+    }
+
     fn send(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
         if self.client_gone {
             return Err(TransportError::ClientGone);
