@@ -1,5 +1,6 @@
 """`rwsgi serve` driven as a user would: spawn it, wait for its URL line, request pages,
 send SIGINT, and check that nothing is left running and the port is free again."""
+import json
 import os
 import shutil
 import signal
@@ -370,5 +371,22 @@ def test_django_static_and_media_files(appdir):
         assert s.get("/static/css/site.css") == (200, b"body { color: red }\n")
         said = "".join(s.lines)
         assert "Django's MEDIA_ROOT is not set" not in said  # MEDIA_URL is '' by default
+    finally:
+        s.stop()
+
+
+def test_status_page(appdir):
+    """--status mounts the status page (for local clients) and says where."""
+    s = Serve(appdir / "hello.wsgi", "--status", "/admin/status")
+    try:
+        line = s.wait_url()
+        assert f"status page http://127.0.0.1:{s.port}/admin/status" in line
+        assert s.get("/") == (200, b"Hello, World!")
+        code, body = s.get("/admin/status?json")
+        assert code == 200
+        doc = json.loads(body)
+        g = next(g for g in doc["groups"] if g["mode"] == "daemon")
+        assert g["name"] == f"127.0.0.1:{s.port}" and g["apache"]["requests"] == 1
+        assert len(g["processes"]) == 1 and g["processes"][0]["pid"] > 0
     finally:
         s.stop()

@@ -279,9 +279,12 @@ def test_an_application_cannot_reach_another_group(rwsgi_path, tmp_path):
                 for p in (srv.error_log_path, srv.access_log_path)}
         for fd, e in fds.items():
             assert (e["ino"], e["dev"]) not in logs, (fd, e)
-            # writable files: only the shared-memory rings Apache children bring
+            # writable files: only the shared-memory rings Apache children bring, and its own
+            # group's status board (never another group's)
             if e["kind"] == "file" and e.get("writable"):
                 assert e.get("mode", "").startswith("/memfd:rwsgi-"), (fd, e)
+                if e["mode"].startswith("/memfd:rwsgi-status:"):
+                    assert e["mode"].startswith("/memfd:rwsgi-status:a "), (fd, e)
             if e["kind"] == "socket":
                 assert e["family"] == socket.AF_UNIX, (fd, e)
                 assert e["name"] in ("", rep["own_socket"]), (fd, e)

@@ -54,7 +54,14 @@ VARIANTS = {
                        "ref": "modwsgi-embedded"},
     "rwsgi-daemon": {"kind": "wsgi", "module": "rwsgi", "mode": "daemon",
                      "ref": "modwsgi-daemon", "may_skip": True},
+    # Opt-in: rwsgi built without the status counters (bench/build-nostatus), divided by the
+    # normal build: what counting every request for the status page costs.
+    "rwsgi-embedded-nostatus": {"kind": "wsgi", "module": "rwsgi-nostatus", "mode": "embedded",
+                                "ref": "rwsgi-embedded", "opt_in": True},
+    "rwsgi-daemon-nostatus": {"kind": "wsgi", "module": "rwsgi-nostatus", "mode": "daemon",
+                              "ref": "rwsgi-daemon", "opt_in": True},
 }
+DEFAULT_VARIANTS = [v for v, p in VARIANTS.items() if not p.get("opt_in")]
 
 # name -> url path per server kind; `script` = wrk lua script.
 WORKLOADS = {

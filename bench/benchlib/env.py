@@ -23,6 +23,8 @@ class Ctx:
         self.venv = venv
         self.rwsgi_src = Path(os.environ.get("RWSGI_MODULE")
                               or REPO / "target/release/mod_rwsgi.so")
+        # the same module built without the status counters (bench/build-nostatus)
+        self.nostatus_src = REPO / "target/nostatus/release/mod_rwsgi.so"
         # writes every server's configuration skeleton (the same writer as the tests' and serve's)
         self.rwsgi_cmd = Path(os.environ.get("RWSGI_COMMAND") or REPO / "target/release/rwsgi")
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
@@ -61,12 +63,19 @@ def prepare_www(ctx, app):
         daemon = ctx.rwsgi_src.parent / "rwsgi-daemon"
         if daemon.exists():
             shutil.copyfile(daemon, www / "modules" / "rwsgi-daemon")
+    if ctx.nostatus_src.exists():
+        (www / "modules-nostatus").mkdir(exist_ok=True)
+        for src, name in ((ctx.nostatus_src, "mod_rwsgi.so"),
+                          (ctx.rwsgi_src.parent / "rwsgi-daemon", "rwsgi-daemon")):
+            if src.exists():
+                shutil.copyfile(src, www / "modules-nostatus" / name)
     for root, dirs, fnames in os.walk(ctx.base):
         os.chmod(root, 0o755)
         for fn in fnames:
             os.chmod(os.path.join(root, fn), 0o755 if fn == "rwsgi-daemon" else 0o644)
     ctx.www = www
     ctx.rwsgi_so = www / "modules" / "mod_rwsgi.so"
+    ctx.nostatus_so = www / "modules-nostatus" / "mod_rwsgi.so"
     return {"hello": hello, "big": big, "file": filedata, "sleep": hello}
 
 

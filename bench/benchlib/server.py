@@ -51,7 +51,8 @@ class Server:
                "--error-log", f"{self.dir}/logs/error.log", "--log-level", "warn",
                "--document-root", f"{www}/htdocs"]
         if p["kind"] == "wsgi":
-            so = self.ctx.rwsgi_so if p["module"] == "rwsgi" else MODWSGI_SO
+            so = {"rwsgi": self.ctx.rwsgi_so,
+                  "rwsgi-nostatus": self.ctx.nostatus_so}.get(p["module"], MODWSGI_SO)
             cmd += ["--wsgi-module", str(so)]
         L = [subprocess.run(cmd, check=True, capture_output=True, text=True).stdout]
         L += [f"{k} {v}" for k, v in MPM + CORE]

@@ -2,6 +2,7 @@
 the query string or the request body, so the test can check each byte."""
 import hashlib
 import os
+import re
 from urllib.parse import parse_qs
 
 
@@ -11,6 +12,10 @@ def pattern(n, seed):
     return (block * (n // len(block) + 1))[:n]
 
 
+# The rings' memfds (not the daemon's other shared memory, such as its status board).
+RINGS = re.compile(r"memfd:rwsgi-re(quest|sponse)")
+
+
 def ring_rss_kib():
     """Resident KiB of all ring mappings of this process (smaps: a mapping line, then its
     counters)."""
@@ -18,7 +23,7 @@ def ring_rss_kib():
     with open("/proc/self/smaps") as f:
         for line in f:
             if "-" in line.split(" ")[0]:
-                in_ring = "memfd:rwsgi" in line
+                in_ring = RINGS.search(line) is not None
             elif in_ring and line.startswith("Rss:"):
                 rss += int(line.split()[1])
     return rss
@@ -56,7 +61,7 @@ def application(environ, start_response):
         return [b"%d" % total]
     if t == "maps":
         with open("/proc/self/maps") as f:
-            names = sorted({line[line.index("memfd:"):].strip() for line in f if "memfd:rwsgi" in line})
+            names = sorted({line[line.index("memfd:"):].strip() for line in f if RINGS.search(line)})
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid())),
                                   ("X-Ring-Rss-KiB", str(ring_rss_kib()))])
         return ["\n".join(names).encode()]

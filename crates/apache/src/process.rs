@@ -112,6 +112,16 @@ pub fn mpm_threads_and_daemons() -> (bool, i32, bool, i32) {
     )
 }
 
+/// ServerLimit and ThreadLimit: the most processes and threads per process the MPM can run
+/// in this configuration generation.
+pub fn mpm_hard_limits() -> (usize, usize) {
+    let q = |what| mpm_query(what).unwrap_or(1).max(1) as usize;
+    (
+        q(b::AP_MPMQ_HARD_LIMIT_DAEMONS),
+        q(b::AP_MPMQ_HARD_LIMIT_THREADS),
+    )
+}
+
 /// Apache is exiting (not restarting).
 pub fn exiting() -> bool {
     // SAFETY: a plain query of the server's state.

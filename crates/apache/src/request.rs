@@ -9,6 +9,9 @@ use std::ffi::{CStr, CString, c_char};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+/// Reading the request body (its own file: `impl Request` continues there).
+mod body;
+
 /// The request a hook is serving, for as long as the hook runs (`'r`). Not `Copy`, not
 /// `Clone` and not `Sync`: whatever keeps it must give it back before the hook returns, so a
 /// closure or object that outlives the request cannot hold it (an application thread writing
@@ -105,6 +108,15 @@ impl<'r> Request<'r> {
         }
     }
 
+    /// The same request for a shorter time: `self` cannot be used until the returned value
+    /// (and everything made from it) is gone, so there is still one user at a time.
+    pub fn reborrow(&mut self) -> Request<'_> {
+        Request {
+            r: self.r,
+            _serving: PhantomData,
+        }
+    }
+
     /// The module's directory record for this request (merged for its location).
     pub fn dir_config<T: crate::conf::Merge>(&self) -> &T {
         // SAFETY: the merged per-dir vector holds our record (made by create/merge_dir::<T>:
@@ -177,6 +189,22 @@ impl<'r> Request<'r> {
     }
     pub fn method(&self) -> Cow<'_, str> {
         cstr(self.rec().method).unwrap_or_default()
+    }
+    /// The query string (`r->args`).
+    pub fn args(&self) -> Option<Cow<'_, str>> {
+        cstr(self.rec().args)
+    }
+    /// The response status set so far (`r->status`).
+    pub fn status(&self) -> u16 {
+        u16::try_from(self.rec().status).unwrap_or(0)
+    }
+    /// Request body bytes read so far (`r->read_length`).
+    pub fn body_bytes_read(&self) -> u64 {
+        self.rec().read_length.max(0) as u64
+    }
+    /// Response body bytes counted by Apache's filters so far (`r->bytes_sent`).
+    pub fn bytes_sent(&self) -> u64 {
+        self.rec().bytes_sent.max(0) as u64
     }
     pub fn header_only(&self) -> bool {
         self.rec().header_only != 0
@@ -325,71 +353,6 @@ impl<'r> Request<'r> {
             };
         }
         cstr(self.rec().log_id).map(|s| s.into_owned())
-    }
-
-    // ---- request body -------------------------------------------------------------------
-
-    /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
-    pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
-        let policy = if allow_chunked {
-            b::REQUEST_CHUNKED_DECHUNK
-        } else {
-            b::REQUEST_CHUNKED_ERROR
-        };
-        // SAFETY: standard call on the live request before reading the body.
-        let rc = unsafe { b::ap_setup_client_block(self.raw(), policy) };
-        if rc == b::OK { Ok(()) } else { Err(rc) }
-    }
-
-    /// Sets the timeout of the client connection's socket (what the core output filter waits
-    /// for a slow client) and returns the previous one, to be restored.
-    pub fn set_client_timeout(&self, t: std::time::Duration) -> Option<std::time::Duration> {
-        // SAFETY: the connection and its socket live as long as the request.
-        unsafe {
-            let s = b::ap_get_conn_socket((*self.raw()).connection);
-            if s.is_null() {
-                return None;
-            }
-            let mut prev: b::apr_interval_time_t = 0;
-            b::apr_socket_timeout_get(s, &mut prev);
-            b::apr_socket_timeout_set(s, t.as_micros().min(i64::MAX as u128) as i64);
-            u64::try_from(prev)
-                .ok()
-                .map(std::time::Duration::from_micros)
-        }
-    }
-
-    /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
-    pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
-        let n =
-            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
-        if n < 0 {
-            Err(std::io::Error::other(
-                "request body read error (client disconnected, timed out or sent a malformed body)",
-            ))
-        } else {
-            Ok(n as usize)
-        }
-    }
-
-    /// `read_body` into memory that need not be initialised; returns how many bytes at the
-    /// front of `buf` were written.
-    pub fn read_body_uninit(
-        &self,
-        buf: &mut [std::mem::MaybeUninit<u8>],
-    ) -> std::io::Result<usize> {
-        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf (and reads
-        // none of it); the caller treats only the first n bytes as initialised.
-        let n =
-            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
-        if n < 0 {
-            Err(std::io::Error::other(
-                "request body read error (client disconnected, timed out or sent a malformed body)",
-            ))
-        } else {
-            Ok(n as usize)
-        }
     }
 
     // ---- response -----------------------------------------------------------------------

@@ -229,7 +229,7 @@ impl Cause {
         }
     }
 
-    fn encode(&self) -> (u32, i64) {
+    pub(crate) fn encode(&self) -> (u32, i64) {
         let d = |x: Duration| x.as_millis() as i64;
         match *self {
             Cause::Stopped => (1, 0),
@@ -248,7 +248,7 @@ impl Cause {
         }
     }
 
-    fn decode(kind: u32, detail: i64) -> Option<Cause> {
+    pub(crate) fn decode(kind: u32, detail: i64) -> Option<Cause> {
         let d = || Duration::from_millis(detail.max(0) as u64);
         Some(match kind {
             1 => Cause::Stopped,

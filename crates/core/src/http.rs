@@ -10,6 +10,7 @@ impl Status {
     pub const BAD_REQUEST: Status = Status(400);
     pub const FORBIDDEN: Status = Status(403);
     pub const NOT_FOUND: Status = Status(404);
+    pub const METHOD_NOT_ALLOWED: Status = Status(405);
     pub const LENGTH_REQUIRED: Status = Status(411);
     pub const INTERNAL_SERVER_ERROR: Status = Status(500);
     pub const BAD_GATEWAY: Status = Status(502);

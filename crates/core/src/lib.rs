@@ -27,6 +27,7 @@ pub mod request;
 pub mod scoreboard;
 pub mod socket;
 pub mod spec;
+pub mod status;
 
 pub use environ::Environ;
 pub use level::Level;

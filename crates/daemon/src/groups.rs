@@ -12,6 +12,7 @@ use rwsgi_core::death::{self, DeathTable, Ending};
 use rwsgi_core::errlog::log;
 use rwsgi_core::socket;
 use rwsgi_core::spec::GroupSpec;
+use rwsgi_core::status::Boards;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -76,6 +77,8 @@ pub struct Generation {
     program: PathBuf,
     deaths: DeathTable,
     log_level: i32,
+    /// The status boards (group i is target i + 1 of the server board).
+    status: Option<Arc<Boards>>,
 }
 
 /// A supervisor that lived at least this long was not crash-looping.
@@ -87,6 +90,7 @@ pub fn start(
     program: PathBuf,
     deaths: DeathTable,
     log_level: i32,
+    status: Option<Arc<Boards>>,
 ) -> Result<Generation, String> {
     let mut table = HashMap::new();
     let mut groups = Vec::new();
@@ -124,6 +128,7 @@ pub fn start(
         program,
         deaths,
         log_level,
+        status,
     };
     for i in 0..generation.groups.len() {
         generation.launch(i);
@@ -141,6 +146,7 @@ impl Generation {
             deaths: self.deaths,
             delay: g.backoff,
             log_level: self.log_level,
+            status: self.status.clone().map(|b| (b, i)),
         };
         g.started = Instant::now();
         g.pid = match supervisor::spawn(&launch) {

@@ -15,6 +15,8 @@
 //! | `translate_name`      | [`mapping::translate_name`]: WSGIScriptAlias(Match)                 |
 //! | `handler`             | [`handler::handle`] -> `rwsgi_python::run` here ([`embedded`]), or  |
 //! |                       | [`forward::forward`] to a daemon group                              |
+//! | (any of the above)    | [`status`]: the status board each request is counted on, and the   |
+//! |                       | `rwsgi-status` page ([`status::page`])                              |
 //! | child pool cleanup    | [`embedded::child_exit`]: atexit callbacks (none while Python runs) |
 
 pub mod auth;
@@ -29,6 +31,7 @@ pub mod lifecycle;
 pub mod mapping;
 pub mod notes;
 pub mod routing;
+pub mod status;
 
 use rwsgi_apache::cmd::CommandTable;
 

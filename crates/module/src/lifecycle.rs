@@ -41,6 +41,7 @@ pub fn post_config(pconf: &Pool, main: Server<'_>) -> Result<(), String> {
     let level = main.module_log_level();
     rwsgi_core::errlog::LOG_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
     let mut specs = daemon_specs(pconf, &servers).map_err(crit)?;
+    let boards = crate::status::create(pconf, &specs);
     if specs.is_empty() {
         return Ok(());
     }
@@ -51,7 +52,8 @@ pub fn post_config(pconf: &Pool, main: Server<'_>) -> Result<(), String> {
     let program = daemons::daemon_program().map_err(crit)?;
     let deaths = daemons::death_table(main)
         .map_err(|e| crit(format!("cannot map the daemon death table: {e}")))?;
-    let generation = rwsgi_daemon::groups::start(specs, program, deaths, level).map_err(crit)?;
+    let generation =
+        rwsgi_daemon::groups::start(specs, program, deaths, level, boards).map_err(crit)?;
     daemons::watch(pconf, main, generation);
     Ok(())
 }
@@ -133,6 +135,7 @@ fn daemon_specs(pconf: &Pool, servers: &[&ServerConfig]) -> Result<Vec<GroupSpec
 /// at its end, Python's atexit callbacks run.
 pub fn child_init(pchild: &Pool) {
     rwsgi_daemon::groups::close_listeners_in_child();
+    crate::status::child_init();
     embedded::child_init();
     pchild.on_cleanup(embedded::child_exit);
 }

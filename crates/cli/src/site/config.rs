@@ -27,6 +27,9 @@ pub fn render(a: &ServeArgs, root: &Path, m: &Mounts<'_>) -> String {
     if a.compress_responses {
         load.extend(["filter".into(), "deflate".into()]);
     }
+    if a.status.is_some() {
+        load.push("authz_host".into());
+    }
     let error_log = match &a.log_directory {
         Some(d) => d.join("error_log"),
         None if a.no_log_to_terminal => root.join("error.log"),
@@ -59,21 +62,7 @@ pub fn render(a: &ServeArgs, root: &Path, m: &Mounts<'_>) -> String {
     let mut c = skeleton.render();
     let _ = writeln!(c, "Timeout 60\nKeepAlive On\nKeepAliveTimeout 2");
     wsgi_lines(&mut c, a, m);
-    if let (Some(port), Some(cert), Some(key)) = (
-        a.https_port,
-        &a.ssl_certificate_file,
-        &a.ssl_certificate_key_file,
-    ) {
-        let addr = listen_address(&a.host, port);
-        let _ = writeln!(
-            c,
-            "Listen {addr} https\nSSLSessionCache \"shmcb:{}/ssl_scache(512000)\"\n<VirtualHost {addr}>\n    ServerName {}\n    SSLEngine on\n    SSLCertificateFile \"{}\"\n    SSLCertificateKeyFile \"{}\"\n</VirtualHost>",
-            root.display(),
-            server_name(&a.host),
-            cert.display(),
-            key.display()
-        );
-    }
+    https_host(&mut c, a, root);
     if a.compress_responses {
         let _ = writeln!(c, "AddOutputFilterByType DEFLATE {COMPRESSED_TYPES}");
     }
@@ -91,11 +80,36 @@ pub fn render(a: &ServeArgs, root: &Path, m: &Mounts<'_>) -> String {
     for d in paths.chain(script_dir) {
         let _ = writeln!(c, "{}", granted(&d));
     }
+    if let Some(url) = &a.status {
+        let _ = writeln!(
+            c,
+            "<Location \"{url}\">\n    SetHandler rwsgi-status\n    Require local\n</Location>"
+        );
+    }
     for f in &a.include_file {
         let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
         let _ = writeln!(c, "Include \"{}\"", f.display());
     }
     c
+}
+
+/// `--https-port` with its certificate: a mod_ssl virtual host on that port.
+fn https_host(c: &mut String, a: &ServeArgs, root: &Path) {
+    if let (Some(port), Some(cert), Some(key)) = (
+        a.https_port,
+        &a.ssl_certificate_file,
+        &a.ssl_certificate_key_file,
+    ) {
+        let addr = listen_address(&a.host, port);
+        let _ = writeln!(
+            c,
+            "Listen {addr} https\nSSLSessionCache \"shmcb:{}/ssl_scache(512000)\"\n<VirtualHost {addr}>\n    ServerName {}\n    SSLEngine on\n    SSLCertificateFile \"{}\"\n    SSLCertificateKeyFile \"{}\"\n</VirtualHost>",
+            root.display(),
+            server_name(&a.host),
+            cert.display(),
+            key.display()
+        );
+    }
 }
 
 /// WSGIPythonHome/Path, the daemon group, and the mount of the application at /.

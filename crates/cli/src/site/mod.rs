@@ -165,6 +165,16 @@ pub struct ServeArgs {
     /// A shell script sourced for the environment Apache (and the application) start with.
     #[arg(long, value_name = "FILE", help_heading = "Server")]
     pub envvars_script: Option<PathBuf>,
+    /// Mount the status page (rwsgi-status: HTML, ?json, ?prometheus) at URL, for clients on
+    /// this machine only (default URL /rwsgi-status).
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = "/rwsgi-status",
+        help_heading = "Server"
+    )]
+    pub status: Option<String>,
     /// Write the configuration and an apachectl script, then exit.
     #[arg(long, help_heading = "Server")]
     pub setup_only: bool,
@@ -273,9 +283,14 @@ fn start(
         .https_port
         .map(|p| format!(" and https://{}:{p}/", a.host))
         .unwrap_or_default();
+    let status = a
+        .status
+        .as_ref()
+        .map(|u| format!("; status page http://{}:{}{u}", a.host, a.port))
+        .unwrap_or_default();
     let announce = || {
         println!(
-            "rwsgi: serving {} on http://{}:{}/{https} ({mode}; config {})",
+            "rwsgi: serving {} on http://{}:{}/{https} ({mode}; config {}{status})",
             script.display(),
             a.host,
             a.port,

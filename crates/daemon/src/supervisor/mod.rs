@@ -22,6 +22,7 @@ use rwsgi_core::Level;
 use rwsgi_core::death::{self, DeathTable, LimitsInForce};
 use rwsgi_core::errlog::log;
 use rwsgi_core::spec::GroupSpec;
+use rwsgi_core::status::Boards;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -40,6 +41,8 @@ pub struct Launch<'a> {
     pub delay: Duration,
     /// Apache's Level for the wsgi module.
     pub log_level: i32,
+    /// The status boards and this group's number in them.
+    pub status: Option<(Arc<Boards>, usize)>,
 }
 
 /// Forks the supervisor; returns its pid in the caller (the Apache parent).
@@ -50,7 +53,12 @@ pub fn spawn(launch: &Launch) -> std::io::Result<Pid> {
             reset_signal_handlers();
             // Nothing of the Apache parent but the error log (stderr) and this group's socket:
             // not Apache's listeners, not the other groups' sockets, not its log files.
-            if start::keep_only(launch.listener.as_raw_fd()).is_err() {
+            let board = launch
+                .status
+                .as_ref()
+                .and_then(|(b, g)| b.groups.get(*g)?.fd())
+                .map(|fd| fd.as_raw_fd());
+            if start::keep_only(launch.listener.as_raw_fd(), board).is_err() {
                 exit_now(1);
             }
             // SAFETY: keep_only moved the listener to LISTENER_FD and closed everything else;
@@ -84,6 +92,10 @@ struct Supervisor<'a> {
     /// The kernel's OOM kill count when the last death was explained.
     oom_seen: u64,
     slots: Vec<Slot>,
+    /// The status boards and this group's number in them (what each slot runs, restarts,
+    /// deaths; requests to log stacks).
+    status: Option<(Arc<Boards>, usize)>,
+    stacks_seen: u64,
     /// Output of processes that have died, still being read to its end.
     orphans: Vec<Output>,
     stopping: Option<Instant>,
@@ -139,7 +151,10 @@ fn run(launch: &Launch, listener: OwnedFd) -> i32 {
             .collect(),
         orphans: Vec::new(),
         stopping: None,
+        status: launch.status.clone(),
+        stacks_seen: 0,
     };
+    sup.stacks_seen = sup.stack_requests();
     loop {
         if sup.stopping.is_none() {
             sup.start_missing();
@@ -147,6 +162,7 @@ fn run(launch: &Launch, listener: OwnedFd) -> i32 {
         wait(&sfd, &mut sup.slots, &mut sup.orphans);
         sup.on_signals(&sfd);
         sup.reap();
+        sup.relay_stack_requests();
         if sup.stopping.is_some() && sup.all_stopped() {
             break;
         }
@@ -182,15 +198,23 @@ impl Supervisor<'_> {
             if self.slots[i].pid.is_some() || now < self.slots[i].not_before {
                 continue;
             }
+            let board = self
+                .status
+                .as_ref()
+                .and_then(|(b, g)| b.groups.get(*g).is_some().then_some(i));
             let started = start::process(
                 self.spec,
                 &self.program,
                 self.listener.as_fd(),
                 self.settings.as_fd(),
+                board,
             );
             let slot = &mut self.slots[i];
             match started {
                 Ok((pid, output)) => {
+                    if let Some((b, g)) = &self.status {
+                        b.server.set_process(*g, i, pid.as_raw());
+                    }
                     slot.pid = Some(pid);
                     slot.started = Instant::now();
                     slot.output = Some(output);
@@ -259,6 +283,28 @@ impl Supervisor<'_> {
             }
         }
         false
+    }
+}
+
+impl Supervisor<'_> {
+    fn stack_requests(&self) -> u64 {
+        self.status
+            .as_ref()
+            .and_then(|(b, g)| b.server.stack_requests(*g))
+            .map_or(0, |w| w.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The status page asked for the Python stacks of the group's running requests: each
+    /// process is told (SIGURG, which nothing else uses) and logs them itself.
+    fn relay_stack_requests(&mut self) {
+        let now = self.stack_requests();
+        if now == self.stacks_seen {
+            return;
+        }
+        self.stacks_seen = now;
+        for pid in self.slots.iter().filter_map(|s| s.pid) {
+            let _ = kill(pid, Signal::SIGURG);
+        }
     }
 }
 

@@ -20,13 +20,14 @@ impl Supervisor<'_> {
     /// Explains, logs and publishes one death; schedules the slot's next process.
     fn dead(&mut self, pid: i32, status: i32, usage: &libc::rusage) {
         let stopping = self.stopping.is_some();
-        let Some(slot) = self
+        let Some(index) = self
             .slots
-            .iter_mut()
-            .find(|s| s.pid == Some(Pid::from_raw(pid)))
+            .iter()
+            .position(|s| s.pid == Some(Pid::from_raw(pid)))
         else {
             return;
         };
+        let slot = &mut self.slots[index];
         slot.pid = None;
         if let Some(o) = slot.output.take() {
             self.orphans.push(o);
@@ -46,6 +47,9 @@ impl Supervisor<'_> {
         self.oom_seen = ooms;
         let cause = death::explain(ending, &self.limits, &evidence);
         self.deaths.publish(pid, cause);
+        if let Some((b, g)) = &self.status {
+            b.server.set_death(*g, index, cause);
+        }
         if cause != Cause::Stopped {
             log(
                 Level::Error,

@@ -3,21 +3,38 @@
 
 use super::output::Output;
 use crate::sys::{Forked, fork};
-use crate::worker::{LISTENER_FD, SPEC_FD, WorkerSpec};
+use crate::worker::{BOARD_FD, LISTENER_FD, SLOT_VAR, SPEC_FD, WorkerSpec};
 use nix::unistd::Pid;
 use rwsgi_core::spec::GroupSpec;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-/// Moves `listener` to LISTENER_FD and closes every descriptor above stderr but that one.
-pub fn keep_only(listener: RawFd) -> std::io::Result<()> {
-    if listener != LISTENER_FD {
-        // SAFETY: dup2 onto a fixed number in a freshly forked, single-threaded child.
-        if unsafe { libc::dup2(listener, LISTENER_FD) } < 0 {
-            return Err(std::io::Error::last_os_error());
+/// Moves `listener` to LISTENER_FD and the group's status board (if any) to BOARD_FD, and
+/// closes every other descriptor above stderr.
+pub fn keep_only(listener: RawFd, board: Option<RawFd>) -> std::io::Result<()> {
+    let fail = || Err(std::io::Error::last_os_error());
+    // Out of the way first: the board may sit on LISTENER_FD.
+    // SAFETY (this block and the ones below): descriptor calls in a freshly forked,
+    // single-threaded child, on its own table.
+    let board = match board {
+        Some(fd) => match unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64) } {
+            n if n < 0 => return fail(),
+            n => Some(n),
+        },
+        None => None,
+    };
+    if listener != LISTENER_FD && unsafe { libc::dup2(listener, LISTENER_FD) } < 0 {
+        return fail();
+    }
+    // SAFETY: as above.
+    unsafe { libc::close(LISTENER_FD + 1) };
+    if let Some(fd) = board {
+        // SAFETY: as above.
+        if unsafe { libc::dup2(fd, BOARD_FD) } < 0 {
+            return fail();
         }
     }
-    close_from(LISTENER_FD + 1)
+    close_from(BOARD_FD + i32::from(board.is_some()))
 }
 
 /// Closes every descriptor from `first` up (close_range(2)).
@@ -70,6 +87,7 @@ pub fn process(
     program: &CString,
     listener: BorrowedFd<'_>,
     settings: BorrowedFd<'_>,
+    board_slot: Option<usize>,
 ) -> std::io::Result<(Pid, Output)> {
     let (out_r, out_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     nix::fcntl::fcntl(
@@ -78,6 +96,7 @@ pub fn process(
     )?;
     let argv0 = CString::new(spec.title().replace('\0', " ")).unwrap_or_else(|_| c"rwsgi".into());
     let argv = [argv0.as_ptr(), std::ptr::null()];
+    let env = Environment::with_slot(board_slot);
     match fork()? {
         Forked::Parent(pid) => Ok((
             pid,
@@ -102,15 +121,24 @@ pub fn process(
                     || libc::dup2(out_w.as_raw_fd(), 2) < 0
                     || libc::dup2(listener.as_raw_fd(), LISTENER_FD) < 0
                     || libc::dup2(settings.as_raw_fd(), SPEC_FD) < 0
+                    || (board_slot.is_some() && libc::fcntl(BOARD_FD, libc::F_SETFD, 0) < 0)
                 {
                     libc::_exit(71);
                 }
-                libc::syscall(libc::SYS_close_range, (SPEC_FD + 1) as u32, u32::MAX, 0u32);
+                let keep = if board_slot.is_some() {
+                    BOARD_FD
+                } else {
+                    SPEC_FD
+                };
+                libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+                if board_slot.is_none() {
+                    libc::close(BOARD_FD);
+                }
                 // The supervisor blocks these for its signalfd; a mask survives exec.
                 let mut all: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut all);
                 libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-                libc::execve(program.as_ptr(), argv.as_ptr(), inherited_environment());
+                libc::execve(program.as_ptr(), argv.as_ptr(), env.pointers.as_ptr());
                 let msg = b"rwsgi: cannot execute the daemon program\n";
                 libc::write(2, msg.as_ptr().cast(), msg.len());
                 libc::_exit(71);
@@ -123,9 +151,31 @@ unsafe extern "C" {
     static environ: *const *const libc::c_char;
 }
 
-/// This process's environment (Apache's, which daemon processes inherit as in mod_wsgi).
-fn inherited_environment() -> *const *const libc::c_char {
-    // SAFETY: reads the C library's environment pointer; nothing in the supervisor changes
-    // the environment.
-    unsafe { environ }
+/// A daemon process's environment: Apache's (which daemon processes inherit, as in
+/// mod_wsgi), plus the number of its status board slot, built before the fork.
+struct Environment {
+    _slot: Option<CString>,
+    pointers: Vec<*const libc::c_char>,
+}
+
+impl Environment {
+    fn with_slot(slot: Option<usize>) -> Environment {
+        let slot = slot.and_then(|i| CString::new(format!("{SLOT_VAR}={i}")).ok());
+        let mut pointers = Vec::new();
+        // SAFETY: reads the C library's NULL-terminated environment array; nothing in the
+        // supervisor changes the environment.
+        unsafe {
+            let mut p = environ;
+            while !p.is_null() && !(*p).is_null() {
+                pointers.push(*p);
+                p = p.add(1);
+            }
+        }
+        pointers.extend(slot.as_ref().map(|s| s.as_ptr()));
+        pointers.push(std::ptr::null());
+        Environment {
+            _slot: slot,
+            pointers,
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! | 1,2| a pipe to the supervisor, which writes the lines to Apache's error log |
 //! | 3  | the group's listening socket                                          |
 //! | 4  | the group's settings ([`WorkerSpec`], JSON), read once and closed     |
+//! | 5  | the group's status board (sealed memfd), slot number in `RWSGI_STATUS_SLOT` |
 //!
 //! It runs as root only until it has read its settings and switched to the group's user
 //! (`process`), then starts Python and serves (`pool`, `session`), watched by `watchdog`.
@@ -17,6 +18,7 @@ mod poller;
 mod pool;
 mod process;
 mod session;
+mod status;
 pub mod transport;
 mod watchdog;
 
@@ -31,6 +33,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 pub const LISTENER_FD: RawFd = 3;
 pub const SPEC_FD: RawFd = 4;
+pub const BOARD_FD: RawFd = 5;
+/// The environment variable naming the process's slot in the status board.
+pub const SLOT_VAR: &str = "RWSGI_STATUS_SLOT";
 
 /// What the supervisor hands a daemon process on [`SPEC_FD`].
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -66,6 +71,7 @@ fn read_spec() -> Result<WorkerSpec, String> {
 
 /// The daemon program's `main`.
 pub fn program_main() -> ! {
+    let slot = status::take_slot();
     super::sys::tune_malloc();
     rwsgi_core::guard::set_reporter(|m| log(Level::Crit, m));
     let spec = match read_spec() {
@@ -81,6 +87,7 @@ pub fn program_main() -> ! {
     // SAFETY: the supervisor put the group's listening socket on LISTENER_FD before exec;
     // nothing else in this process owns it.
     let listener = unsafe { OwnedFd::from_raw_fd(LISTENER_FD) };
+    status::open(&spec.group, slot);
     let code = rwsgi_core::guard::catch(|| start(&spec, listener)).unwrap_or_else(|e| {
         log(Level::Crit, &format!("rwsgi: daemon process failed: {e}"));
         Exit::Internal as i32

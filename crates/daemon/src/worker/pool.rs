@@ -137,6 +137,8 @@ fn stop_signals() -> SigSet {
         Signal::SIGUSR1,
         Signal::SIGUSR2,
         Signal::SIGXCPU,
+        // From the supervisor: the status page asks for the running requests' stacks.
+        Signal::SIGURG,
     ] {
         mask.add(s);
     }

@@ -3,6 +3,7 @@
 //! WSGI layer over a [`RemoteTransport`].
 
 use super::pool::{Active, Shared};
+use super::status;
 use super::transport::{self as remote, RemoteTransport, Rings, SharedRings};
 use nix::sys::signal::Signal;
 use rwsgi_core::Level;
@@ -136,7 +137,20 @@ fn request(
     if script_changed(spec, shared, &conn, &app) {
         return None;
     }
-    let outcome = run(spec, shared, thread, &conn, id, app, header_only);
+    let queued_us = app
+        .environ
+        .get("mod_wsgi.queue_start")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok())
+        .map(|q| now.saturating_sub(q) as u64);
+    let outcome = run(
+        spec,
+        shared,
+        (thread, queued_us),
+        &conn,
+        id,
+        app,
+        header_only,
+    );
     if let Some(abort) = outcome {
         conn.ch.send(&abort).ok()?;
     }
@@ -251,7 +265,7 @@ fn script_changed(
 fn run(
     spec: &GroupSpec,
     shared: &Shared,
-    thread: usize,
+    (thread, queued_us): (usize, Option<u64>),
     conn: &Conn,
     id: u32,
     app: rwsgi_core::AppRequest,
@@ -264,11 +278,12 @@ fn run(
         Some(spec.socket_timeout()),
         header_only,
     );
+    let line = request_line(&app);
     let active = Active {
         started: Instant::now(),
         ch: conn.ch.clone(),
         id,
-        uri: request_line(&app),
+        uri: line.clone(),
         group: app.application_group.clone(),
         thread_ident: wsgi::interpreters::thread_ident(),
         interrupted: None,
@@ -278,8 +293,20 @@ fn run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(thread, active);
+    let started = rwsgi_core::status::now_us();
+    status::begin(
+        thread,
+        started,
+        &line,
+        app.environ.get("REMOTE_ADDR").unwrap_or_default(),
+    );
     let log = transport.logger();
     let outcome = wsgi::run(app, Box::new(transport), log);
+    status::end(
+        thread,
+        rwsgi_core::status::now_us().saturating_sub(started),
+        queued_us,
+    );
     let interrupted = shared
         .active
         .lock()

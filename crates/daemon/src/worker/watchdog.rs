@@ -56,7 +56,7 @@ pub struct Stop {
 
 /// What a signal to the process means: a stop, or (SIGHUP, SIGUSR2) the application's
 /// subscribe_signals callbacks, on a thread of their own, the process running on (mod_wsgi 6).
-fn on_signal(signo: i32, shared: &Shared) -> Option<Stop> {
+fn on_signal(signo: i32, spec: &GroupSpec, shared: &Shared) -> Option<Stop> {
     let stop = |why: String| Stop {
         why,
         evicted: false,
@@ -73,6 +73,10 @@ fn on_signal(signo: i32, shared: &Shared) -> Option<Stop> {
             evicted: true,
             ..stop("SIGUSR1: evicted".into())
         },
+        Ok(Signal::SIGURG) => {
+            log_running_stacks(spec, shared);
+            return None;
+        }
         Ok(s @ (Signal::SIGHUP | Signal::SIGUSR2)) => {
             let _ = rwsgi_core::guard::spawn("rwsgi-signal".into(), None, move || {
                 wsgi::interpreters::process_signal(s.as_str(), s as i32)
@@ -102,7 +106,7 @@ pub fn watch(
     loop {
         let _ = channel::wait_readable(sfd.as_fd(), Some(Duration::from_millis(250)));
         if let Ok(Some(info)) = sfd.read_signal() {
-            if let Some(stop) = on_signal(info.ssi_signo as i32, shared) {
+            if let Some(stop) = on_signal(info.ssi_signo as i32, spec, shared) {
                 return stop;
             }
         }
@@ -228,6 +232,36 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
         ));
     }
     super::super::sys::exit_now(Exit::RequestTimeout as i32);
+}
+
+/// Asked from the status page: the Python stack of every running request, into the log.
+fn log_running_stacks(spec: &GroupSpec, shared: &Shared) {
+    let running: Vec<(String, u64, String, Duration)> = shared
+        .active
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|a| {
+            (
+                a.group.clone(),
+                a.thread_ident,
+                a.uri.clone(),
+                a.started.elapsed(),
+            )
+        })
+        .collect();
+    log(
+        Level::Notice,
+        &format!(
+            "rwsgi: {}: the status page asked for the stacks of the {} running request(s).",
+            DaemonName(spec.name()),
+            running.len()
+        ),
+    );
+    for (group, ident, uri, ran) in running {
+        let uri = format!("{uri} (running for {:.1}s)", ran.as_secs_f64());
+        log_stack(spec, &group, ident, &uri);
+    }
 }
 
 /// How long the watchdog waits for the GIL to take an overdue request's stack.

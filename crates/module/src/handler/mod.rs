@@ -31,6 +31,9 @@ pub struct Plan {
 /// Serves one request whose handler is `wsgi-script` or a handler script's name (else
 /// declines).
 pub fn handle(req: Request<'_>) -> Handled {
+    if req.handler().as_deref() == Some(crate::status::page::HANDLER) {
+        return crate::status::page::serve(req);
+    }
     let dir: &DirConfig = req.dir_config();
     let Some(target) = Target::of(&req, dir) else {
         return Handled::Declined;
@@ -102,10 +105,22 @@ pub fn handle(req: Request<'_>) -> Handled {
         https,
         request_rec,
     };
-    match daemon {
-        Some(group) => crate::forward::forward(req, &app, &group),
-        None => crate::embedded::run(req, app),
-    }
+    run(req, app, daemon)
+}
+
+/// Runs the request here or in its daemon group, counted on the status board.
+fn run(
+    mut req: Request<'_>,
+    app: AppRequest,
+    daemon: Option<std::sync::Arc<rwsgi_core::spec::GroupSpec>>,
+) -> Handled {
+    let recording = crate::status::begin(&req, daemon.as_ref().map(|g| g.name()));
+    let handled = match daemon {
+        Some(group) => crate::forward::forward(req.reborrow(), &app, &group),
+        None => crate::embedded::run(req.reborrow(), app),
+    };
+    recording.end(&req, handled);
+    handled
 }
 
 /// The daemon group the request goes to (`None`: this process), or why it cannot run.

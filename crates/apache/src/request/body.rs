@@ -1,0 +1,69 @@
+//! The request body: the reading policy, reads, the client timeout while reading.
+
+use super::Request;
+use crate::bindings as b;
+
+impl Request<'_> {
+    /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
+    pub fn setup_body(&self, allow_chunked: bool) -> Result<(), i32> {
+        let policy = if allow_chunked {
+            b::REQUEST_CHUNKED_DECHUNK
+        } else {
+            b::REQUEST_CHUNKED_ERROR
+        };
+        // SAFETY: standard call on the live request before reading the body.
+        let rc = unsafe { b::ap_setup_client_block(self.raw(), policy) };
+        if rc == b::OK { Ok(()) } else { Err(rc) }
+    }
+
+    /// Sets the timeout of the client connection's socket (what the core output filter waits
+    /// for a slow client) and returns the previous one, to be restored.
+    pub fn set_client_timeout(&self, t: std::time::Duration) -> Option<std::time::Duration> {
+        // SAFETY: the connection and its socket live as long as the request.
+        unsafe {
+            let s = b::ap_get_conn_socket((*self.raw()).connection);
+            if s.is_null() {
+                return None;
+            }
+            let mut prev: b::apr_interval_time_t = 0;
+            b::apr_socket_timeout_get(s, &mut prev);
+            b::apr_socket_timeout_set(s, t.as_micros().min(i64::MAX as u128) as i64);
+            u64::try_from(prev)
+                .ok()
+                .map(std::time::Duration::from_micros)
+        }
+    }
+
+    /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
+    pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
+        let n =
+            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
+        if n < 0 {
+            Err(std::io::Error::other(
+                "request body read error (client disconnected, timed out or sent a malformed body)",
+            ))
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// `read_body` into memory that need not be initialised; returns how many bytes at the
+    /// front of `buf` were written.
+    pub fn read_body_uninit(
+        &self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<usize> {
+        // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf (and reads
+        // none of it); the caller treats only the first n bytes as initialised.
+        let n =
+            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
+        if n < 0 {
+            Err(std::io::Error::other(
+                "request body read error (client disconnected, timed out or sent a malformed body)",
+            ))
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
