@@ -194,3 +194,40 @@ def test_a_real_pyo3_extension_in_two_sub_interpreters(server, tree):
     assert code == 1, out
     assert "pyd.wsgi is run in a sub-interpreter; it imports there once" in out, out
     assert "PyO3 modules do not yet support subinterpreters" in out, out
+
+
+def test_a_debian_layout_site_read_through_apache_confdir():
+    """Debian's layout (apache2.conf, mods-enabled via a2enmod, a site enabled with a2ensite)
+    in a copy named by APACHE_CONFDIR, as apache2ctl and the a2en* tools take it: doctor reads
+    that copy (its envvars, its Include chain), names the site file and line, and is quiet
+    once the site is fixed."""
+    from layouts import DebianLayout
+
+    deb = DebianLayout(rwsgi_module(), name="doctor-debian")
+    try:
+        deb.enable_module()
+        deb.add_site("shop", (
+            f"<VirtualHost 127.0.0.1:{deb.port}>\n"
+            "    ServerName shop.test\n"
+            "    WSGIDaemonProcess shop threads=2\n"
+            f"    WSGIScriptAlias / {deb.apps}/shop.wsgi process-group=shop\n"
+            "</VirtualHost>\n"))
+
+        def run():
+            p = subprocess.run([rwsgi_command(), "doctor"], env=deb.tool_env(),
+                               capture_output=True, text=True, timeout=120)
+            return p.returncode, p.stdout + p.stderr
+
+        code, out = run()
+        site = deb.conf / "sites-enabled" / "shop.conf"
+        assert code == 1, out
+        assert re.search(r"%s:4: WSGIScriptAlias target .*/shop\.wsgi does not exist"
+                         % re.escape(str(site)), out), out
+        assert "/etc/apache2/" not in out, out
+        shutil.copy(os.path.join(os.path.dirname(__file__), "apps", "hello.wsgi"),
+                    deb.apps / "shop.wsgi")
+        os.chmod(deb.apps / "shop.wsgi", 0o644)
+        code, out = run()
+        assert code == 0, out
+    finally:
+        deb.stop()

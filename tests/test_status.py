@@ -130,14 +130,15 @@ def test_a_killed_daemon_process_shows_as_a_restart_with_its_cause(srv):
     assert "SIGKILL" in html
 
 
-def test_stacks_of_running_requests_are_logged_on_demand(srv):
-    uri = "/daemon/stuck?t=sleep&s=3"
+@pytest.mark.parametrize("mode", ["embedded", "daemon"])
+def test_stacks_of_running_requests_are_logged_on_demand(srv, mode):
+    uri = MOUNT[mode] + "/stuck?t=sleep&s=3"
     t = threading.Thread(target=srv.get, args=(uri,))
     t.start()
     try:
-        assert wait_for(lambda: group(status(srv), "watched")["in_flight"], timeout=5)
+        assert wait_for(lambda: group(status(srv), GROUP[mode])["in_flight"], timeout=5)
         mark = srv.log_mark()
-        r = srv.post("/rwsgi-status?stacks=watched")
+        r = srv.post("/rwsgi-status?stacks=" + GROUP[mode])
         assert r.status == 202
         srv.wait_for_log(re.compile(r"Python stack of request GET %s \(running for [\d.]+s\)"
                                     % re.escape(uri)), since=mark)

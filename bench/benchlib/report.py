@@ -121,7 +121,9 @@ def skips_and_failures(res):
     out.append("")
     out.append("Ratios: **median/median**, in brackets the range of the per-rep paired ratios "
                "(same rep, back-to-back servers). rwsgi rows are divided by mod_wsgi 4.9.4 in the "
-               "same mode from this run. req/s: >1 = rwsgi faster; latency, CPU/request, memory, "
+               "same mode from this run (the opt-in *-nostatus rows, rwsgi built without the "
+               "status counters, by rwsgi with them: the columns headed ÷ mod_wsgi then mean "
+               "÷ rwsgi). req/s: >1 = rwsgi faster; latency, CPU/request, memory, "
                "startup: <1 = rwsgi cheaper.")
     out.append("")
     return out
@@ -134,7 +136,7 @@ def summary(res):
           and any((v, w) in data for w in ws)]
     if not (rw and res.load):
         return []
-    out = ["## Summary: rwsgi ÷ mod_wsgi (same mode)", ""]
+    out = ["## Summary: rwsgi ÷ mod_wsgi (same mode; *-nostatus: ÷ rwsgi with counters)", ""]
     out.append("| variant | metric | " + " | ".join(ws) + " |")
     out.append("|---|---|" + "---|" * len(ws))
     for v in rw:

@@ -138,4 +138,6 @@ pub fn child_init(pchild: &Pool) {
     crate::status::child_init();
     embedded::child_init();
     pchild.on_cleanup(embedded::child_exit);
+    // Registered last, runs first: no stack is taken while Python finishes.
+    pchild.on_cleanup(crate::status::child_exit);
 }

@@ -28,6 +28,19 @@ pub fn stack_of(group: &str, ident: u64, wait: std::time::Duration) -> Result<Ve
     }
 }
 
+/// The Python stack of thread `ident` in whichever of this process's interpreters it runs
+/// (embedded mode: the page that asks does not know the request's application group).
+pub fn stack_of_thread(ident: u64, wait: std::time::Duration) -> Result<Vec<String>, String> {
+    let mut why = "Python is not running in this process".to_string();
+    for group in interp::names() {
+        match stack_of(&group, ident, wait) {
+            Ok(lines) => return Ok(lines),
+            Err(e) => why = e,
+        }
+    }
+    Err(why)
+}
+
 fn stack_now(group: &str, ident: u64) -> Result<Vec<String>, String> {
     let i = get(group)?;
     let attached = interp::Attached::enter(&i);

@@ -36,7 +36,13 @@ pub struct ActiveConfig {
     pub configtest_error: Option<String>,
 }
 
-const ENVVARS: &str = "/etc/apache2/envvars";
+/// Debian's configuration directory: `$APACHE_CONFDIR` (as apache2ctl and the a2en* tools
+/// take it, for a second instance such as /etc/apache2-shop), else /etc/apache2.
+fn confdir() -> PathBuf {
+    std::env::var_os("APACHE_CONFDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/etc/apache2"), PathBuf::from)
+}
 
 impl ActiveConfig {
     /// The value of the last `name` directive that applies in `vhost`: the virtual host's own,
@@ -64,7 +70,7 @@ pub fn read(main: Option<&Path>) -> Result<ActiveConfig, String> {
         Err(e) => {
             let root = main
                 .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("/etc/apache2/apache2.conf"));
+                .unwrap_or_else(|| confdir().join("apache2.conf"));
             if !root.is_file() {
                 return Err(format!("cannot read {}: {e}", root.display()));
             }
@@ -85,7 +91,7 @@ pub fn read(main: Option<&Path>) -> Result<ActiveConfig, String> {
 /// The variables Debian's envvars sets (APACHE_RUN_USER, APACHE_RUN_DIR...), over ours.
 fn apache_env() -> HashMap<String, String> {
     let mut env: HashMap<String, String> = std::env::vars().collect();
-    if let Ok(vars) = crate::shell::sourced_env(Path::new(ENVVARS)) {
+    if let Ok(vars) = crate::shell::sourced_env(&confdir().join("envvars")) {
         env.extend(vars);
     }
     env

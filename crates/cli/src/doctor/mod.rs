@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct DoctorArgs {
     /// The main configuration file (as `apache2 -f`); default: what apache2ctl runs
-    /// (/etc/apache2/apache2.conf on Debian).
+    /// (`$APACHE_CONFDIR/apache2.conf`, /etc/apache2/apache2.conf on Debian).
     #[arg(short = 'f', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Do not import the applications that run in sub-interpreters to try their extension

@@ -91,6 +91,11 @@ impl Board {
         self.w()[1].load(Ordering::Relaxed)
     }
 
+    /// Bumped to ask every Apache child to log the stacks of its running embedded requests.
+    pub fn embedded_stack_requests(&self) -> &AtomicU64 {
+        &self.w()[2]
+    }
+
     fn process_words(&self, p: usize) -> Option<&[AtomicU64]> {
         let at = self.shape.processes() + p * PROCESS_WORDS;
         (p < self.shape.apache_processes).then(|| &self.w()[at..at + PROCESS_WORDS])
@@ -279,9 +284,9 @@ mod tests {
         assert_eq!(b.claim_thread(0, 5), Some(0));
         assert_eq!(b.claim_thread(0, 6), Some(1));
         let s = b.apache_slot(0, 0).unwrap();
-        s.begin(0, 1, b"GET /", b"x");
+        s.begin(0, 1, b"GET /", b"x", 0);
         s.end(0, &super::super::Finished::default());
-        s.begin(0, 1, b"GET /stuck", b"x");
+        s.begin(0, 1, b"GET /stuck", b"x", 0);
         // Process 10 dies: its slot is taken again, what it ran is gone, its counts stay.
         assert_eq!(b.claim_process(12, |pid| pid != 10), Some(0));
         assert!(s.running().is_none());

@@ -135,7 +135,7 @@ mod tests {
         let fd = g.fd().unwrap().try_clone_to_owned().unwrap();
         let writer = GroupBoard::open(fd, 2, 3).unwrap();
         writer.start_process(1, 99);
-        writer.slot(1, 2).unwrap().begin(0, 5, b"GET /x", b"c");
+        writer.slot(1, 2).unwrap().begin(0, 5, b"GET /x", b"c", 0);
         assert_eq!(g.process(1), Some((99, 0)));
         assert_eq!(g.slot(1, 2).unwrap().running().unwrap().line, "GET /x");
         let wrong = g.fd().unwrap().try_clone_to_owned().unwrap();

@@ -16,6 +16,7 @@ const LINE: usize = 4;
 const LINE_WORDS: usize = 24;
 const CLIENT: usize = LINE + LINE_WORDS;
 const CLIENT_WORDS: usize = 6;
+const IDENT: usize = CLIENT + CLIENT_WORDS;
 // Counter block offsets.
 pub(super) const REQUESTS: usize = 0;
 pub(super) const CLASSES: usize = 1;
@@ -59,6 +60,8 @@ pub struct Running {
     pub started_us: u64,
     pub line: String,
     pub client: String,
+    /// The running thread's id (Python's `threading.get_ident()`; 0: not given).
+    pub ident: u64,
 }
 
 fn pack(dst: &[AtomicU64], text: &[u8]) {
@@ -110,10 +113,12 @@ impl<'b> ThreadSlot<'b> {
         self.w[SEQ].store((seq | 1).wrapping_add(1), Ordering::Release);
     }
 
-    /// A request for `target` starts: `line` ("GET /uri") and `client` are cut to fit.
-    pub fn begin(&self, target: usize, started_us: u64, line: &[u8], client: &[u8]) {
+    /// A request for `target` starts on thread `ident`: `line` ("GET /uri") and `client` are
+    /// cut to fit.
+    pub fn begin(&self, target: usize, started_us: u64, line: &[u8], client: &[u8], ident: u64) {
         self.write_head(|w| {
             w[STATE].store(target as u64 + 1, Ordering::Relaxed);
+            w[IDENT].store(ident, Ordering::Relaxed);
             w[STARTED].store(started_us, Ordering::Relaxed);
             pack(&w[LINE..LINE + LINE_WORDS], line);
             pack(&w[CLIENT..CLIENT + CLIENT_WORDS], client);
@@ -158,6 +163,7 @@ impl<'b> ThreadSlot<'b> {
                 started_us: self.w[STARTED].load(Ordering::Relaxed),
                 line: unpack(&self.w[LINE..LINE + LINE_WORDS]),
                 client: unpack(&self.w[CLIENT..CLIENT + CLIENT_WORDS]),
+                ident: self.w[IDENT].load(Ordering::Relaxed),
             };
             fence(Ordering::Acquire);
             if self.w[SEQ].load(Ordering::Relaxed) == before {
@@ -199,9 +205,9 @@ mod tests {
         let w = words_of(words(2));
         let s = ThreadSlot::new(&w, 2).unwrap();
         assert_eq!(s.running(), None);
-        s.begin(1, 42, b"GET /slow?x=1", b"127.0.0.1");
+        s.begin(1, 42, b"GET /slow?x=1", b"127.0.0.1", 9);
         let r = s.running().unwrap();
-        assert_eq!((r.target, r.started_us), (1, 42));
+        assert_eq!((r.target, r.started_us, r.ident), (1, 42, 9));
         assert_eq!(
             (r.line.as_str(), r.client.as_str()),
             ("GET /slow?x=1", "127.0.0.1")
@@ -237,7 +243,7 @@ mod tests {
         let w = words_of(words(1));
         let s = ThreadSlot::new(&w, 1).unwrap();
         let long = vec![b'a'; 1000];
-        s.begin(0, 1, &long, &long);
+        s.begin(0, 1, &long, &long, 0);
         let r = s.running().unwrap();
         assert_eq!(
             (r.line.len(), r.client.len()),

@@ -279,7 +279,7 @@ mod tests {
         let t = b.claim_thread(p, 1).unwrap();
         let s = b.apache_slot(p, t).unwrap();
         for (target, status) in [(0, 200), (0, 500), (1, 200)] {
-            s.begin(target, now_us(), b"GET /", b"127.0.0.1");
+            s.begin(target, now_us(), b"GET /", b"127.0.0.1", 0);
             s.end(
                 target,
                 &Finished {
@@ -289,7 +289,7 @@ mod tests {
                 },
             );
         }
-        s.begin(1, now_us(), b"GET /slow", b"127.0.0.1");
+        s.begin(1, now_us(), b"GET /slow", b"127.0.0.1", 0);
         b.set_process(0, 0, me);
         let writer =
             GroupBoard::open(gb.fd().unwrap().try_clone_to_owned().unwrap(), 1, 2).unwrap();
@@ -297,7 +297,7 @@ mod tests {
         writer
             .slot(0, 1)
             .unwrap()
-            .begin(0, now_us(), b"GET /slow", b"127.0.0.1");
+            .begin(0, now_us(), b"GET /slow", b"127.0.0.1", 0);
         let probe = Probe {
             alive: |_| true,
             rss: |_| Some(1),

@@ -46,7 +46,7 @@ fn slot(thread: usize) -> Option<ThreadSlot<'static>> {
 /// Request thread `thread` starts a request.
 pub fn begin(thread: usize, started_us: u64, line: &str, client: &[u8]) {
     if let Some(s) = slot(thread) {
-        s.begin(0, started_us, line.as_bytes(), client);
+        s.begin(0, started_us, line.as_bytes(), client, 0);
     }
 }
 

@@ -7,6 +7,7 @@
 //! that build is what `bench/` compares against to show what the counters cost.
 
 pub mod page;
+mod stacks;
 
 use rwsgi_apache::hooks::Handled;
 use rwsgi_apache::{Pool, Request, log, process};
@@ -68,7 +69,13 @@ pub fn child_init() {
     let me = std::process::id() as i32;
     if let Some(p) = boards.server.claim_process(me, is_alive) {
         let _ = CHILD.set((boards, p));
+        stacks::start_watcher();
     }
+}
+
+/// A child ends (before Python's atexit callbacks run).
+pub fn child_exit() {
+    stacks::stop_watcher();
 }
 
 /// This child's boards (for the page).
@@ -157,7 +164,14 @@ pub fn begin(req: &Request<'_>, daemon_group: Option<&str>) -> Recording {
             &mut line,
             &[req.method().as_bytes(), b" ", req.unparsed_uri().as_bytes()],
         );
-        s.begin(target, started_us, &line[..n], req.client_ip().as_bytes());
+        let ident = rwsgi_python::interpreters::thread_ident();
+        s.begin(
+            target,
+            started_us,
+            &line[..n],
+            req.client_ip().as_bytes(),
+            ident,
+        );
     }
     Recording {
         slot,

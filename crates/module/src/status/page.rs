@@ -68,24 +68,31 @@ fn ask_for_stacks(req: &Request<'_>, boards: &rwsgi_core::status::Boards, query:
         return Handled::Status(Status::BAD_REQUEST);
     };
     let name = percent_decode(name);
-    let target = boards.target_of(&name);
-    let Some(asked) = target
-        .checked_sub(1)
-        .and_then(|g| boards.server.stack_requests(g))
-    else {
+    let (asked, whom) = match boards.target_of(&name) {
+        0 if name == "embedded" => (
+            Some(boards.server.embedded_stack_requests()),
+            "the Apache children".to_string(),
+        ),
+        0 => (None, String::new()),
+        t => (
+            boards.server.stack_requests(t - 1),
+            format!("daemon process group '{name}'"),
+        ),
+    };
+    let Some(asked) = asked else {
         return Handled::Status(Status::NOT_FOUND);
     };
     asked.fetch_add(1, Ordering::Relaxed);
     log::server(
         Level::Notice,
         &format!(
-            "rwsgi: {} asked daemon process group '{name}' for the Python stacks of its running requests.",
+            "rwsgi: {} asked {whom} for the Python stacks of their running requests.",
             req.client_ip()
         ),
     );
     let body = format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>rwsgi status</title></head><body>\
-         <p>The processes of “{}” are logging the Python stacks of their running requests into Apache's error log.</p>\
+         <p>The processes of “{}” are logging the Python stacks of their running requests into Apache's error log (within a second).</p>\
          <p><a href=\"?\">Back to the status page</a></p></body></html>\n",
         name.replace('&', "&amp;").replace('<', "&lt;")
     );

@@ -369,6 +369,14 @@ impl Drop for Attached {
 }
 
 /// Python's identifier of the calling OS thread (`threading.get_ident()`); needs no GIL.
+/// The application groups that have an interpreter in this process ("" is the main one).
+pub fn names() -> Vec<String> {
+    RUNTIME.get().map_or_else(Vec::new, |rt| {
+        let table = rt.interps.lock().unwrap_or_else(|e| e.into_inner());
+        table.keys().cloned().collect()
+    })
+}
+
 pub fn thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident only reads the calling thread's id.
     unsafe { ffi::PyThread_get_thread_ident() as u64 }

@@ -206,7 +206,7 @@ pub fn html(v: &StatusView, refresh: bool) -> String {
         summary(&mut o, g);
         processes(&mut o, g, v.now_us);
         in_flight(&mut o, g, v.now_us);
-        if g.kind == TargetKind::Daemon {
+        {
             let _ = write!(
                 o,
                 "<form method=\"post\" action=\"?stacks={}\"><button>Log the Python stacks of its running requests</button></form>",

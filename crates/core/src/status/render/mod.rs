@@ -22,14 +22,18 @@ pub enum Form {
 impl Form {
     /// `?json`, `?prometheus` (or `?metrics`), else HTML (`?refresh=0` stops the refresh).
     pub fn of(query: &str) -> Form {
-        let words: Vec<&str> = query.split('&').collect();
-        if words.contains(&"json") {
+        let pairs: Vec<(&str, &str)> = query
+            .split('&')
+            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+            .collect();
+        let has = |k: &str| pairs.iter().any(|(key, _)| *key == k);
+        if has("json") {
             Form::Json
-        } else if words.contains(&"prometheus") || words.contains(&"metrics") {
+        } else if has("prometheus") || has("metrics") {
             Form::Prometheus
         } else {
             Form::Html {
-                refresh: !words.contains(&"refresh=0"),
+                refresh: !pairs.contains(&("refresh", "0")),
             }
         }
     }
@@ -77,6 +81,8 @@ mod tests {
     fn forms_and_quantiles() {
         assert_eq!(Form::of("json"), Form::Json);
         assert_eq!(Form::of("x=1&prometheus"), Form::Prometheus);
+        // Prometheus's `params: {prometheus: [""]}` asks for ?prometheus=
+        assert_eq!(Form::of("prometheus="), Form::Prometheus);
         assert_eq!(Form::of(""), Form::Html { refresh: true });
         assert_eq!(Form::of("refresh=0"), Form::Html { refresh: false });
         let mut h = [0; BUCKETS];
