@@ -69,18 +69,24 @@ def test_counters_add_up_under_load(srv, mode):
     before = group(status(srv), GROUP[mode])
     paths = [MOUNT[mode] + "/ok"] * 150 + [MOUNT[mode] + "/missing?code=404"] * 30 + \
             [MOUNT[mode] + "/broken?code=503"] * 20
+    posts = [MOUNT[mode] + "/upload?t=read"] * 10
+
+    def send(p):
+        return srv.post(p, b"x" * 1000).status if "upload" in p else srv.get(p).status
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda p: srv.get(p).status, paths))
-    assert codes.count(200) == 150 and codes.count(404) == 30 and codes.count(503) == 20
+        codes = list(pool.map(send, paths + posts))
+    paths += posts
+    assert codes.count(200) == 160 and codes.count(404) == 30 and codes.count(503) == 20
     after = wait_for(lambda: (lambda g: g if not g["in_flight"] else None)(group(status(srv), GROUP[mode])))
     assert after, "requests still in flight after the load ended"
     a, b = after["apache"], before["apache"]
     assert a["requests"] - b["requests"] == len(paths)
-    assert a["status"]["2xx"] - b["status"]["2xx"] == 150
+    assert a["status"]["2xx"] - b["status"]["2xx"] == 160
     assert a["status"]["4xx"] - b["status"]["4xx"] == 30
     assert a["status"]["5xx"] - b["status"]["5xx"] == 20
     assert sum(a["time_histogram"]) - sum(b["time_histogram"]) == len(paths)
-    assert a["bytes_out"] - b["bytes_out"] == 150 * len(b"status 200\n") + 30 * 11 + 20 * 11
+    assert a["bytes_out"] - b["bytes_out"] == 160 * len(b"status 200\n") + 30 * 11 + 20 * 11
+    assert a["bytes_in"] - b["bytes_in"] == 10 * 1000
     served = sum(p["requests"] for p in after["processes"])
     assert served >= len(paths)  # since each process started
     if mode == "daemon":

@@ -36,6 +36,8 @@ def application(environ, start_response):
         body = json.dumps(_scribble()).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
+    if t == "read":
+        environ["wsgi.input"].read()
     code = int(q.get("code", "200"))
     body = b"status %d\n" % code
     start_response("%d Whatever" % code, [("Content-Type", "text/plain"),
