@@ -4,12 +4,12 @@
 use super::{Failure, transport_failure};
 use crate::exchange::Exchange;
 use crate::ffi::interp::Py;
-use crate::ffi::object::{Obj, Pending, PyResult, Raised, cstring, import};
+use crate::ffi::object::{Obj, Pending, PyResult, Raised};
 use crate::transport::TransportError;
 
 /// The wsgi.file_wrapper fast path: a real regular file goes out with sendfile. Returns
 /// false to fall back to iteration.
-pub(super) fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
+pub(super) fn try_sendfile(_py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<bool, Failure> {
     if ex.progress().head_sent {
         return Ok(false);
     }
@@ -25,15 +25,9 @@ pub(super) fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<b
                 return Ok(None);
             }
         };
-        let os = import(py, c"os")?;
-        let st = os.call_method(c"fstat", &[&Obj::int(py, fd as i64)?])?;
-        let mode = st.getattr(c"st_mode")?;
-        let is_reg = import(py, c"stat")?.call_method(c"S_ISREG", &[&mode])?;
-        // SAFETY-free truthiness: S_ISREG returns a bool.
-        if is_reg.as_ptr() != Obj::bool(py, true).as_ptr() {
+        let Some(size) = regular_file_size(fd) else {
             return Ok(None);
-        }
-        let size = st.getattr(c"st_size")?.to_i64()?.max(0) as u64;
+        };
         let offset = match filelike.getattr_opt(c"tell")? {
             Some(tell) => tell.call(&[])?.to_i64()?.max(0) as u64,
             None => 0,
@@ -59,12 +53,24 @@ pub(super) fn try_sendfile(py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<b
     let Some(len) = len else {
         return Err(transport_failure(TransportError::NotStarted));
     };
+    // Sent by offset (sendfile, or the descriptor passed to Apache): the file's own position
+    // stays where the application left it, as with mod_wsgi. A Python `seek` to the end here
+    // cost one more GIL hand-over per response.
+    drop(filelike);
     ex.send_file(fd, offset, len, true)
         .map_err(transport_failure)?;
-    // Leave the file where a reader that consumed the data would have left it.
-    let seek = cstring("seek");
-    let _ =
-        Obj::int(py, (offset + len) as i64).and_then(|pos| filelike.call_method(&seek, &[&pos]));
-    drop(Pending::fetch());
     Ok(true)
+}
+
+/// The size of `fd` if it is a regular file. fstat with the GIL held, as mod_wsgi does: it
+/// does not block, and `os.fstat` would hand the GIL to another thread and wait to get it back.
+fn regular_file_size(fd: i32) -> Option<u64> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` is the file object's own descriptor (its fileno()), open for as long as
+    // the file wrapper holds the object, which outlives this call; fstat only reads it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let st = nix::sys::stat::fstat(fd).ok()?;
+    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size.max(0) as u64)
 }
