@@ -144,13 +144,18 @@ def test_stacks_of_running_requests_are_logged_on_demand(srv, mode):
     try:
         assert wait_for(lambda: group(status(srv), GROUP[mode])["in_flight"], timeout=5)
         mark = srv.log_mark()
-        r = srv.post("/rwsgi-status?stacks=" + GROUP[mode])
+        ask = "/rwsgi-status?" + ("embedded-stacks" if mode == "embedded" else "stacks=watched")
+        # a form posted from another site is refused (the button is for the page itself)
+        assert srv.post(ask, headers=[("Sec-Fetch-Site", "cross-site")]).status == 403
+        assert srv.post(ask, headers=[("Origin", "http://evil.example")]).status == 403
+        r = srv.post(ask, headers=[("Sec-Fetch-Site", "same-origin")])
         assert r.status == 202
         srv.wait_for_log(re.compile(r"Python stack of request GET %s \(running for [\d.]+s\)"
                                     % re.escape(uri)), since=mark)
         srv.wait_for_log(re.compile(r'status_app\.wsgi", line \d+, in application'), since=mark)
         assert srv.post("/rwsgi-status?stacks=nosuchgroup").status == 404
-        assert srv.request("PUT", "/rwsgi-status").status == 405
+        r = srv.request("PUT", "/rwsgi-status")
+        assert r.status == 405 and dict(r.headers).get("Allow") == "GET, HEAD, POST"
     finally:
         t.join()
 
@@ -177,6 +182,10 @@ def test_prometheus_output_reads_with_prometheus_own_parser(srv):
     pids = {s.labels["pid"] for s in families["rwsgi_process_resident_memory_bytes"].samples
             if s.labels["group"] == "watched"}
     assert pids == {str(p["pid"]) for p in group(doc, "watched")["processes"]}
+    modes = {s.labels["group"]: s.labels["mode"] for s in families["rwsgi_requests"].samples}
+    assert modes["embedded"] == "embedded" and modes["watched"] == "daemon"
+    start = families["rwsgi_start_time_seconds"].samples[0].value
+    assert abs(start - doc["started"]) < 1
 
 
 def test_nothing_is_served_unless_configured_and_require_applies(srv):

@@ -9,8 +9,9 @@ const MAGIC: u64 = 0x7277_7367_6973_7431; // "rwsgist1"
 const HEADER: usize = 16;
 /// Per target: when the rate was last taken, the count then, the rate (f64 bits).
 const RATE_WORDS: usize = 3;
-/// Per Apache process: pid, start, requests counted before it took the slot, unrecorded.
-const PROCESS_WORDS: usize = 4;
+/// Per Apache process: its identity (see [`identity_of`]), start, requests counted before it
+/// took the slot, unrecorded requests, the highest thread slot it claimed + 1.
+const PROCESS_WORDS: usize = 5;
 /// Per daemon group in the server board: log-stacks requests, then per process what its
 /// supervisor knows.
 const GROUP_HEADER: usize = 8;
@@ -101,23 +102,24 @@ impl Board {
         (p < self.shape.apache_processes).then(|| &self.w()[at..at + PROCESS_WORDS])
     }
 
-    /// An Apache child takes a process slot: a free one, or one whose process is gone. The
-    /// counters of the slot's threads stay (totals never go down); what the previous owner
-    /// ran is cleared.
-    pub fn claim_process(&self, pid: i32, alive: impl Fn(i32) -> bool) -> Option<usize> {
+    /// An Apache child (`identity`, see [`identity_of`]) takes a process slot: a free one, or
+    /// one whose process is gone (`alive` says, from the identity: a pid alone may have been
+    /// reused). The counters of the slot's threads stay (totals never go down); what the
+    /// previous owner ran is cleared.
+    pub fn claim_process(&self, identity: u64, alive: impl Fn(u64) -> bool) -> Option<usize> {
         for p in 0..self.shape.apache_processes {
             let w = self.process_words(p)?;
             let old = w[0].load(Ordering::Acquire);
-            if old != 0 && alive(old as i32) {
+            if old != 0 && alive(old) {
                 continue;
             }
             if w[0]
-                .compare_exchange(old, pid as u64, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(old, identity, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 w[1].store(super::now_us(), Ordering::Relaxed);
                 let mut before = super::Counters::default();
-                for t in 0..self.shape.apache_threads {
+                for t in 0..self.claimed_threads(p) {
                     if let Some(s) = self.apache_slot(p, t) {
                         s.owner().store(0, Ordering::Relaxed);
                         s.clear();
@@ -125,17 +127,26 @@ impl Board {
                     }
                 }
                 w[2].store(before.requests, Ordering::Relaxed);
+                w[3].store(0, Ordering::Relaxed);
                 return Some(p);
             }
         }
         None
     }
 
-    /// The pid, start and requests-before-it of Apache process slot `p` (pid 0: free).
-    pub fn apache_process(&self, p: usize) -> Option<(i32, u64, u64)> {
+    /// The identity, start and requests-before-it of Apache process slot `p` (0: free).
+    pub fn apache_process(&self, p: usize) -> Option<(u64, u64, u64)> {
         let w = self.process_words(p)?;
         let get = |i: usize| w[i].load(Ordering::Relaxed);
-        Some((get(0) as i32, get(1), get(2)))
+        Some((get(0), get(1), get(2)))
+    }
+
+    /// How many thread slots of process slot `p` were ever claimed (readers go no further:
+    /// reading a page of shared memory gives it backing, so the unused rest stays unread).
+    pub fn claimed_threads(&self, p: usize) -> usize {
+        self.process_words(p).map_or(0, |w| {
+            (w[4].load(Ordering::Relaxed) as usize).min(self.shape.apache_threads)
+        })
     }
 
     /// A request this process ran without a thread slot (more threads than the board has
@@ -157,13 +168,17 @@ impl Board {
 
     /// A thread of process slot `p` takes a free thread slot (owner 0) as `tid`.
     pub fn claim_thread(&self, p: usize, tid: u64) -> Option<usize> {
-        (0..self.shape.apache_threads).find(|&t| {
+        let t = (0..self.shape.apache_threads).find(|&t| {
             self.apache_slot(p, t).is_some_and(|s| {
                 s.owner()
                     .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             })
-        })
+        })?;
+        if let Some(w) = self.process_words(p) {
+            w[4].fetch_max(t as u64 + 1, Ordering::AcqRel);
+        }
+        Some(t)
     }
 
     fn group_words(&self, g: usize) -> Option<&[AtomicU64]> {
@@ -281,14 +296,16 @@ mod tests {
         let b = Board::create(shape()).unwrap();
         assert_eq!(b.claim_process(10, |_| true), Some(0));
         assert_eq!(b.claim_process(11, |_| true), Some(1));
+        assert_eq!(b.claimed_threads(0), 0);
         assert_eq!(b.claim_thread(0, 5), Some(0));
         assert_eq!(b.claim_thread(0, 6), Some(1));
+        assert_eq!(b.claimed_threads(0), 2);
         let s = b.apache_slot(0, 0).unwrap();
         s.begin(0, 1, b"GET /", b"x", 0);
         s.end(0, &super::super::Finished::default());
         s.begin(0, 1, b"GET /stuck", b"x", 0);
         // Process 10 dies: its slot is taken again, what it ran is gone, its counts stay.
-        assert_eq!(b.claim_process(12, |pid| pid != 10), Some(0));
+        assert_eq!(b.claim_process(12, |id| id != 10), Some(0));
         assert!(s.running().is_none());
         assert_eq!(b.apache_process(0).unwrap().2, 1);
         assert_eq!(b.claim_thread(0, 7), Some(0));

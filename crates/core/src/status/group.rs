@@ -2,15 +2,20 @@
 
 use super::board::{Board, Shape};
 use super::region::Region;
-use super::slot::{self, ThreadSlot};
+use super::slot::{self, SlotReader, ThreadSlot};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A daemon group's board: one process header and `threads` slots per process.
+/// A daemon group's board: one process header and `threads` slots per process. This is the
+/// Apache side's handle, over a read-only mapping: it can only read ([`SlotReader`]). The
+/// group's processes write through a [`GroupBoardWriter`].
 pub struct GroupBoard {
     region: Region,
     processes: usize,
     threads: usize,
 }
+
+/// A daemon process's handle on its group's board (a writable mapping).
+pub struct GroupBoardWriter(GroupBoard);
 
 /// Per daemon process in its group board: pid, start, requests before it took the slot.
 const DAEMON_WORDS: usize = 8;
@@ -35,13 +40,13 @@ impl GroupBoard {
         fd: std::os::fd::OwnedFd,
         processes: usize,
         threads: usize,
-    ) -> std::io::Result<GroupBoard> {
+    ) -> std::io::Result<GroupBoardWriter> {
         let n = Self::words_for(processes, threads).max(1);
-        Ok(GroupBoard {
+        Ok(GroupBoardWriter(GroupBoard {
             region: Region::open_memfd(fd, n)?,
             processes,
             threads,
-        })
+        }))
     }
 
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
@@ -57,7 +62,7 @@ impl GroupBoard {
         (p < self.processes).then(|| &self.region.words()[at..at + DAEMON_WORDS])
     }
 
-    pub fn slot(&self, p: usize, t: usize) -> Option<ThreadSlot<'_>> {
+    fn thread_slot(&self, p: usize, t: usize) -> Option<ThreadSlot<'_>> {
         if p >= self.processes || t >= self.threads {
             return None;
         }
@@ -66,22 +71,8 @@ impl GroupBoard {
         ThreadSlot::new(&self.region.words()[at..at + n], 1)
     }
 
-    /// A daemon process starts in slot `p`: its threads' slots show idle, its own count
-    /// starts from the slot's total so far.
-    pub fn start_process(&self, p: usize, pid: i32) {
-        let Some(w) = self.process_words(p) else {
-            return;
-        };
-        let mut before = super::Counters::default();
-        for t in 0..self.threads {
-            if let Some(s) = self.slot(p, t) {
-                s.clear();
-                s.add_counters(0, &mut before);
-            }
-        }
-        w[2].store(before.requests, Ordering::Relaxed);
-        w[1].store(super::now_us(), Ordering::Relaxed);
-        w[0].store(pid as u32 as u64, Ordering::Release);
+    pub fn slot(&self, p: usize, t: usize) -> Option<SlotReader<'_>> {
+        self.thread_slot(p, t).map(SlotReader::new)
     }
 
     /// What daemon process slot `p` says of itself: pid, requests before it.
@@ -91,6 +82,30 @@ impl GroupBoard {
             w[0].load(Ordering::Relaxed) as u32 as i32,
             w[2].load(Ordering::Relaxed),
         ))
+    }
+}
+
+impl GroupBoardWriter {
+    pub fn slot(&self, p: usize, t: usize) -> Option<ThreadSlot<'_>> {
+        self.0.thread_slot(p, t)
+    }
+
+    /// A daemon process starts in slot `p`: its threads' slots show idle, its own count
+    /// starts from the slot's total so far.
+    pub fn start_process(&self, p: usize, pid: i32) {
+        let Some(w) = self.0.process_words(p) else {
+            return;
+        };
+        let mut before = super::Counters::default();
+        for t in 0..self.0.threads {
+            if let Some(s) = self.slot(p, t) {
+                s.clear();
+                s.add_counters(0, &mut before);
+            }
+        }
+        w[2].store(before.requests, Ordering::Relaxed);
+        w[1].store(super::now_us(), Ordering::Relaxed);
+        w[0].store(pid as u32 as u64, Ordering::Release);
     }
 }
 
@@ -106,7 +121,11 @@ impl Boards {
         let groups = shape
             .groups
             .iter()
-            .map(|(name, p, t)| GroupBoard::create(&format!("rwsgi-status:{name}"), *p, *t))
+            .map(|(name, p, t)| {
+                // The kernel takes 249 bytes of memfd name; the name is for people only.
+                let name: String = format!("rwsgi-status:{name}").chars().take(200).collect();
+                GroupBoard::create(&name, *p, *t)
+            })
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(Boards {
             server: Board::create(shape)?,

@@ -25,12 +25,12 @@ mod slot;
 mod view;
 
 pub use board::{Board, Shape, Supervised};
-pub use group::{Boards, GroupBoard};
-pub use region::Region;
-pub use slot::{Finished, ThreadSlot};
+pub use group::{Boards, GroupBoard, GroupBoardWriter};
+pub use region::{Region, wait_change, wake_all};
+pub use slot::{Finished, SlotReader, ThreadSlot};
 pub use view::{
-    Counters, GroupView, InFlight, Probe, ProcessView, StatusView, TargetKind, is_alive,
-    read_status, rss_of,
+    Counters, GroupView, InFlight, Probe, ProcessView, StatusView, TargetKind, identity_of,
+    is_alive, pid_of, read_status, rss_of,
 };
 
 /// Buckets of the latency histograms: bucket i < 14 counts durations up to 5 ms · 2^i (the

@@ -72,6 +72,8 @@ impl Region {
         if usize::try_from(size).ok() != Some(len) {
             return Err(bad("wrong size"));
         }
+        // Not for the programs the application may execute.
+        nix::fcntl::fcntl(&fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))?;
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         let raw = fd.as_raw_fd();
         Region::map(len, prot, libc::MAP_SHARED, raw, Some(fd))
@@ -96,10 +98,13 @@ impl Region {
         })
     }
 
-    /// The words. Other processes change them at any time; every access is atomic.
+    /// The words. Other processes change them at any time; every access is atomic. Over a
+    /// read-only mapping ([`Region::memfd`]) only loads are allowed: its owner hands out
+    /// reading handles only (`GroupBoard`, `SlotReader`).
     pub fn words(&self) -> &[AtomicU64] {
         // SAFETY: the mapping is page-aligned, `words` long and lives as long as `self`;
-        // AtomicU64 has the layout of u64 and any bit pattern is valid.
+        // AtomicU64 has the layout of u64 and any bit pattern is valid. Atomic loads of a
+        // lock-free 64-bit word are plain loads, valid on read-only memory.
         unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.words) }
     }
 
@@ -115,4 +120,40 @@ impl Drop for Region {
         // `self` (words() borrows self).
         unsafe { libc::munmap(self.base.as_ptr().cast(), (self.words * WORD).max(WORD)) };
     }
+}
+
+/// The 32 bits of `w` a futex looks at (the low half, where the count changes).
+fn futex_word(w: &AtomicU64) -> *const u32 {
+    let base = w as *const AtomicU64 as *const u32;
+    if cfg!(target_endian = "big") {
+        base.wrapping_add(1)
+    } else {
+        base
+    }
+}
+
+/// Sleeps until `w` (a word of a shared mapping) changes from `seen`, a [`wake_all`] on it,
+/// or `timeout`: what another process's request reaches this one with, without polling.
+pub fn wait_change(w: &AtomicU64, seen: u64, timeout: std::time::Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT (shared: other processes map the same page) only reads the aligned
+    // 32-bit half of a live atomic word and sleeps; `ts` lives across the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            futex_word(w),
+            libc::FUTEX_WAIT,
+            seen as u32,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// Wakes every process sleeping in [`wait_change`] on `w`.
+pub fn wake_all(w: &AtomicU64) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key; nothing is read or written.
+    unsafe { libc::syscall(libc::SYS_futex, futex_word(w), libc::FUTEX_WAKE, i32::MAX) };
 }

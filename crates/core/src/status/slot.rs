@@ -173,22 +173,42 @@ impl<'b> ThreadSlot<'b> {
         None
     }
 
-    /// This slot's counters for `target`, added into `into`.
+    /// This slot's counters for `target`, added into `into` (saturating: a daemon's board is
+    /// written by untrusted code, which may put any value there).
     pub fn add_counters(&self, target: usize, into: &mut super::Counters) {
         let Some(b) = self.block(target) else { return };
         let get = |i: usize| b[i].load(Ordering::Relaxed);
-        into.requests = into.requests.wrapping_add(get(REQUESTS));
+        into.requests = into.requests.saturating_add(get(REQUESTS));
         for (c, slot) in into.classes.iter_mut().enumerate() {
-            *slot = slot.wrapping_add(get(CLASSES + c));
+            *slot = slot.saturating_add(get(CLASSES + c));
         }
-        into.bytes_in = into.bytes_in.wrapping_add(get(BYTES_IN));
-        into.bytes_out = into.bytes_out.wrapping_add(get(BYTES_OUT));
-        into.time_sum_us = into.time_sum_us.wrapping_add(get(TIME_SUM));
-        into.queue_sum_us = into.queue_sum_us.wrapping_add(get(QUEUE_SUM));
+        into.bytes_in = into.bytes_in.saturating_add(get(BYTES_IN));
+        into.bytes_out = into.bytes_out.saturating_add(get(BYTES_OUT));
+        into.time_sum_us = into.time_sum_us.saturating_add(get(TIME_SUM));
+        into.queue_sum_us = into.queue_sum_us.saturating_add(get(QUEUE_SUM));
         for i in 0..BUCKETS {
-            into.time_hist[i] = into.time_hist[i].wrapping_add(get(TIME_HIST + i));
-            into.queue_hist[i] = into.queue_hist[i].wrapping_add(get(QUEUE_HIST + i));
+            into.time_hist[i] = into.time_hist[i].saturating_add(get(TIME_HIST + i));
+            into.queue_hist[i] = into.queue_hist[i].saturating_add(get(QUEUE_HIST + i));
         }
+    }
+}
+
+/// A slot in memory this process may only read (a group board in an Apache process, mapped
+/// read-only: a store there would be a segfault): the reading half of [`ThreadSlot`].
+#[derive(Clone, Copy)]
+pub struct SlotReader<'b>(ThreadSlot<'b>);
+
+impl<'b> SlotReader<'b> {
+    pub(super) fn new(slot: ThreadSlot<'b>) -> SlotReader<'b> {
+        SlotReader(slot)
+    }
+
+    pub fn running(&self) -> Option<Running> {
+        self.0.running()
+    }
+
+    pub fn add_counters(&self, target: usize, into: &mut super::Counters) {
+        self.0.add_counters(target, into)
     }
 }
 

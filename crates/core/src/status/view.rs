@@ -81,7 +81,8 @@ pub struct StatusView {
 
 /// What the reader needs from the system: is a process alive, how much memory it holds.
 pub struct Probe {
-    pub alive: fn(i32) -> bool,
+    /// Is the Apache process of this identity ([`identity_of`]) running?
+    pub alive: fn(u64) -> bool,
     pub rss: fn(i32) -> Option<u64>,
 }
 
@@ -159,16 +160,20 @@ fn read_apache(board: &Board, probe: &Probe, targets: &mut [GroupView]) -> (u64,
     let mut unrecorded = 0;
     let mut apache_in_flight = vec![0usize; shape.targets()];
     for p in 0..shape.apache_processes {
-        let Some((pid, started, before)) = board.apache_process(p) else {
+        let Some((identity, started, before)) = board.apache_process(p) else {
             continue;
         };
-        let live = pid > 0 && (probe.alive)(pid);
+        if identity == 0 {
+            continue;
+        }
+        let pid = pid_of(identity);
+        let live = (probe.alive)(identity);
         unrecorded += board
             .unrecorded(p)
             .map_or(0, |u| u.load(std::sync::atomic::Ordering::Relaxed));
         let mut mine = Counters::default();
         let (mut busy, mut threads) = (0, 0);
-        for t in 0..shape.apache_threads {
+        for t in 0..board.claimed_threads(p) {
             let Some(s) = board.apache_slot(p, t) else {
                 continue;
             };
@@ -254,10 +259,25 @@ pub fn rss_of(pid: i32) -> Option<u64> {
     Some(pages * page)
 }
 
-/// The process exists (signal 0; EPERM means it exists as another user).
-pub fn is_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+/// A process as the boards know it: its pid and (low 32 bits of) its start time in clock
+/// ticks since boot, in one word, so a slot is claimed with one compare-and-swap and a reused
+/// pid is not taken for the process that had it.
+pub fn identity_of(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime); the command (field 2) may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    Some(((pid as u32 as u64) << 32) | (start & 0xffff_ffff))
+}
+
+/// The pid of an identity.
+pub fn pid_of(identity: u64) -> i32 {
+    (identity >> 32) as u32 as i32
+}
+
+/// The process of `identity` is still running.
+pub fn is_alive(identity: u64) -> bool {
+    identity != 0 && identity_of(pid_of(identity)) == Some(identity)
 }
 
 #[cfg(test)]
@@ -275,7 +295,7 @@ mod tests {
         .unwrap();
         let gb = GroupBoard::create("g", 1, 2).unwrap();
         let me = std::process::id() as i32;
-        let p = b.claim_process(me, |_| true).unwrap();
+        let p = b.claim_process(identity_of(me).unwrap(), is_alive).unwrap();
         let t = b.claim_thread(p, 1).unwrap();
         let s = b.apache_slot(p, t).unwrap();
         for (target, status) in [(0, 200), (0, 500), (1, 200)] {

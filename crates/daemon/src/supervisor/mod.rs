@@ -53,6 +53,9 @@ pub fn spawn(launch: &Launch) -> std::io::Result<Pid> {
             reset_signal_handlers();
             // Nothing of the Apache parent but the error log (stderr) and this group's socket:
             // not Apache's listeners, not the other groups' sockets, not its log files.
+            // The Boards this process inherited name descriptors keep_only closes: they are
+            // never dropped here (the supervisor ends with exit_now), so nothing closes a
+            // number twice.
             let board = launch
                 .status
                 .as_ref()

@@ -17,7 +17,8 @@ pub fn keep_only(listener: RawFd, board: Option<RawFd>) -> std::io::Result<()> {
     // SAFETY (this block and the ones below): descriptor calls in a freshly forked,
     // single-threaded child, on its own table.
     let board = match board {
-        Some(fd) => match unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64) } {
+        // Above every number placed below (a process may be limited to few descriptors).
+        Some(fd) => match unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, BOARD_FD + 1) } {
             n if n < 0 => return fail(),
             n => Some(n),
         },
@@ -167,7 +168,11 @@ impl Environment {
         unsafe {
             let mut p = environ;
             while !p.is_null() && !(*p).is_null() {
-                pointers.push(*p);
+                // Ours alone says which slot: an inherited one must not shadow it.
+                let inherited = std::ffi::CStr::from_ptr(*p).to_bytes();
+                if !inherited.starts_with(format!("{SLOT_VAR}=").as_bytes()) {
+                    pointers.push(*p);
+                }
                 p = p.add(1);
             }
         }

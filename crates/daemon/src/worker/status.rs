@@ -3,11 +3,11 @@
 
 use super::{BOARD_FD, SLOT_VAR};
 use rwsgi_core::spec::GroupSpec;
-use rwsgi_core::status::{Finished, GroupBoard, ThreadSlot};
+use rwsgi_core::status::{Finished, GroupBoard, GroupBoardWriter, ThreadSlot};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
-static MINE: OnceLock<(GroupBoard, usize)> = OnceLock::new();
+static MINE: OnceLock<(GroupBoardWriter, usize)> = OnceLock::new();
 
 /// The slot number the supervisor gave this process, taken out of the environment (the
 /// application has no use for it). Called first thing, while the process has one thread.

@@ -197,7 +197,7 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
                 limit.as_secs_f64()
             ),
         );
-        log_stack(spec, &group, ident, &uri);
+        log_stack(spec.name(), &group, ident, &uri);
         // Taking the GIL may wait for the stuck thread's next switch interval; the mark is
         // set first so the request's thread sees it however soon the exception lands.
         if let Some(a) = shared
@@ -224,7 +224,7 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
                 shared.uris_in_flight()
             ),
         );
-        log_stack(spec, group, *ident, uri);
+        log_stack(spec.name(), group, *ident, uri);
         let _ = ch.send(&msg::abort(
             *id,
             504,
@@ -234,8 +234,18 @@ fn enforce_request_timeout(spec: &GroupSpec, shared: &Shared, limit: Duration) {
     super::super::sys::exit_now(Exit::RequestTimeout as i32);
 }
 
-/// Asked from the status page: the Python stack of every running request, into the log.
+/// A round of on-demand stacks is being logged (one at a time).
+static STACKS_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// At most this long for one round, however many requests are stuck.
+const STACKS_ROUND: Duration = Duration::from_secs(10);
+
+/// Asked from the status page: the Python stack of every running request, into the log. On
+/// a thread of its own (the GIL may be held by a stuck request: the watchdog must keep
+/// watching), one round at a time, bounded.
 fn log_running_stacks(spec: &GroupSpec, shared: &Shared) {
+    if STACKS_RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let running: Vec<(String, u64, String, Duration)> = shared
         .active
         .lock()
@@ -250,17 +260,28 @@ fn log_running_stacks(spec: &GroupSpec, shared: &Shared) {
             )
         })
         .collect();
-    log(
-        Level::Notice,
-        &format!(
-            "rwsgi: {}: the status page asked for the stacks of the {} running request(s).",
-            DaemonName(spec.name()),
-            running.len()
-        ),
-    );
-    for (group, ident, uri, ran) in running {
-        let uri = format!("{uri} (running for {:.1}s)", ran.as_secs_f64());
-        log_stack(spec, &group, ident, &uri);
+    let name = spec.name().to_string();
+    let spawned = rwsgi_core::guard::spawn("rwsgi-stacks".into(), None, move || {
+        log(
+            Level::Notice,
+            &format!(
+                "rwsgi: {}: the status page asked for the stacks of the {} running request(s).",
+                DaemonName(&name),
+                running.len()
+            ),
+        );
+        let deadline = Instant::now() + STACKS_ROUND;
+        for (group, ident, uri, ran) in running {
+            if Instant::now() >= deadline {
+                break;
+            }
+            let uri = format!("{uri} (running for {:.1}s)", ran.as_secs_f64());
+            log_stack(&name, &group, ident, &uri);
+        }
+        STACKS_RUNNING.store(false, Ordering::Release);
+    });
+    if spawned.is_err() {
+        STACKS_RUNNING.store(false, Ordering::Release);
     }
 }
 
@@ -269,8 +290,8 @@ const STACK_WAIT: Duration = Duration::from_secs(2);
 
 /// The Python stack of an overdue request's thread, into the log with the request's URI, so
 /// that "it timed out" comes with where it was.
-fn log_stack(spec: &GroupSpec, group: &str, ident: u64, uri: &str) {
-    let name = DaemonName(spec.name());
+fn log_stack(group_name: &str, group: &str, ident: u64, uri: &str) {
+    let name = DaemonName(group_name);
     match wsgi::stacks::stack_of(group, ident, STACK_WAIT) {
         Ok(lines) => {
             log(

@@ -13,7 +13,7 @@ use rwsgi_apache::hooks::Handled;
 use rwsgi_apache::{Pool, Request, log, process};
 use rwsgi_core::Level;
 use rwsgi_core::spec::GroupSpec;
-use rwsgi_core::status::{Boards, Finished, Shape, ThreadSlot, is_alive, now_us};
+use rwsgi_core::status::{Boards, Finished, Shape, ThreadSlot, identity_of, is_alive, now_us};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// The parent's boards of the current generation.
@@ -66,7 +66,9 @@ pub fn child_init() {
     let Some(boards) = CURRENT.read().unwrap_or_else(|e| e.into_inner()).clone() else {
         return;
     };
-    let me = std::process::id() as i32;
+    let Some(me) = identity_of(std::process::id() as i32) else {
+        return;
+    };
     if let Some(p) = boards.server.claim_process(me, is_alive) {
         let _ = CHILD.set((boards, p));
         stacks::start_watcher();
@@ -197,7 +199,8 @@ impl Recording {
         let Some(s) = self.slot else { return };
         let status = match handled {
             Handled::Status(st) => st.code(),
-            _ => req.status(),
+            Handled::Done => req.status(),
+            Handled::Declined => 0,
         };
         s.end(
             self.target,

@@ -28,7 +28,11 @@ pub fn serve(req: Request<'_>) -> Handled {
     match method.as_str() {
         "GET" | "HEAD" => {}
         "POST" => return ask_for_stacks(&req, boards, &query),
-        _ => return Handled::Status(Status::METHOD_NOT_ALLOWED),
+        _ => {
+            req.add_header("Allow", b"GET, HEAD, POST");
+            let body = b"rwsgi-status answers GET, HEAD and POST\n";
+            return send(&req, 405, "text/plain; charset=utf-8", body);
+        }
     }
     let groups: Vec<Option<&GroupBoard>> = boards.groups.iter().map(Some).collect();
     let probe = Probe {
@@ -62,27 +66,35 @@ fn send(req: &Request<'_>, code: u16, content_type: &str, body: &[u8]) -> Handle
     Handled::Done
 }
 
-/// `POST ?stacks=NAME`: tells group NAME's supervisor, which signals its processes.
+/// `POST ?stacks=NAME` (a daemon group: its supervisor signals its processes) or
+/// `POST ?embedded-stacks` (every Apache child's watcher).
 fn ask_for_stacks(req: &Request<'_>, boards: &rwsgi_core::status::Boards, query: &str) -> Handled {
-    let Some(name) = query.split('&').find_map(|kv| kv.strip_prefix("stacks=")) else {
-        return Handled::Status(Status::BAD_REQUEST);
-    };
-    let name = percent_decode(name);
-    let (asked, whom) = match boards.target_of(&name) {
-        0 if name == "embedded" => (
-            Some(boards.server.embedded_stack_requests()),
+    if let Some(refused) = cross_site(req) {
+        return refused;
+    }
+    let (asked, whom, name) = if query.split('&').any(|kv| kv == "embedded-stacks") {
+        let asked = boards.server.embedded_stack_requests();
+        (
+            Some(asked),
             "the Apache children".to_string(),
-        ),
-        0 => (None, String::new()),
-        t => (
-            boards.server.stack_requests(t - 1),
-            format!("daemon process group '{name}'"),
-        ),
+            "embedded".to_string(),
+        )
+    } else {
+        let Some(name) = query.split('&').find_map(|kv| kv.strip_prefix("stacks=")) else {
+            return Handled::Status(Status::BAD_REQUEST);
+        };
+        let name = percent_decode(name);
+        let asked = match boards.target_of(&name) {
+            0 => None,
+            t => boards.server.stack_requests(t - 1),
+        };
+        (asked, format!("daemon process group '{name}'"), name)
     };
     let Some(asked) = asked else {
         return Handled::Status(Status::NOT_FOUND);
     };
     asked.fetch_add(1, Ordering::Relaxed);
+    rwsgi_core::status::wake_all(asked);
     log::server(
         Level::Notice,
         &format!(
@@ -97,6 +109,29 @@ fn ask_for_stacks(req: &Request<'_>, boards: &rwsgi_core::status::Boards, query:
         name.replace('&', "&amp;").replace('<', "&lt;")
     );
     send(req, 202, "text/html; charset=utf-8", body.as_bytes())
+}
+
+/// A form posted from another site (a browser on an allowed network can be made to): refused.
+/// Browsers say where a request comes from in Sec-Fetch-Site, or at least in Origin.
+fn cross_site(req: &Request<'_>) -> Option<Handled> {
+    let fetch_site = req.header_in("Sec-Fetch-Site");
+    let foreign = match fetch_site.as_deref() {
+        Some(site) => !matches!(site, "same-origin" | "none"),
+        None => match (req.header_in("Origin"), req.header_in("Host")) {
+            (Some(origin), Some(host)) => {
+                origin.split_once("://").map(|(_, h)| h) != Some(host.as_str())
+            }
+            (Some(_), None) => true,
+            _ => false,
+        },
+    };
+    foreign.then(|| {
+        req.log(
+            Level::Error,
+            "rwsgi: rwsgi-status: refused a stacks request posted from another site",
+        );
+        Handled::Status(Status::FORBIDDEN)
+    })
 }
 
 fn percent_decode(s: &str) -> String {

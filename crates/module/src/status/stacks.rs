@@ -1,16 +1,18 @@
 //! Embedded mode's "log the stacks" from the status page: the child that serves the page
-//! cannot reach the others' Python, so each child has a small watcher thread that notices the
-//! request (a counter on the server board) and logs the stacks of its own running requests.
+//! cannot reach the others' Python, so each child has a small watcher thread, asleep on a
+//! futex over a counter of the server board, that the page wakes; it logs the stacks of its
+//! own running requests.
 
 use rwsgi_apache::log;
 use rwsgi_core::Level;
-use rwsgi_core::status::now_us;
+use rwsgi_core::status::{now_us, wait_change};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
-/// How long the watcher waits for the GIL to take one stack.
+/// How long the watcher waits for the GIL to take one stack, and for a whole round.
 const STACK_WAIT: Duration = Duration::from_secs(2);
+const ROUND: Duration = Duration::from_secs(10);
 
 /// Starts this child's watcher (child_init).
 pub fn start_watcher() {
@@ -21,7 +23,7 @@ pub fn start_watcher() {
     let mut seen = asked.load(Ordering::Relaxed);
     let _ = rwsgi_core::guard::spawn("rwsgi-status".into(), Some(256 << 10), move || {
         while !STOPPING.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(250));
+            wait_change(asked, seen, Duration::from_secs(5));
             let now = asked.load(Ordering::Relaxed);
             if now != seen && !STOPPING.load(Ordering::Relaxed) {
                 seen = now;
@@ -42,7 +44,7 @@ fn log_running() {
         return;
     };
     let pid = std::process::id();
-    let running: Vec<_> = (0..boards.server.shape().apache_threads)
+    let running: Vec<_> = (0..boards.server.claimed_threads(*p))
         .filter_map(|t| boards.server.apache_slot(*p, t)?.running())
         .filter(|r| r.target == 0 && r.ident != 0)
         .collect();
@@ -56,7 +58,11 @@ fn log_running() {
             running.len()
         ),
     );
+    let deadline = std::time::Instant::now() + ROUND;
     for r in running {
+        if STOPPING.load(Ordering::Relaxed) || std::time::Instant::now() >= deadline {
+            return;
+        }
         let ran = now_us().saturating_sub(r.started_us) as f64 / 1e6;
         let what = format!("{} (running for {ran:.1}s)", r.line);
         match rwsgi_python::stacks::stack_of_thread(r.ident, STACK_WAIT) {

@@ -368,7 +368,6 @@ impl Drop for Attached {
     }
 }
 
-/// Python's identifier of the calling OS thread (`threading.get_ident()`); needs no GIL.
 /// The application groups that have an interpreter in this process ("" is the main one).
 pub fn names() -> Vec<String> {
     RUNTIME.get().map_or_else(Vec::new, |rt| {
@@ -377,6 +376,7 @@ pub fn names() -> Vec<String> {
     })
 }
 
+/// Python's identifier of the calling OS thread (`threading.get_ident()`); needs no GIL.
 pub fn thread_ident() -> u64 {
     // SAFETY: PyThread_get_thread_ident only reads the calling thread's id.
     unsafe { ffi::PyThread_get_thread_ident() as u64 }

@@ -206,13 +206,14 @@ pub fn html(v: &StatusView, refresh: bool) -> String {
         summary(&mut o, g);
         processes(&mut o, g, v.now_us);
         in_flight(&mut o, g, v.now_us);
-        {
-            let _ = write!(
-                o,
-                "<form method=\"post\" action=\"?stacks={}\"><button>Log the Python stacks of its running requests</button></form>",
-                url_encode(&g.name)
-            );
-        }
+        let action = match g.kind {
+            TargetKind::Embedded => "embedded-stacks".to_string(),
+            TargetKind::Daemon => format!("stacks={}", url_encode(&g.name)),
+        };
+        let _ = write!(
+            o,
+            "<form method=\"post\" action=\"?{action}\"><button>Log the Python stacks of its running requests</button></form>"
+        );
         o.push_str("</section>");
     }
     if v.unrecorded > 0 {

@@ -50,14 +50,14 @@ impl Form {
 /// The smallest bucket bound under which a fraction `q` of the histogram lies, in seconds
 /// (`None`: empty; infinity: in the last, open bucket).
 pub fn quantile(hist: &[u64; BUCKETS], q: f64) -> Option<f64> {
-    let total: u64 = hist.iter().sum();
+    let total = hist.iter().fold(0u64, |a, &n| a.saturating_add(n));
     if total == 0 {
         return None;
     }
     let want = (total as f64 * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
+    let mut seen: u64 = 0;
     for (i, n) in hist.iter().enumerate() {
-        seen += n;
+        seen = seen.saturating_add(*n);
         if seen >= want {
             return Some(bucket_bound(i).unwrap_or(f64::INFINITY));
         }
@@ -70,7 +70,7 @@ fn mean_ms(sum_us: u64, n: u64) -> Option<f64> {
 }
 
 fn queued(c: &Counters) -> u64 {
-    c.queue_hist.iter().sum()
+    c.queue_hist.iter().fold(0u64, |a, &n| a.saturating_add(n))
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ impl Out {
         let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
     }
     fn histogram(&mut self, name: &str, g: &str, hist: &[u64; BUCKETS], sum_us: u64) {
-        let mut seen = 0;
+        let mut seen: u64 = 0;
         for (i, n) in hist.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(*n);
             let le = bucket_bound(i).map_or("+Inf".into(), |b| format!("{b}"));
             self.sample(&format!("{name}_bucket"), &format!("{g},le=\"{le}\""), seen);
         }
@@ -35,7 +35,14 @@ fn each(v: &StatusView, daemon_only: bool) -> impl Iterator<Item = (String, &Gro
     v.targets
         .iter()
         .filter(move |g| !daemon_only || g.kind == TargetKind::Daemon)
-        .map(|g| (format!("group=\"{}\"", label(&g.name)), g))
+        .map(|g| {
+            // `mode` too: a daemon group may be called "embedded".
+            let mode = match g.kind {
+                TargetKind::Embedded => "embedded",
+                TargetKind::Daemon => "daemon",
+            };
+            (format!("group=\"{}\",mode=\"{mode}\"", label(&g.name)), g)
+        })
 }
 
 fn totals(o: &mut Out, v: &StatusView, name: &str, help: &str, f: fn(&Counters) -> u64) {
@@ -95,6 +102,16 @@ pub fn prometheus(v: &StatusView) -> String {
         "Requests on threads the status board had no room for.",
     );
     let _ = writeln!(o.0, "rwsgi_unrecorded_requests_total {}", v.unrecorded);
+    o.family(
+        "rwsgi_start_time_seconds",
+        "gauge",
+        "When these counters started (Apache's last start or restart; Unix time).",
+    );
+    let _ = writeln!(
+        o.0,
+        "rwsgi_start_time_seconds {}",
+        v.started_us as f64 / 1e6
+    );
     o.0
 }
 
