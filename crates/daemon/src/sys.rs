@@ -108,7 +108,8 @@ pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
 /// defaults each request thread's arena grew and was trimmed back around every request with a
 /// 1 MiB body (fresh pages faulted in each time: ~400 page faults and ~30 % of the CPU of a
 /// request reading its body in 8 KiB pieces); blocks up to 2 MiB now come from the arenas and
-/// up to 4 MiB of free space stays in each.
+/// up to 4 MiB of free space stays in each, and there are fewer arenas (unless the admin set
+/// MALLOC_ARENA_MAX).
 pub fn tune_malloc() {
     let set_by_admin = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
         .iter()
@@ -121,5 +122,14 @@ pub fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // glibc gives each thread its own arena (up to 8 per core), each keeping up to the
+        // trim threshold free: two per core kept the same CPU per request and ~15 % less
+        // memory (1 MiB bodies: 180 -> 156 MiB PSS; hello 50 -> 42).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = (2 * cores).clamp(2, 8) as i32;
+        // SAFETY: as above.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
     }
 }
