@@ -235,3 +235,52 @@ def test_the_html_page_renders_in_chromium(srv, tmp_path):
         assert b.driver.title == "rwsgi status"
     finally:
         b.close()
+
+
+def test_a_virtual_host_group_over_http2_in_a_debian_layout(rwsgi_path):
+    """Debian's layout (a2enmod http2, a site enabled with a2ensite): a daemon group declared
+    in a <VirtualHost> that speaks h2c, and its status page in the same virtual host. Requests
+    multiplexed on one HTTP/2 connection run on mod_http2's worker threads: each is counted
+    once, none as unrecorded."""
+    import subprocess
+    from layouts import DebianLayout
+
+    deb = DebianLayout(rwsgi_path, name="status-h2")
+    try:
+        deb.enable_module()
+        deb._check(deb.a2("a2enmod", "-q", "http2"))
+        deb.add_site("shop", (
+            f"<VirtualHost 127.0.0.1:{deb.port}>\n"
+            "    ServerName shop.test\n"
+            "    Protocols h2c http/1.1\n"
+            "    WSGIDaemonProcess shop threads=3\n"
+            f"    WSGIScriptAlias /app {deb.apps}/status_app.wsgi process-group=shop "
+            "application-group=%{GLOBAL}\n"
+            "    <Location /rwsgi-status>\n"
+            "        SetHandler rwsgi-status\n"
+            "        Require local\n"
+            "    </Location>\n"
+            f"    <Directory {deb.apps}>\n"
+            "        Require all granted\n"
+            "    </Directory>\n"
+            "</VirtualHost>\n"))
+        deb.start()
+        def h2(path):
+            # one connection per request (curl 7.88 does not send a second request on a
+            # reused prior-knowledge connection); each stream still runs on an h2 worker
+            return subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-H", "Host: shop.test",
+                                   "-w", "\n%{http_code} %{http_version}",
+                                   f"http://127.0.0.1:{deb.port}{path}"],
+                                  capture_output=True, text=True, timeout=30).stdout
+
+        for i in range(30):
+            assert h2(f"/app/{i}").endswith("\n200 2")
+        body, _, last = h2("/rwsgi-status?json").rpartition("\n")
+        assert last == "200 2"
+        doc = json.loads(body)
+        g = group(doc, "shop")
+        assert g["apache"]["requests"] == 30 and g["apache"]["status"]["2xx"] == 30, g["apache"]
+        assert g["daemon"]["requests"] == 30 and doc["unrecorded_requests"] == 0
+        assert [p["pid"] > 0 for p in g["processes"]] == [True]
+    finally:
+        deb.stop()
