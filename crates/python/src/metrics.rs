@@ -68,15 +68,9 @@ impl Sample {
     }
 }
 
+/// The bucket of a duration: the status board's (mod_wsgi's bounds), so both agree.
 fn bucket(seconds: f64) -> usize {
-    let mut limit = 0.005;
-    for i in 0..14 {
-        if seconds <= limit {
-            return i;
-        }
-        limit *= 2.0;
-    }
-    14
+    rwsgi_core::status::bucket_of((seconds.max(0.0) * 1e6).round() as u64)
 }
 
 /// A request starts on this thread (`thread_id`: mod_wsgi.thread_id): its count includes the

@@ -37,15 +37,7 @@ impl Request<'_> {
     /// Reads up to `buf.len()` body bytes; 0 at the end of the body.
     pub fn read_body(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf.
-        let n =
-            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
-        if n < 0 {
-            Err(std::io::Error::other(
-                "request body read error (client disconnected, timed out or sent a malformed body)",
-            ))
-        } else {
-            Ok(n as usize)
-        }
+        unsafe { self.client_block(buf.as_mut_ptr(), buf.len()) }
     }
 
     /// `read_body` into memory that need not be initialised; returns how many bytes at the
@@ -56,8 +48,16 @@ impl Request<'_> {
     ) -> std::io::Result<usize> {
         // SAFETY: ap_get_client_block writes at most buf.len() bytes into buf (and reads
         // none of it); the caller treats only the first n bytes as initialised.
-        let n =
-            unsafe { b::ap_get_client_block(self.raw(), buf.as_mut_ptr().cast(), buf.len() as _) };
+        unsafe { self.client_block(buf.as_mut_ptr().cast(), buf.len()) }
+    }
+
+    /// ap_get_client_block into `len` bytes at `at`.
+    ///
+    /// # Safety
+    /// `at` must be valid for writes of `len` bytes.
+    unsafe fn client_block(&self, at: *mut u8, len: usize) -> std::io::Result<usize> {
+        // SAFETY: the caller's contract; Apache writes at most `len` bytes there.
+        let n = unsafe { b::ap_get_client_block(self.raw(), at.cast(), len as _) };
         if n < 0 {
             Err(std::io::Error::other(
                 "request body read error (client disconnected, timed out or sent a malformed body)",
