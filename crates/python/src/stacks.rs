@@ -28,6 +28,19 @@ pub fn stack_of(group: &str, ident: u64, wait: std::time::Duration) -> Result<Ve
     }
 }
 
+/// The error-log lines for one request's stack (or why there is none), each to be prefixed
+/// with who logs it: one wording for every place that logs stacks.
+pub fn report(request: &str, ident: u64, stack: Result<Vec<String>, String>) -> Vec<String> {
+    match stack {
+        Ok(lines) => std::iter::once(format!(
+            "Python stack of request {request} (thread {ident}), most recent call last:"
+        ))
+        .chain(lines)
+        .collect(),
+        Err(why) => vec![format!("no Python stack for request {request}: {why}.")],
+    }
+}
+
 /// The Python stack of thread `ident` in whichever of this process's interpreters it runs
 /// (embedded mode: the page that asks does not know the request's application group).
 pub fn stack_of_thread(ident: u64, wait: std::time::Duration) -> Result<Vec<String>, String> {

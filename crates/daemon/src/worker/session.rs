@@ -118,11 +118,9 @@ fn request(
     let id = frame.header.request_id;
     let (mut app, header_only) = admit(spec, &conn, frame)?;
     test_panic(&app);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0);
-    if queued_too_long(spec, &app, now) {
+    let now = rwsgi_core::status::now_us();
+    let queued_us = queued_for(&app, now);
+    if queued_too_long(spec, queued_us) {
         conn.ch
             .send(&msg::abort(
                 id,
@@ -137,15 +135,10 @@ fn request(
     if script_changed(spec, shared, &conn, &app) {
         return None;
     }
-    let queued_us = app
-        .environ
-        .get("mod_wsgi.queue_start")
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok())
-        .map(|q| now.saturating_sub(q) as u64);
     let outcome = run(
         spec,
         shared,
-        (thread, queued_us),
+        (thread, now, queued_us),
         &conn,
         id,
         app,
@@ -219,14 +212,18 @@ fn admit(spec: &GroupSpec, conn: &Conn, frame: &Frame) -> Option<(rwsgi_core::Ap
 }
 
 /// queue-timeout: a request that waited too long for a free thread is shed (503).
-fn queued_too_long(spec: &GroupSpec, app: &rwsgi_core::AppRequest, now: u128) -> bool {
-    let Some(limit) = spec.options.queue_timeout else {
-        return false;
-    };
+fn queued_too_long(spec: &GroupSpec, queued_us: Option<u64>) -> bool {
+    spec.options
+        .queue_timeout
+        .is_some_and(|limit| queued_us.is_some_and(|q| q as u128 > limit.as_micros()))
+}
+
+/// How long (µs) the request waited since the Apache side stamped mod_wsgi.queue_start.
+fn queued_for(app: &rwsgi_core::AppRequest, now_us: u64) -> Option<u64> {
     app.environ
         .get("mod_wsgi.queue_start")
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u128>().ok())
-        .is_some_and(|q| now.saturating_sub(q) > limit.as_micros())
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+        .map(|q| now_us.saturating_sub(q))
 }
 
 /// WSGIScriptReloading in daemon mode: a changed script restarts the process (so every module
@@ -265,7 +262,7 @@ fn script_changed(
 fn run(
     spec: &GroupSpec,
     shared: &Shared,
-    (thread, queued_us): (usize, Option<u64>),
+    (thread, started, queued_us): (usize, u64, Option<u64>),
     conn: &Conn,
     id: u32,
     app: rwsgi_core::AppRequest,
@@ -293,7 +290,6 @@ fn run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(thread, active);
-    let started = rwsgi_core::status::now_us();
     status::begin(
         thread,
         started,

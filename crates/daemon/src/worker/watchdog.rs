@@ -292,22 +292,9 @@ const STACK_WAIT: Duration = Duration::from_secs(2);
 /// that "it timed out" comes with where it was.
 fn log_stack(group_name: &str, group: &str, ident: u64, uri: &str) {
     let name = DaemonName(group_name);
-    match wsgi::stacks::stack_of(group, ident, STACK_WAIT) {
-        Ok(lines) => {
-            log(
-                Level::Error,
-                &format!(
-                    "rwsgi: {name}: Python stack of request {uri} (thread {ident}), most recent call last:"
-                ),
-            );
-            for line in lines {
-                log(Level::Error, &format!("rwsgi: {name}: {line}"));
-            }
-        }
-        Err(why) => log(
-            Level::Error,
-            &format!("rwsgi: {name}: no Python stack for request {uri}: {why}."),
-        ),
+    let stack = wsgi::stacks::stack_of(group, ident, STACK_WAIT);
+    for line in wsgi::stacks::report(uri, ident, stack) {
+        log(Level::Error, &format!("rwsgi: {name}: {line}"));
     }
 }
 

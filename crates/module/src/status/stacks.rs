@@ -65,26 +65,12 @@ fn log_running() {
         }
         let ran = now_us().saturating_sub(r.started_us) as f64 / 1e6;
         let what = format!("{} (running for {ran:.1}s)", r.line);
-        match rwsgi_python::stacks::stack_of_thread(r.ident, STACK_WAIT) {
-            Ok(lines) => {
-                log::server(
-                    Level::Error,
-                    &format!(
-                        "rwsgi: embedded (pid {pid}): Python stack of request {what} (thread {}), most recent call last:",
-                        r.ident
-                    ),
-                );
-                for line in lines {
-                    log::server(
-                        Level::Error,
-                        &format!("rwsgi: embedded (pid {pid}): {line}"),
-                    );
-                }
-            }
-            Err(why) => log::server(
+        let stack = rwsgi_python::stacks::stack_of_thread(r.ident, STACK_WAIT);
+        for line in rwsgi_python::stacks::report(&what, r.ident, stack) {
+            log::server(
                 Level::Error,
-                &format!("rwsgi: embedded (pid {pid}): no Python stack for request {what}: {why}."),
-            ),
+                &format!("rwsgi: embedded (pid {pid}): {line}"),
+            );
         }
     }
 }
