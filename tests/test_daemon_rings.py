@@ -15,6 +15,8 @@ WSGIDaemonProcess bulk threads=2
 WSGIDaemonProcess tiny threads=2 response-buffer-size=65536
 WSGIScriptAlias /bulk {apps}/bulk.wsgi process-group=bulk application-group=%{GLOBAL}
 WSGIScriptAlias /tiny {apps}/bulk.wsgi process-group=tiny application-group=%{GLOBAL}
+WSGIDaemonProcess seq threads=2
+WSGIScriptAlias /seq {apps}/bulk.wsgi process-group=seq application-group=%{GLOBAL}
 LimitRequestFieldSize 16380
 WSGIChunkedRequest On
 """
@@ -132,3 +134,17 @@ def test_busy_rings_keep_their_pages(srv):
     assert first.status == 200 and first.body == body
     assert second.status == 200 and second.body == body
     assert int(second.header("X-Ring-Rss-KiB")) > 0, second.headers
+
+
+def test_connections_follow_requests_in_flight_not_apache_threads(srv):
+    # mpm_event hands each request to any of a child's worker threads: a connection (and its
+    # rings, resident while in use) per Apache thread would make one per worker that ever
+    # served the group. An Apache child shares its connections: one client's requests, one
+    # after the other on fresh TCP connections, need one connection per child.
+    body = os.urandom(100000)
+    for _ in range(30):
+        r = srv.post("/seq?t=echo", body, timeout=30)
+        assert r.status == 200 and r.body == body
+    r = srv.get("/seq?t=rings")
+    assert r.status == 200
+    assert 1 <= int(r.body) <= 2, r.body  # two Apache children (harness: StartServers 2)

@@ -65,6 +65,12 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid())),
                                   ("X-Ring-Rss-KiB", str(ring_rss_kib()))])
         return ["\n".join(names).encode()]
+    if t == "rings":
+        # how many request rings this process has mapped: one per connection from Apache
+        with open("/proc/self/maps") as f:
+            n = sum(1 for line in f if "memfd:rwsgi-request" in line)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(n).encode()]
     if t == "echo_rss":
         # the rings' resident size before this request touches them, then the echo
         before = ring_rss_kib()

@@ -179,7 +179,7 @@ fn request_thread(i: usize, spec: &GroupSpec, shared: &Shared, q: Queues) {
                         DaemonName(spec.name())
                     ));
                     let _ = ch.send(&msg::abort(0, 500, "rwsgi internal error"));
-                    // The Apache thread keeps its connection for its next request, which
+                    // The Apache child keeps the connection for a next request, which
                     // could reach the socket before it is closed here and be lost (a 502):
                     // told now, that request finds this Goodbye first and goes elsewhere.
                     let _ = ch.send(&rwsgi_core::ipc::frame::Frame::new(

@@ -1,4 +1,4 @@
-//! An Apache thread's connections to daemon groups: kept open across requests (no connect
+//! An Apache child's connections to daemon groups: kept open across requests (no connect
 //! per request), each with the two shared-memory rings this side made for it.
 
 use super::idle::Lease;
@@ -7,10 +7,9 @@ use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
 use rwsgi_core::ipc::ring::{Inbound, Outbound, SharedMem};
 use rwsgi_core::ipc::{IpcError, msg};
 use rwsgi_core::spec::GroupSpec;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A connection to a daemon process, with the two shared-memory rings this side created for
@@ -26,28 +25,111 @@ pub struct Conn {
     pub pid: u32,
     /// The id of the request in progress (frames of any other are refused).
     pub id: u32,
+    /// Counted as a request in flight on `pid` while taken.
+    in_flight: Option<InFlight>,
 }
 
-thread_local! {
-    /// This Apache thread's open connection to each group (by socket path).
-    static CONNECTIONS: RefCell<HashMap<PathBuf, Conn>> = RefCell::new(HashMap::new());
+/// This Apache child's open connections to each group (by socket path), idle between
+/// requests, and how many requests it has in flight per daemon process. A connection per
+/// Apache thread instead kept the rings of every thread resident: mpm_event hands each
+/// request to any of its workers, so all of them stayed busy enough never to give their
+/// rings back (64 MiB of shared memory at 128 threads and 1 MiB bodies, for 64 requests in
+/// flight). A request takes the idle connection to the daemon process this child keeps least
+/// busy (a connection is served by the process that accepted it: the load stays spread over
+/// the group's processes), the most recently used one among equals: only about as many
+/// connections as there are requests in flight keep warm rings, and the idle sweeper gives
+/// the pages of the others back.
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    idle: Vec::new(),
+    busy: Vec::new(),
+});
+
+struct Pool {
+    idle: Vec<(PathBuf, Conn)>,
+    /// (daemon pid, requests of this child in flight there).
+    busy: Vec<(u32, u32)>,
+}
+
+impl Pool {
+    fn busy(&self, pid: u32) -> u32 {
+        self.busy.iter().find(|(p, _)| *p == pid).map_or(0, |b| b.1)
+    }
+
+    fn mark(&mut self, pid: u32) -> InFlight {
+        match self.busy.iter_mut().find(|(p, _)| *p == pid) {
+            Some(b) => b.1 += 1,
+            None => self.busy.push((pid, 1)),
+        }
+        InFlight(pid)
+    }
+}
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which idle connection (index, daemon pid; in the order they were put back) a request
+/// takes: one to the process with the fewest requests of this child in flight, the most
+/// recently put back among those.
+fn pick(
+    candidates: impl Iterator<Item = (usize, u32)>,
+    busy: impl Fn(u32) -> u32,
+) -> Option<usize> {
+    candidates
+        .max_by_key(|&(i, pid)| (std::cmp::Reverse(busy(pid)), i))
+        .map(|(i, _)| i)
+}
+
+/// A request of this child in flight on a daemon process, counted in [`Pool::busy`] until
+/// dropped.
+struct InFlight(u32);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut pool = pool();
+        if let Some(i) = pool.busy.iter().position(|(p, _)| *p == self.0) {
+            pool.busy[i].1 -= 1;
+            if pool.busy[i].1 == 0 {
+                pool.busy.swap_remove(i);
+            }
+        }
+    }
 }
 
 impl Conn {
-    /// This thread's connection to the group, or a new one.
+    /// An idle connection of this child to the group, or a new one.
     pub fn take_or_connect(spec: &GroupSpec) -> Result<Conn, String> {
-        let cached = CONNECTIONS
-            .with(|c| c.borrow_mut().remove(&spec.wire.socket_path))
-            .filter(|conn| !conn.ch.is_stale());
-        match cached {
-            Some(c) => Ok(c),
-            None => connect(spec),
+        let path = &spec.wire.socket_path;
+        loop {
+            let cached = {
+                let mut pool = pool();
+                let idle = pool.idle.iter().enumerate();
+                let candidates = idle
+                    .filter(|(_, (p, _))| p == path)
+                    .map(|(i, (_, c))| (i, c.pid));
+                pick(candidates, |pid| pool.busy(pid)).map(|i| {
+                    let (_, mut c) = pool.idle.remove(i);
+                    c.in_flight = Some(pool.mark(c.pid));
+                    c
+                })
+            };
+            match cached {
+                // A connection the daemon has closed meanwhile is dropped; try the next.
+                Some(c) if c.ch.is_stale() => continue,
+                Some(c) => return Ok(c),
+                None => {
+                    let mut c = connect(spec)?;
+                    c.in_flight = Some(pool().mark(c.pid));
+                    return Ok(c);
+                }
+            }
         }
     }
 
-    /// Keeps the connection for this thread's next request to the group.
-    pub fn put_back(self, spec: &GroupSpec) {
-        CONNECTIONS.with(|c| c.borrow_mut().insert(spec.wire.socket_path.clone(), self));
+    /// Keeps the connection for a later request of this child to the group.
+    pub fn put_back(mut self, spec: &GroupSpec) {
+        drop(self.in_flight.take());
+        pool().idle.push((spec.wire.socket_path.clone(), self));
     }
 
     /// A new request on this connection: a fresh id, both rings empty and ours.
@@ -172,6 +254,7 @@ fn hello(spec: &GroupSpec, ch: Channel, deadline: Instant) -> Result<Result<Conn
                 lease,
                 pid,
                 id: 0,
+                in_flight: None,
             }))
         }
         Ok((f, _)) if f.header.kind == Kind::Goodbye => {
@@ -180,5 +263,25 @@ fn hello(spec: &GroupSpec, ch: Channel, deadline: Instant) -> Result<Result<Conn
         Err(ChannelError::Closed) => Ok(Err("the daemon process closed the connection".into())),
         Ok((f, _)) => Err(format!("unexpected {:?} answer to HELLO", f.header.kind)),
         Err(e) => Err(format!("no answer to HELLO: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    #[test]
+    fn the_least_busy_process_then_the_most_recent_connection() {
+        let busy = |pid| match pid {
+            7 => 3,
+            8 => 1,
+            _ => 0,
+        };
+        // idle: (index, pid) in the order put back
+        let idle = [(0, 7), (1, 8), (2, 7), (3, 8)];
+        assert_eq!(pick(idle.into_iter(), busy), Some(3));
+        assert_eq!(pick([(0, 7), (1, 9), (2, 9)].into_iter(), busy), Some(2));
+        assert_eq!(pick([(5, 7)].into_iter(), busy), Some(5));
+        assert_eq!(pick(std::iter::empty(), busy), None);
     }
 }

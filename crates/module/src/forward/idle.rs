@@ -4,9 +4,9 @@
 //!
 //! Shared memory counts in the RSS of both processes (an idle connection must not hold a
 //! ring's worth of it), but giving the pages back after every request made each large body
-//! fault and zero them again on both sides. A connection's owner (its Apache thread) and the
-//! sweeper agree through one atomic state, so pages are never punched out while a request
-//! writes or reads them.
+//! fault and zero them again on both sides. The Apache thread serving a request on a
+//! connection and the sweeper agree through one atomic state, so pages are never punched out
+//! while a request writes or reads them.
 
 use rwsgi_core::ipc::ring::SharedMem;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};

@@ -1,5 +1,5 @@
-//! The Apache side of daemon mode: forwards one request to its group's daemon processes over a
-//! connection this Apache thread keeps open across requests ([`connection`]), feeds the request
+//! The Apache side of daemon mode: forwards one request to its group's daemon processes over one
+//! of the connections this Apache child keeps open across requests ([`connection`]), feeds the request
 //! body as the application asks for it ([`body`]), and relays the response into Apache's
 //! output filters ([`relay`], driven by the pure state machine of [`state`]).
 
