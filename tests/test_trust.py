@@ -112,15 +112,41 @@ def apache_children(srv):
     return sorted(out)
 
 
+def hostile_daemons(srv):
+    """The pids of group 'hostile''s daemon processes."""
+    out = set()
+    for pid in srv.child_pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"(wsgi:hostile)" in f.read():
+                    out.add(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _until_replaced(srv, pids):
+    assert pids, "no daemon process of group 'hostile' found"
+    """Each case's daemon process exits right after it answers: the next case waits until it
+    is gone, so that its request meets a fresh process (the Apache child drops a connection
+    whose process has exited; a request sent while it is still exiting would get a 502)."""
+    deadline = time.monotonic() + 10
+    while pids & hostile_daemons(srv) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _hostile(srv, case, path="/hostile", **kw):
     mark = srv.log_mark()
     children = apache_children(srv)
+    daemons = hostile_daemons(srv)
     r = srv.get(path + "?" + case, timeout=15, **kw)
+    daemons |= hostile_daemons(srv)
     # the Apache children live (none died and was replaced) and serve the next request
     assert srv.get("/healthy").status == 200
     assert apache_children(srv) == children
     log = srv.error_log_since(mark)
     assert "exit signal" not in log, log[-3000:]
+    _until_replaced(srv, daemons)
     return r, log
 
 
@@ -137,11 +163,13 @@ def test_hop_by_hop_headers_from_a_daemon_are_dropped(hostile_srv):
 
 
 def test_connection_close_from_a_daemon_closes_the_client_connection(hostile_srv):
+    daemons = hostile_daemons(hostile_srv)
     with hostile_srv.keepalive(timeout=15) as conn:
         r = conn.get("/hostile?close")
         assert r.status == 200 and r.body == b"hello", r
         assert r.header("Connection") == "close", r
         assert conn.server_closed(), "the connection stayed open"
+    _until_replaced(hostile_srv, daemons | hostile_daemons(hostile_srv))
 
 
 @pytest.mark.rwsgi_specific("mod_wsgi passes unusable Content-Length values on")

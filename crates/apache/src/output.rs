@@ -61,12 +61,35 @@ impl<'r> Output<'r> {
     /// Sends `data`. The bytes are not copied here: a transient bucket refers to them, and
     /// Apache's filters copy (set aside) whatever they keep beyond this call.
     pub fn write(&mut self, data: &[u8], flush: bool, eos: bool) -> Result<(), OutputError> {
-        if !data.is_empty() {
-            // SAFETY: `data` stays valid for the duration of pass(), which is all a transient
-            // bucket requires.
-            let bk = unsafe {
-                b::apr_bucket_transient_create(data.as_ptr().cast(), data.len(), self.alloc())
-            };
+        // SAFETY: `data` stays valid for the duration of the call.
+        unsafe { self.write_raw(data.as_ptr(), data.len(), flush, eos) }
+    }
+
+    /// [`Output::write`] of bytes in shared memory (a response ring), sent in place. The peer
+    /// may change them meanwhile: filters only ever copy or send them as opaque bytes.
+    pub fn write_shared(
+        &mut self,
+        src: &rwsgi_core::ipc::ring::RawSlice<'_>,
+        flush: bool,
+        eos: bool,
+    ) -> Result<(), OutputError> {
+        // SAFETY: a RawSlice is `len` bytes of a mapping that stays mapped while it lives.
+        unsafe { self.write_raw(src.as_ptr(), src.len(), flush, eos) }
+    }
+
+    /// # Safety
+    /// `data..data + len` must stay readable for the duration of the call.
+    unsafe fn write_raw(
+        &mut self,
+        data: *const u8,
+        len: usize,
+        flush: bool,
+        eos: bool,
+    ) -> Result<(), OutputError> {
+        if len > 0 {
+            // SAFETY: the memory stays valid for the duration of pass(), which is all a
+            // transient bucket requires (filters set aside copies of what they keep).
+            let bk = unsafe { b::apr_bucket_transient_create(data.cast(), len, self.alloc()) };
             self.push(bk);
         }
         if flush {

@@ -51,6 +51,16 @@ impl Request<'_> {
         unsafe { self.client_block(buf.as_mut_ptr().cast(), buf.len()) }
     }
 
+    /// `read_body` straight into shared memory (a request ring).
+    pub fn read_body_shared(
+        &self,
+        dst: &rwsgi_core::ipc::ring::RawSlice<'_>,
+    ) -> std::io::Result<usize> {
+        // SAFETY: a RawSlice is `len` bytes of a mapping that stays mapped while it lives;
+        // Apache only memcpys body bytes into it (never reads them back).
+        unsafe { self.client_block(dst.as_ptr(), dst.len()) }
+    }
+
     /// ap_get_client_block into `len` bytes at `at`.
     ///
     /// # Safety

@@ -128,6 +128,19 @@ impl SharedMem {
         }
     }
 
+    /// `[off, off + len)` of the mapping, for C code to read or write in place.
+    pub fn raw(&self, off: usize, len: usize) -> Result<RawSlice<'_>, IpcError> {
+        self.check(off, len)?;
+        self.touched
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(RawSlice {
+            ptr: self.map.as_mut_ptr().wrapping_add(off),
+            len,
+            _mem: std::marker::PhantomData,
+        })
+    }
+
     /// Copies `src` into the mapping at `off`.
     pub fn write_at(&self, off: usize, src: &[u8]) -> Result<(), IpcError> {
         self.check(off, src.len())?;
@@ -169,6 +182,42 @@ impl SharedMem {
             )
         };
         Ok(())
+    }
+}
+
+/// A checked range of a live mapping, handed to C code that fills or sends it in place
+/// (Apache's input and output filters: a copy through a buffer of our own cost 2 MiB of
+/// memcpy per 1 MiB echo). No Rust reference into the mapping is ever made from it: the peer
+/// may write these bytes at any time, so they are only ever opaque body bytes.
+///
+/// Invariant (what the lifetime keeps): `ptr..ptr + len` lies inside a mapping that stays
+/// mapped, at this size, for `'a` (the memfd is sealed against shrinking).
+pub struct RawSlice<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _mem: std::marker::PhantomData<&'a SharedMem>,
+}
+
+impl RawSlice<'_> {
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first `len` bytes (all of them if `len` is larger).
+    pub fn prefix(&self, len: usize) -> RawSlice<'_> {
+        RawSlice {
+            ptr: self.ptr,
+            len: len.min(self.len),
+            _mem: std::marker::PhantomData,
+        }
     }
 }
 
@@ -330,6 +379,13 @@ impl Outbound {
         self.mem.write_at(off, data)
     }
 
+    /// `[off, off + len)` of a ring that was just reset, for a piece of one slice assembled in
+    /// place (the request body, read by Apache straight into the ring); see
+    /// [`Outbound::announce`].
+    pub fn stage_raw(&mut self, off: usize, len: usize) -> Result<RawSlice<'_>, IpcError> {
+        self.mem.raw(off, len)
+    }
+
     /// Announces the first `len` staged bytes as one slice starting at 0.
     pub fn announce(&mut self, len: usize) -> Option<(usize, usize)> {
         match self.w.reserve(len) {
@@ -380,6 +436,13 @@ impl Inbound {
     /// The mapping, for a thread that gives its pages back while the ring is idle.
     pub fn shared(&self) -> std::sync::Arc<SharedMem> {
         self.mem.clone()
+    }
+
+    /// Validates the announced slice and hands it out in place (for Apache to send; credit it
+    /// only once that is done).
+    pub fn take_raw(&mut self, off: usize, len: usize) -> Result<RawSlice<'_>, IpcError> {
+        self.r.accept(off, len)?;
+        self.mem.raw(off, len)
     }
 
     /// Validates the announced slice and copies it into `dst` (which must be exactly as long).
@@ -462,6 +525,24 @@ mod tests {
             Err(IpcError::OutOfBounds)
         );
         assert_eq!(a.write_at(usize::MAX, b"x"), Err(IpcError::OutOfBounds));
+    }
+
+    #[test]
+    fn raw_slices_stay_inside_the_mapping_and_follow_the_reader() {
+        let a = SharedMem::create("t", MIN_RING).unwrap();
+        assert!(a.raw(MIN_RING - 10, 11).is_err());
+        assert!(a.raw(usize::MAX, 2).is_err());
+        let r = a.raw(MIN_RING - 10, 10).unwrap();
+        assert_eq!(
+            (r.len(), r.prefix(4).len(), r.prefix(99).len()),
+            (10, 4, 10)
+        );
+        // an inbound slice in place: only the one announced next is handed out
+        let mut inb = Inbound::new(SharedMem::create("t", MIN_RING).unwrap());
+        inb.mem.write_at(0, b"hello").unwrap();
+        assert!(inb.take_raw(8, 5).is_err());
+        let s = inb.take_raw(0, 5).unwrap();
+        assert_eq!(s.len(), 5);
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! The bytes of a daemon-mode request that travel outside its head: the request body the
-//! daemon pulls (through the request ring when it asks for a bulk read), response body slices
-//! copied out of the response ring, files passed for sendfile.
+//! daemon pulls (read by Apache straight into the request ring when it asks for a bulk read),
+//! response body slices (sent by Apache straight from the response ring), files passed for
+//! sendfile.
 
 use rwsgi_apache::Request;
 use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
 use rwsgi_core::ipc::msg;
-use rwsgi_core::ipc::ring::{self, Inbound, Outbound, SHM_THRESHOLD};
+use rwsgi_core::ipc::ring::{self, Inbound, Outbound, RawSlice, SHM_THRESHOLD};
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 
 thread_local! {
     /// Bytes copied out of (or on their way into) a ring, reused across requests.
-    pub static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Reads up to `want` bytes of the request body for the daemon: through the request ring when
@@ -23,68 +24,59 @@ pub fn body_reply(req: &Request<'_>, id: u32, want: usize, ring: Option<&mut Out
         None => MAX_PAYLOAD as usize,
     };
     let want = want.clamp(1, cap);
-    SCRATCH.with_borrow_mut(|buf| {
-        // Never more than a frame's worth of scratch per Apache thread (it lives as long as
-        // the thread): a bulk read is copied into the ring a piece at a time.
-        let step = want.min(MAX_PAYLOAD as usize);
-        if buf.len() < step {
-            buf.resize(step, 0);
-        }
-        let Some(o) = ring.as_mut() else {
-            return match req.read_body(&mut buf[..step]) {
+    let Some(o) = ring.as_mut() else {
+        return SCRATCH.with_borrow_mut(|buf| {
+            // Never more than a frame's worth of scratch per Apache thread (it lives as long
+            // as the thread).
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+            match req.read_body(&mut buf[..want]) {
                 Ok(0) => Frame::new(Kind::BodyEnd, id, vec![]),
                 Ok(n) => Frame::new(Kind::Body, id, buf[..n].to_vec()),
                 Err(e) => msg::abort(id, 400, &e.to_string()),
-            };
+            }
+        });
+    };
+    // The daemon pulls the body, so it has returned every earlier slice before asking
+    // again: each slice starts the ring afresh. Apache reads the body straight into it.
+    o.reset();
+    let mut filled = 0;
+    while filled < want {
+        let chunk = want - filled;
+        let n = match o.stage_raw(filled, chunk) {
+            Ok(dst) => req.read_body_shared(&dst),
+            Err(_) => return msg::abort(id, 500, "request ring unavailable"),
         };
-        // The daemon pulls the body, so it has returned every earlier slice before asking
-        // again: each slice starts the ring afresh.
-        o.reset();
-        let mut filled = 0;
-        while filled < want {
-            let chunk = step.min(want - filled);
-            let n = match req.read_body(&mut buf[..chunk]) {
-                Ok(n) => n,
-                Err(e) if filled == 0 => return msg::abort(id, 400, &e.to_string()),
-                // What was read so far goes now; the error comes back on the next read.
-                Err(_) => break,
-            };
-            if n > 0 && o.stage(filled, &buf[..n]).is_err() {
-                return msg::abort(id, 500, "request ring unavailable");
-            }
-            filled += n;
-            // Stop at a short read: the client has sent no more yet (or the body ended).
-            if n < chunk {
-                break;
-            }
+        let n = match n {
+            Ok(n) => n,
+            Err(e) if filled == 0 => return msg::abort(id, 400, &e.to_string()),
+            // What was read so far goes now; the error comes back on the next read.
+            Err(_) => break,
+        };
+        filled += n;
+        // Stop at a short read: the client has sent no more yet (or the body ended).
+        if n < chunk {
+            break;
         }
-        if filled == 0 {
-            return Frame::new(Kind::BodyEnd, id, vec![]);
-        }
-        match o.announce(filled) {
-            Some((off, n)) => Frame::ring_slice(Kind::Body, id, off, n),
-            None => msg::abort(id, 500, "request ring unavailable"),
-        }
-    })
+    }
+    if filled == 0 {
+        return Frame::new(Kind::BodyEnd, id, vec![]);
+    }
+    match o.announce(filled) {
+        Some((off, n)) => Frame::ring_slice(Kind::Body, id, off, n),
+        None => msg::abort(id, 500, "request ring unavailable"),
+    }
 }
 
-/// Validates a response slice announced by the daemon and copies it out of the ring into
-/// `buf`; returns its length.
-pub fn copy_slice(
-    p: &[u8],
-    ring: Option<&mut Inbound>,
-    buf: &mut Vec<u8>,
-) -> Result<usize, String> {
+/// Validates a response slice announced by the daemon and hands it out in place.
+pub fn response_slice<'a>(p: &[u8], ring: Option<&'a mut Inbound>) -> Result<RawSlice<'a>, String> {
     let ring = ring.ok_or("no response ring on this connection")?;
     let (off, n) = ring::decode_slice(p).map_err(|e| e.to_string())?;
     if n > ring.capacity() {
         return Err(format!("slice of {n} bytes"));
     }
-    if buf.len() < n {
-        buf.resize(n, 0);
-    }
-    ring.take(off, &mut buf[..n]).map_err(|e| e.to_string())?;
-    Ok(n)
+    ring.take_raw(off, n).map_err(|e| e.to_string())
 }
 
 /// Checks a file passed for sendfile: exactly one descriptor, a regular file, and the slice

@@ -3,7 +3,7 @@
 //! filters. The Apache side trusts nothing a daemon sends: it re-frames the response itself
 //! (hop-by-hop headers dropped, one validated Content-Length, never more body than declared).
 
-use super::body::{SCRATCH, body_reply, copy_slice, file_slice};
+use super::body::{body_reply, file_slice, response_slice};
 use super::connection::Conn;
 use super::state::{self, Budget, Phase, Short, Step};
 use rwsgi_apache::hooks::Handled;
@@ -253,22 +253,26 @@ impl Relay<'_, '_> {
         Flow::Continue
     }
 
-    /// A body slice in the response ring: copied out, credited back (before the possibly slow
-    /// write to the client, so the daemon can refill meanwhile), written.
+    /// A body slice in the response ring: written from the ring, then credited back (the
+    /// daemon fills the ring's other slices meanwhile; Apache's filters have copied whatever
+    /// they keep by the time the write returns).
     fn ring_body(&mut self, payload: &[u8]) -> Flow {
         let Relay {
             conn, out, budget, ..
         } = self;
-        let sent = SCRATCH.with_borrow_mut(|buf| {
-            let n = copy_slice(payload, conn.rings.as_mut().map(|(_, i)| i), buf)?;
+        let sent = response_slice(payload, conn.rings.as_mut().map(|(_, i)| i)).map(|src| {
+            let n = src.len();
+            let admitted = budget.admit(n as u64);
+            let ok = out
+                .write_shared(&src.prefix(admitted.len as usize), false, false)
+                .is_ok();
+            (n, ok)
+        });
+        let sent = sent.and_then(|(n, ok)| {
             conn.ch
                 .send(&msg::credit(conn.id, n as u32))
-                .map_err(|e| e.to_string())?;
-            let admitted = budget.admit(n as u64);
-            Ok::<_, String>(
-                out.write(&buf[..admitted.len as usize], false, false)
-                    .is_ok(),
-            )
+                .map(|()| ok)
+                .map_err(|e| e.to_string())
         });
         match sent {
             Ok(_) if self.budget.over() => self.overlong(),
