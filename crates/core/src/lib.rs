@@ -22,6 +22,7 @@ pub mod http;
 pub mod ipc;
 pub mod label;
 pub mod level;
+pub mod malloc;
 pub mod proxy;
 pub mod request;
 pub mod scoreboard;

@@ -134,6 +134,8 @@ fn daemon_specs(pconf: &Pool, servers: &[&ServerConfig]) -> Result<Vec<GroupSpec
 /// A child starts: the daemon groups' sockets are not for it; Python starts (embedded mode);
 /// at its end, Python's atexit callbacks run.
 pub fn child_init(pchild: &Pool) {
+    // Before the MPM starts this child's threads (see rwsgi_core::malloc).
+    rwsgi_core::malloc::cap_arenas();
     rwsgi_daemon::groups::close_listeners_in_child();
     crate::status::child_init();
     embedded::child_init();

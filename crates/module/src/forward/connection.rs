@@ -104,8 +104,9 @@ impl Conn {
             let cached = {
                 let mut pool = pool();
                 let idle = pool.idle.iter().enumerate();
+                // (byte equality: Path's == compares component by component)
                 let candidates = idle
-                    .filter(|(_, (p, _))| p == path)
+                    .filter(|(_, (p, _))| p.as_os_str() == path.as_os_str())
                     .map(|(i, (_, c))| (i, c.pid));
                 pick(candidates, |pid| pool.busy(pid)).map(|i| {
                     let (_, mut c) = pool.idle.remove(i);
