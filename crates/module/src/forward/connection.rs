@@ -27,6 +27,8 @@ pub struct Conn {
     pub id: u32,
     /// Counted as a request in flight on `pid` while taken.
     in_flight: Option<InFlight>,
+    /// The group's socket (the pool's key; set once, when connected).
+    path: PathBuf,
 }
 
 /// This Apache child's open connections to each group (by socket path), idle between
@@ -45,7 +47,7 @@ static POOL: Mutex<Pool> = Mutex::new(Pool {
 });
 
 struct Pool {
-    idle: Vec<(PathBuf, Conn)>,
+    idle: Vec<Conn>,
     /// (daemon pid, requests of this child in flight there).
     busy: Vec<(u32, u32)>,
 }
@@ -106,10 +108,10 @@ impl Conn {
                 let idle = pool.idle.iter().enumerate();
                 // (byte equality: Path's == compares component by component)
                 let candidates = idle
-                    .filter(|(_, (p, _))| p.as_os_str() == path.as_os_str())
-                    .map(|(i, (_, c))| (i, c.pid));
+                    .filter(|(_, c)| c.path.as_os_str() == path.as_os_str())
+                    .map(|(i, c)| (i, c.pid));
                 pick(candidates, |pid| pool.busy(pid)).map(|i| {
-                    let (_, mut c) = pool.idle.remove(i);
+                    let mut c = pool.idle.remove(i);
                     c.in_flight = Some(pool.mark(c.pid));
                     c
                 })
@@ -127,10 +129,10 @@ impl Conn {
         }
     }
 
-    /// Keeps the connection for a later request of this child to the group.
-    pub fn put_back(mut self, spec: &GroupSpec) {
+    /// Keeps the connection for a later request of this child to its group.
+    pub fn put_back(mut self) {
         drop(self.in_flight.take());
-        pool().idle.push((spec.wire.socket_path.clone(), self));
+        pool().idle.push(self);
     }
 
     /// A new request on this connection: a fresh id, both rings empty and ours.
@@ -256,6 +258,7 @@ fn hello(spec: &GroupSpec, ch: Channel, deadline: Instant) -> Result<Result<Conn
                 pid,
                 id: 0,
                 in_flight: None,
+                path: spec.wire.socket_path.clone(),
             }))
         }
         Ok((f, _)) if f.header.kind == Kind::Goodbye => {

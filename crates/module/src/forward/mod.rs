@@ -90,7 +90,7 @@ pub fn forward(req: Request<'_>, app: &AppRequest, spec: &GroupSpec) -> Handled 
             }
             Relayed::Done { handled, keep } => {
                 if keep {
-                    conn.put_back(spec);
+                    conn.put_back();
                 }
                 return handled;
             }
