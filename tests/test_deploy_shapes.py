@@ -331,6 +331,14 @@ def test_https_vhost_and_http_vhost(make_server, tmp_path, shape):
     assert (tls_env["SERVER_NAME"], tls_env["PATH_INFO"]) == ("www.example", "/secure")
     assert tls_env["mod_wsgi.process_group"] == group
 
+    # a body through mod_ssl both ways (in daemon mode through the shared-memory rings, which
+    # Apache's filters read and fill in place)
+    data = os.urandom(1024 * 1024 + 7)
+    status, version, echoed = curl(f"https://www.example:{tls}/edge?t=echo", "--http1.1",
+                                   "--cacert", str(cert), resolve=[("www.example", tls)],
+                                   body=data)
+    assert (status, version) == (200, "1.1") and echoed == data
+
     plain = environ(srv, "/plain", host=f"www.example:{srv.port}")
     assert plain["wsgi.url_scheme"] == "http" and "SSL_PROTOCOL" not in plain
     assert plain["mod_wsgi.process_group"] == group
@@ -376,6 +384,12 @@ def test_http2(make_server, tmp_path, mode):
     data = os.urandom(300 * 1024)
     status, version, body = curl(f"http://www.example:{srv.port}/edge?t=echo",
                                  "--http2-prior-knowledge", resolve=resolve, body=data)
+    assert (status, version) == (200, "2")
+    assert body == data
+    # and over TLS: mod_http2 and mod_ssl both between the app and the client
+    data = os.urandom(1024 * 1024 + 7)
+    status, version, body = curl(f"https://www.example:{tls}/edge?t=echo", "--http2",
+                                 "--cacert", str(cert), resolve=resolve, body=data)
     assert (status, version) == (200, "2")
     assert body == data
 
