@@ -373,12 +373,6 @@ impl Outbound {
         self.put_slice(data, data.len(), true)
     }
 
-    /// Writes `data` at `off` of a ring that was just reset, as part of one slice assembled
-    /// piecewise (a request body read from the client in small steps); see [`Outbound::announce`].
-    pub fn stage(&mut self, off: usize, data: &[u8]) -> Result<(), IpcError> {
-        self.mem.write_at(off, data)
-    }
-
     /// `[off, off + len)` of a ring that was just reset, for a piece of one slice assembled in
     /// place (the request body, read by Apache straight into the ring); see
     /// [`Outbound::announce`].
