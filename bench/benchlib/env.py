@@ -65,8 +65,11 @@ def prepare_www(ctx, app):
             shutil.copyfile(daemon, www / "modules" / "rwsgi-daemon")
     if ctx.nostatus_src.exists():
         (www / "modules-nostatus").mkdir(exist_ok=True)
-        for src, name in ((ctx.nostatus_src, "mod_rwsgi.so"),
-                          (ctx.rwsgi_src.parent / "rwsgi-daemon", "rwsgi-daemon")):
+        # its own daemon program when one was put beside it (an A/B of two builds), else ours
+        daemon = ctx.nostatus_src.parent / "rwsgi-daemon"
+        if not daemon.exists():
+            daemon = ctx.rwsgi_src.parent / "rwsgi-daemon"
+        for src, name in ((ctx.nostatus_src, "mod_rwsgi.so"), (daemon, "rwsgi-daemon")):
             if src.exists():
                 shutil.copyfile(src, www / "modules-nostatus" / name)
     for root, dirs, fnames in os.walk(ctx.base):

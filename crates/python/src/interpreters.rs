@@ -436,14 +436,6 @@ pub fn enable_faulthandler(fd: i32) {
     }
 }
 
-/// Whether the interpreter of `group` runs an older version of `script` than the file's
-/// `mtime` (false when the script is not loaded yet). Must be called detached.
-pub fn script_changed(group: &str, script: &str, mtime: i64) -> bool {
-    let Ok(i) = get(group) else { return false };
-    let a = interp::Attached::enter(&i);
-    super::app::loaded_from_other_version(a.py(), script, mtime)
-}
-
 /// Takes and releases the GIL once (deadlock-timeout's probe: if this cannot complete, the
 /// process is wedged). Must be called detached.
 /// Raises `mod_wsgi.RequestTimeout` in the request thread `ident` running in application

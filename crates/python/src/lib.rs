@@ -21,7 +21,7 @@ pub mod validate;
 pub use app::startup as script_startup;
 pub use ffi::interp::InitConfig;
 pub use interpreters::ProcessInfo;
-pub use response::{Outcome, run};
+pub use response::{NewerScript, Outcome, run};
 pub use rwsgi_core::{AppRequest, Environ};
 pub use transport::{Logger, ResponseHead, Transport, TransportError};
 

@@ -132,9 +132,6 @@ fn request(
     }
     app.environ
         .push("mod_wsgi.daemon_start", now.to_string().as_bytes());
-    if script_changed(spec, shared, &conn, &app) {
-        return None;
-    }
     let outcome = run(
         spec,
         shared,
@@ -144,8 +141,15 @@ fn request(
         app,
         header_only,
     );
-    if let Some(abort) = outcome {
-        conn.ch.send(&abort).ok()?;
+    match outcome {
+        Ran::Sent => {}
+        Ran::Abort(abort) => {
+            conn.ch.send(&abort).ok()?;
+        }
+        Ran::ScriptChanged(script) => {
+            restart_for_new_script(spec, shared, &conn, &script);
+            return None;
+        }
     }
     remote::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout()))
         .then_some(conn)
@@ -227,38 +231,31 @@ fn queued_for(app: &rwsgi_core::AppRequest, now_us: u64) -> Option<u64> {
 }
 
 /// WSGIScriptReloading in daemon mode: a changed script restarts the process (so every module
-/// of the application is loaded afresh); this request is handed back unstarted and the Apache
-/// side sends it again to the new process.
-fn script_changed(
-    spec: &GroupSpec,
-    shared: &Shared,
-    conn: &Conn,
-    app: &rwsgi_core::AppRequest,
-) -> bool {
-    let changed = app.reload
-        && wsgi::interpreters::script_changed(
-            &app.application_group,
-            &app.script,
-            app.script_mtime,
-        );
-    if changed {
-        log(
-            Level::Info,
-            &format!(
-                "rwsgi: WSGI script '{}' changed; restarting {}.",
-                app.script,
-                DaemonName(spec.name())
-            ),
-        );
-        let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
-        shared.stopping.store(true, Ordering::SeqCst);
-        let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
-    }
-    changed
+/// of the application is loaded afresh); the request, not started, is handed back and the
+/// Apache side sends it again to the new process.
+fn restart_for_new_script(spec: &GroupSpec, shared: &Shared, conn: &Conn, script: &str) {
+    log(
+        Level::Info,
+        &format!(
+            "rwsgi: WSGI script '{script}' changed; restarting {}.",
+            DaemonName(spec.name())
+        ),
+    );
+    let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+    shared.stopping.store(true, Ordering::SeqCst);
+    let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
 }
 
-/// Runs the application for request `id`, visible to the watchdog meanwhile; the Abort to
-/// send when it failed before its response started.
+/// How [`run`] ended.
+enum Ran {
+    Sent,
+    /// Nothing was sent: this Abort says why.
+    Abort(Frame),
+    /// The script file is newer than the one loaded (WSGIScriptReloading): nothing ran.
+    ScriptChanged(String),
+}
+
+/// Runs the application for request `id`, visible to the watchdog meanwhile.
 fn run(
     spec: &GroupSpec,
     shared: &Shared,
@@ -267,7 +264,7 @@ fn run(
     id: u32,
     app: rwsgi_core::AppRequest,
     header_only: bool,
-) -> Option<Frame> {
+) -> Ran {
     let transport = RemoteTransport::new(
         conn.ch.clone(),
         conn.rings.clone(),
@@ -297,12 +294,18 @@ fn run(
         app.environ.get("REMOTE_ADDR").unwrap_or_default(),
     );
     let log = transport.logger();
-    let outcome = wsgi::run(app, Box::new(transport), log);
-    status::end(
-        thread,
-        rwsgi_core::status::now_us().saturating_sub(started),
-        queued_us,
-    );
+    // Only for the log line when the script changed (reloading is on by default).
+    let script = app.reload.then(|| app.script.clone());
+    let outcome = wsgi::run(app, Box::new(transport), log, wsgi::NewerScript::HandBack);
+    if outcome == Outcome::ScriptChanged {
+        status::abandon(thread);
+    } else {
+        status::end(
+            thread,
+            rwsgi_core::status::now_us().saturating_sub(started),
+            queued_us,
+        );
+    }
     let interrupted = shared
         .active
         .lock()
@@ -310,18 +313,19 @@ fn run(
         .remove(&thread)
         .is_some_and(|a| a.interrupted.is_some());
     match outcome {
-        Outcome::Sent => None,
-        Outcome::TimedOut | Outcome::ServerError if interrupted => Some(msg::abort(
+        Outcome::Sent => Ran::Sent,
+        Outcome::ScriptChanged => Ran::ScriptChanged(script.unwrap_or_default()),
+        Outcome::TimedOut | Outcome::ServerError if interrupted => Ran::Abort(msg::abort(
             id,
             504,
             "request-timeout exceeded; the request was interrupted",
         )),
-        Outcome::TimedOut => Some(msg::abort(
+        Outcome::TimedOut => Ran::Abort(msg::abort(
             id,
             504,
             "the application raised mod_wsgi.RequestTimeout",
         )),
-        Outcome::ServerError => Some(msg::abort(
+        Outcome::ServerError => Ran::Abort(msg::abort(
             id,
             500,
             "the application failed (see the daemon's messages above)",

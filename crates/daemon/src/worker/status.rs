@@ -64,3 +64,11 @@ pub fn end(thread: usize, time_us: u64, queue_us: Option<u64>) {
         );
     }
 }
+
+/// Request thread `thread` handed its request back unstarted: the slot shows idle, nothing
+/// is counted (the process that serves it counts it).
+pub fn abandon(thread: usize) {
+    if let Some(s) = slot(thread) {
+        s.clear();
+    }
+}

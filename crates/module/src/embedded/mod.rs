@@ -15,9 +15,13 @@ use rwsgi_core::http::Status;
 /// Runs the application in this process for `req`.
 pub fn run(req: Request<'_>, app: AppRequest) -> Handled {
     let (transport, log) = transport::ApacheTransport::new(req);
-    match rwsgi_python::run(app, Box::new(transport), log) {
+    let newer = rwsgi_python::NewerScript::Reimport;
+    match rwsgi_python::run(app, Box::new(transport), log, newer) {
         rwsgi_python::Outcome::Sent => Handled::Done,
-        rwsgi_python::Outcome::ServerError => Handled::Status(Status::INTERNAL_SERVER_ERROR),
+        // ScriptChanged only comes with NewerScript::HandBack (daemon mode)
+        rwsgi_python::Outcome::ServerError | rwsgi_python::Outcome::ScriptChanged => {
+            Handled::Status(Status::INTERNAL_SERVER_ERROR)
+        }
         rwsgi_python::Outcome::TimedOut => Handled::Status(Status::GATEWAY_TIMEOUT),
     }
 }

@@ -30,6 +30,21 @@ pub enum Outcome {
     /// The application ended with `mod_wsgi.RequestTimeout` before the response started:
     /// answer 504 (as mod_wsgi 6).
     TimedOut,
+    /// [`NewerScript::HandBack`]: the file is newer than the script this interpreter runs;
+    /// nothing ran and nothing was sent.
+    ScriptChanged,
+}
+
+/// What a request does when WSGIScriptReloading finds the script file changed since this
+/// interpreter loaded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewerScript {
+    /// Import it again here (embedded mode).
+    Reimport,
+    /// Run nothing and say so ([`Outcome::ScriptChanged`]): daemon mode restarts the process,
+    /// so that every module of the application loads afresh, and hands the request back
+    /// unstarted. Checked in the same GIL hold as the request itself.
+    HandBack,
 }
 
 fn pid() -> u32 {
@@ -59,7 +74,12 @@ fn log_exception(log: &dyn Fn(Level, &str), script: &str, what: &str) {
 /// Serves `req` over `transport`, logging through `log`; both borrow the request (`'r`) and
 /// are out of reach of the application once this returns. The request holds the GIL once:
 /// what the transport held back (a small final write) goes out after it is released.
-pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<'r>) -> Outcome {
+pub fn run<'r>(
+    req: AppRequest,
+    transport: Box<dyn Transport + 'r>,
+    log: Logger<'r>,
+    newer: NewerScript,
+) -> Outcome {
     let interp = match interpreters::get(&req.application_group) {
         Ok(i) => i,
         Err(e) => {
@@ -70,6 +90,12 @@ pub fn run<'r>(req: AppRequest, transport: Box<dyn Transport + 'r>, log: Logger<
     let started = std::time::Instant::now();
     let (outcome, transport) = {
         let attached = Attached::enter(&interp);
+        if newer == NewerScript::HandBack
+            && req.reload
+            && app::loaded_from_other_version(attached.py(), &req.script, req.script_mtime)
+        {
+            return Outcome::ScriptChanged;
+        }
         run_attached(attached.py(), &interp, req, transport, log, started)
     };
     if let Some(mut t) = transport {
