@@ -106,32 +106,46 @@ def _writable(fd):
 
 def steal(seconds):
     """Waits for an Apache child to connect to this group's socket, takes its HELLO (answers
-    it), then its next request head. This process has one request thread (this one), so the
-    frames wait for it."""
+    it), then its next request head. This process has one request thread (this one), so no
+    other thread of it accepts the connection or reads its frames: the connection is taken
+    off the group's listener here, or found among the descriptors if it was already
+    accepted."""
     got = {}
+    accepted = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and "head" not in got:
+        candidates = list(accepted)
         for fd in range(4, 4096):
             try:
                 if not stat.S_ISSOCK(os.fstat(fd).st_mode):
                     continue
-                s = socket.socket(fileno=os.dup(fd))
+                candidates.append(socket.socket(fileno=os.dup(fd)))
             except OSError:
                 continue
+        try:
+            listener = socket.socket(fileno=os.dup(3))
+            listener.setblocking(False)
+            while True:
+                accepted.append(listener.accept()[0])
+        except OSError:
+            pass
+        for s in candidates:
             try:
                 s.getpeername()
                 data = s.recv(1 << 20, socket.MSG_DONTWAIT)
             except OSError:
-                s.close()
+                if s not in accepted:
+                    s.close()
                 continue
             kind, payload = parse(data)
             if kind == HELLO and "hello" not in got:
                 got["hello"] = data
                 s.send(frame(HELLO_ACK, b"\x00" + struct.pack("<I", os.getpid())))
-                got["fd"] = fd
+                got["fd"] = s.fileno()
             elif kind == REQUEST_HEAD and "hello" in got:
                 got["head"] = data
-            s.close()
+            if s not in accepted:
+                s.close()
         time.sleep(0.01)
     return got
 
