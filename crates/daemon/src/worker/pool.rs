@@ -1,10 +1,12 @@
-//! The threads of a daemon process: one poller watches the listening socket and every idle
-//! connection; a connection with a request waiting is handed to one of `threads` Python
-//! threads over a bounded channel (back-pressure: when all are busy, requests wait in the
-//! socket). The main thread watches (`watchdog`) and then stops it all gracefully.
+//! The threads of a daemon process: the poller hands each connection with a frame waiting
+//! (found by the [`Hub`]) to one of `threads` Python request threads over a bounded channel
+//! (back-pressure: when all are busy, requests wait in their sockets); the request thread
+//! puts the connection back into the hub. The main thread watches (`watchdog`) and then
+//! stops it all gracefully.
 
 use super::super::sys::exit_now;
-use super::poller::Poller;
+use super::hub::{Hub, Token};
+use super::poller;
 use super::session::{Conn, serve_frame};
 use super::watchdog;
 use nix::sys::signal::{SigSet, Signal};
@@ -16,7 +18,7 @@ use rwsgi_core::ipc::msg;
 use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
 use rwsgi_python as wsgi;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -61,14 +63,6 @@ impl Shared {
     }
 }
 
-/// The channels between the poller and the request threads.
-struct Queues {
-    work_rx: crossbeam_channel::Receiver<Conn>,
-    ret_tx: crossbeam_channel::Sender<Conn>,
-    /// Wakes the poller when a connection comes back.
-    wake_w: Arc<OwnedFd>,
-}
-
 /// Serves until told to stop; returns the exit status.
 pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
     let sfd = signals();
@@ -80,38 +74,30 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
         last_activity: std::sync::Mutex::new(Instant::now()),
     });
     let threads = spec.threads().max(1) as usize;
-    let (work_tx, work_rx) = crossbeam_channel::bounded::<Conn>(threads);
-    let (ret_tx, ret_rx) = crossbeam_channel::unbounded::<Conn>();
-    let (wake_r, wake_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .expect("pipe");
-    let wake_w = Arc::new(wake_w);
+    let buffers = (
+        spec.options.send_buffer_size as usize,
+        spec.options.receive_buffer_size as usize,
+    );
+    let hub = Arc::new(Hub::new(listener, buffers).expect("epoll"));
+    let (work_tx, work_rx) = crossbeam_channel::bounded::<(Token, Conn)>(threads);
     for i in 0..threads {
-        let queues = Queues {
-            work_rx: work_rx.clone(),
-            ret_tx: ret_tx.clone(),
-            wake_w: wake_w.clone(),
-        };
-        let (shared, spec) = (shared.clone(), spec.clone());
+        let (shared, spec, hub, work_rx) =
+            (shared.clone(), spec.clone(), hub.clone(), work_rx.clone());
         rwsgi_core::guard::spawn(
             format!("rwsgi-req-{i}"),
             spec.options.stack_size.map(|s| s as usize),
-            move || request_thread(i, &spec, &shared, queues),
+            move || request_thread(i, &spec, &shared, &hub, work_rx),
         )
         .expect("spawn request thread");
     }
     drop(work_rx);
-    let poller_thread = {
-        let shared = shared.clone();
-        let buffers = (
-            spec.options.send_buffer_size as usize,
-            spec.options.receive_buffer_size as usize,
-        );
+    {
+        let (shared, hub) = (shared.clone(), hub.clone());
         rwsgi_core::guard::spawn("rwsgi-poller".into(), None, move || {
-            Poller::new(listener, wake_r, work_tx, ret_rx, shared, buffers).run()
+            poller::run(&hub, &shared, work_tx)
         })
-        .expect("spawn poller")
-    };
+        .expect("spawn poller");
+    }
     let gil_seen = gil_probe(spec);
     let stop = watchdog::watch(spec, &shared, &sfd, &gil_seen);
     log(
@@ -123,8 +109,8 @@ pub fn serve(spec: &GroupSpec, listener: OwnedFd) -> i32 {
         ),
     );
     shared.stopping.store(true, Ordering::SeqCst);
-    let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
-    shut_down(spec, &shared, stop, &poller_thread)
+    hub.close();
+    shut_down(spec, &shared, stop, &hub)
 }
 
 /// The signals the main thread takes through a signalfd (stop, graceful, restart, CPU limit).
@@ -163,9 +149,16 @@ fn signals() -> nix::sys::signalfd::SignalFd {
     .expect("signalfd")
 }
 
-/// One Python request thread: serves the connections the poller hands it, one frame each.
-fn request_thread(i: usize, spec: &GroupSpec, shared: &Shared, q: Queues) {
-    while let Ok(conn) = q.work_rx.recv() {
+/// One Python request thread: serves the connections the poller hands it, one frame each,
+/// and puts them back into the hub.
+fn request_thread(
+    i: usize,
+    spec: &GroupSpec,
+    shared: &Shared,
+    hub: &Hub,
+    work_rx: crossbeam_channel::Receiver<(Token, Conn)>,
+) {
+    while let Ok((token, conn)) = work_rx.recv() {
         // in_flight was counted when the poller dispatched the connection
         let ch = conn.ch.clone();
         let (kept, was_request) =
@@ -195,9 +188,9 @@ fn request_thread(i: usize, spec: &GroupSpec, shared: &Shared, q: Queues) {
                     (None, true)
                 }
             };
-        if let Some(c) = kept {
-            let _ = q.ret_tx.send(c);
-            let _ = nix::unistd::write(q.wake_w.as_fd(), &[1]);
+        match kept {
+            Some(c) => hub.put_back(token, c),
+            None => hub.forget(&ch),
         }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         if was_request {
@@ -245,9 +238,6 @@ fn gil_probe(spec: &GroupSpec) -> Arc<std::sync::Mutex<Instant>> {
     gil_seen
 }
 
-/// Stops gracefully: the poller ends once no request is in progress (after saying Goodbye on
-/// every idle connection); requests still running after graceful-timeout (eviction-timeout
-/// when an admin sent SIGUSR1) are cut off; atexit handlers run. Returns the exit status.
 /// `shutdown_reason` of process_stopping: "" for a requested stop (as mod_wsgi 4.9), else
 /// mod_wsgi 6's name of the limit that ended the process.
 fn stopping_reason(exit: Exit) -> &'static str {
@@ -259,12 +249,10 @@ fn stopping_reason(exit: Exit) -> &'static str {
     }
 }
 
-fn shut_down(
-    spec: &GroupSpec,
-    shared: &Shared,
-    stop: watchdog::Stop,
-    poller_thread: &std::thread::JoinHandle<()>,
-) -> i32 {
+/// Stops gracefully (the hub has already said Goodbye on every idle connection): requests
+/// still running after graceful-timeout (eviction-timeout when an admin sent SIGUSR1) are cut
+/// off; atexit handlers run. Returns the exit status.
+fn shut_down(spec: &GroupSpec, shared: &Shared, stop: watchdog::Stop, hub: &Hub) -> i32 {
     let (grace, which) = if stop.evicted {
         (spec.eviction_timeout(), "eviction-timeout")
     } else {
@@ -273,11 +261,11 @@ fn shut_down(
     // As mod_wsgi: the application hears it is stopping before its requests are waited for.
     wsgi::interpreters::process_stopping(stopping_reason(stop.exit));
     let deadline = Instant::now() + grace;
-    while !poller_thread.is_finished() && Instant::now() < deadline {
+    while !hub.drained(shared) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut exit = stop.exit;
-    if !poller_thread.is_finished() {
+    if !hub.drained(shared) {
         log(
             Level::Error,
             &format!(

@@ -29,6 +29,17 @@ pub struct Conn {
     pub rings: Option<SharedRings>,
 }
 
+impl Conn {
+    /// A connection just accepted: not authenticated, no rings until its HELLO.
+    pub fn new(ch: Channel) -> Conn {
+        Conn {
+            ch: Arc::new(ch),
+            authenticated: false,
+            rings: None,
+        }
+    }
+}
+
 /// Serves the frame waiting on `conn`; returns the connection if it stays usable, and whether
 /// the frame was a request (maximum-requests counts those, not handshakes).
 pub fn serve_frame(
