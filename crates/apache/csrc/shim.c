@@ -15,6 +15,11 @@ HIDDEN int rwsgi_brigade_empty(apr_bucket_brigade *bb)
     return APR_BRIGADE_EMPTY(bb);
 }
 
+HIDDEN int rwsgi_brigade_ends_with_eos(apr_bucket_brigade *bb)
+{
+    return !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+}
+
 HIDDEN void rwsgi_log_rerror(const char *file, int line, int module_index, int level,
                              apr_status_t status, const request_rec *r, const char *msg)
 {

@@ -68,6 +68,15 @@ pub trait Transport: Send {
         copy_into(&mut buf[..n], &bounce[..n]);
         Ok(n)
     }
+    /// Body bytes the transport has at hand, read without waiting (called with the GIL
+    /// held, so a read whose bytes are already there costs no GIL hand-off): `Ok(None)` when
+    /// none are, `Ok(Some(0))` at the end of the body. By default none ever are.
+    fn read_body_now(
+        &mut self,
+        _buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<Option<usize>> {
+        Ok(None)
+    }
     /// Sets the response status and headers (before the first body bytes).
     fn start(&mut self, head: &ResponseHead);
     /// Sends body bytes; `last` means nothing follows and the response can be completed now.

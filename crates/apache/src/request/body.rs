@@ -51,6 +51,54 @@ impl Request<'_> {
         unsafe { self.client_block(buf.as_mut_ptr().cast(), buf.len()) }
     }
 
+    /// Body bytes Apache has at hand, read without waiting for the client (a non-blocking
+    /// ap_get_brigade, keeping the request's body state as ap_get_client_block does):
+    /// `Ok(None)` when none is there yet, `Ok(Some(0))` at the end of the body.
+    pub fn read_body_now_uninit(
+        &self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<Option<usize>> {
+        let r = self.raw();
+        // SAFETY: r is the live request, used from its own thread; the brigade is made from
+        // the request's pool and destroyed before returning; apr_brigade_flatten writes at
+        // most `len` bytes into `buf` (and reads none of it).
+        unsafe {
+            if (*r).remaining < 0 || ((*r).read_chunked == 0 && (*r).remaining == 0) {
+                return Ok(Some(0));
+            }
+            let bb = b::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc);
+            let rv = b::ap_get_brigade(
+                (*r).input_filters,
+                bb,
+                b::ap_input_mode_t_AP_MODE_READBYTES,
+                b::apr_read_type_e_APR_NONBLOCK_READ,
+                buf.len() as b::apr_off_t,
+            );
+            let result = if rv == libc::EAGAIN || (rv == 0 && b::rwsgi_brigade_empty(bb) != 0) {
+                Ok(None)
+            } else if rv != 0 {
+                (*(*r).connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                Err(std::io::Error::other(
+                    "request body read error (client disconnected, timed out or sent a malformed body)",
+                ))
+            } else {
+                let eos = b::rwsgi_brigade_ends_with_eos(bb) != 0;
+                if eos {
+                    (*r).remaining = if (*r).read_chunked != 0 { -1 } else { 0 };
+                }
+                let mut len = buf.len() as b::apr_size_t;
+                if b::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len) != 0 {
+                    Err(std::io::Error::other("request body read error"))
+                } else {
+                    (*r).read_length += len as b::apr_off_t;
+                    Ok((len > 0 || eos).then_some(len as usize))
+                }
+            };
+            b::apr_brigade_destroy(bb);
+            result
+        }
+    }
+
     /// `read_body` straight into shared memory (a request ring).
     pub fn read_body_shared(
         &self,

@@ -61,6 +61,13 @@ impl Transport for ApacheTransport<'_> {
         self.req.read_body_uninit(buf)
     }
 
+    fn read_body_now(
+        &mut self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> std::io::Result<Option<usize>> {
+        self.req.read_body_now_uninit(buf)
+    }
+
     fn start(&mut self, head: &ResponseHead) {
         self.req.set_status(head.status, &latin1(&head.status_line));
         for (k, v) in &head.headers {
