@@ -214,6 +214,49 @@ def test_read_n_over_a_large_body(srv, n, chunked):
     assert len(got["sizes"]) <= 2
 
 
+def _trickle(srv, target, data, chunked, pieces):
+    """POSTs `data` in `pieces` parts with pauses between them (the application's reads find
+    part of what they ask for at hand and must wait for the rest); the parsed response."""
+    head = (f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            + ("Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {len(data)}\r\n")
+            + "\r\n").encode()
+    step = -(-len(data) // pieces)
+    parts = [data[i:i + step] for i in range(0, len(data), step)]
+    with srv.connect(timeout=30) as s:
+        s.sendall(head)
+        for p in parts:
+            time.sleep(0.05)
+            s.sendall(b"%x\r\n%s\r\n" % (len(p), p) if chunked else p)
+        if chunked:
+            s.sendall(b"0\r\n\r\n")
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    return parse_response(raw)
+
+
+@pytest.mark.parametrize("n", [8192, 65536])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_reads_of_a_body_that_trickles_in(srv, n, chunked):
+    """A body arriving in pieces, with pauses: reads take what is at hand and wait for the
+    rest: every byte once, in order, every piece n long but the last."""
+    data = os.urandom(200_003)
+    r = _trickle(srv, f"/edge?t=read_pieces&n={n}", data, chunked, pieces=7)
+    assert r.status == 200, r
+    got = json.loads(r.body)
+    assert got["sha256"] == hashlib.sha256(data).hexdigest()
+    assert max(got["sizes"]) == n and len(got["sizes"]) == 2
+
+
+@pytest.mark.parametrize("how", ["readline", "iter"])
+def test_lines_of_a_body_that_trickles_in(srv, how):
+    lines = [b"%d:" % i + b"z" * (i % 53) + b"\n" for i in range(3000)]
+    data = b"".join(lines) + b"tail"
+    r = _trickle(srv, f"/edge?t=line_pieces&how={how}", data, False, pieces=9)
+    assert r.status == 200, r
+    assert json.loads(r.body) == {"sha256": hashlib.sha256(data).hexdigest(), "lines": len(lines) + 1}
+
+
 @pytest.mark.parametrize("how", ["readline", "iter"])
 def test_many_short_lines_across_buffer_refills(srv, how):
     lines = [b"%d:" % i + b"y" * (i % 97) + b"\n" for i in range(20_000)]
