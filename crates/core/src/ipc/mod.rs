@@ -81,6 +81,12 @@ pub mod msg {
         Ok(v)
     }
 
+    /// `Goodbye`: this daemon process takes no request on the connection (it is stopping); a
+    /// request the Apache side sent after it is known unstarted and goes elsewhere.
+    pub fn goodbye() -> Frame {
+        Frame::new(Kind::Goodbye, 0, vec![])
+    }
+
     /// `Abort`: the HTTP status the Apache side should answer if nothing was sent yet, and a
     /// reason for its log.
     pub fn abort(id: u32, status: u16, reason: &str) -> Frame {

@@ -12,7 +12,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use rwsgi_core::Level;
 use rwsgi_core::errlog::log;
 use rwsgi_core::ipc::channel::{self, Channel};
-use rwsgi_core::ipc::frame::{Frame, Kind};
+use rwsgi_core::ipc::msg;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
@@ -199,5 +199,5 @@ fn armed(token: u64) -> EpollEvent {
 }
 
 fn goodbye(ch: &Channel) {
-    let _ = ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+    let _ = ch.send(&msg::goodbye());
 }

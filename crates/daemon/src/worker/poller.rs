@@ -6,9 +6,8 @@
 use super::hub::{Hub, Token};
 use super::pool::Shared;
 use super::session::Conn;
-use std::sync::Arc;
 
-pub fn run(hub: &Hub, shared: &Arc<Shared>, work_tx: crossbeam_channel::Sender<(Token, Conn)>) {
+pub fn run(hub: &Hub, shared: &Shared, work_tx: crossbeam_channel::Sender<(Token, Conn)>) {
     let mut ready = Vec::new();
     while !hub.closed() {
         hub.wait(shared, &mut ready);

@@ -175,11 +175,7 @@ fn request_thread(
                     // The Apache child keeps the connection for a next request, which
                     // could reach the socket before it is closed here and be lost (a 502):
                     // told now, that request finds this Goodbye first and goes elsewhere.
-                    let _ = ch.send(&rwsgi_core::ipc::frame::Frame::new(
-                        rwsgi_core::ipc::frame::Kind::Goodbye,
-                        0,
-                        vec![],
-                    ));
+                    let _ = ch.send(&msg::goodbye());
                     shared
                         .active
                         .lock()

@@ -73,7 +73,7 @@ fn serve_frame_inner(spec: &GroupSpec, shared: &Shared, thread: usize, conn: Con
     if shared.stopping.load(Ordering::SeqCst)
         && matches!(frame.header.kind, Kind::Hello | Kind::RequestHead)
     {
-        let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+        let _ = conn.ch.send(&msg::goodbye());
         return None;
     }
     match frame.header.kind {
@@ -252,7 +252,7 @@ fn restart_for_new_script(spec: &GroupSpec, shared: &Shared, conn: &Conn, script
             DaemonName(spec.name())
         ),
     );
-    let _ = conn.ch.send(&Frame::new(Kind::Goodbye, 0, vec![]));
+    let _ = conn.ch.send(&msg::goodbye());
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = nix::sys::signal::kill(nix::unistd::getpid(), Signal::SIGUSR1);
 }
