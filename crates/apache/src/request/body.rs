@@ -78,9 +78,7 @@ impl Request<'_> {
                 Ok(None)
             } else if rv != 0 {
                 (*(*r).connection).keepalive = b::ap_conn_keepalive_e_AP_CONN_CLOSE;
-                Err(std::io::Error::other(
-                    "request body read error (client disconnected, timed out or sent a malformed body)",
-                ))
+                Err(body_read_error())
             } else {
                 let eos = b::rwsgi_brigade_ends_with_eos(bb) != 0;
                 if eos {
@@ -88,7 +86,7 @@ impl Request<'_> {
                 }
                 let mut len = buf.len() as b::apr_size_t;
                 if b::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len) != 0 {
-                    Err(std::io::Error::other("request body read error"))
+                    Err(body_read_error())
                 } else {
                     (*r).read_length += len as b::apr_off_t;
                     Ok((len > 0 || eos).then_some(len as usize))
@@ -117,11 +115,16 @@ impl Request<'_> {
         // SAFETY: the caller's contract; Apache writes at most `len` bytes there.
         let n = unsafe { b::ap_get_client_block(self.raw(), at.cast(), len as _) };
         if n < 0 {
-            Err(std::io::Error::other(
-                "request body read error (client disconnected, timed out or sent a malformed body)",
-            ))
+            Err(body_read_error())
         } else {
             Ok(n as usize)
         }
     }
+}
+
+/// What a failed body read says (Apache's status code is not told apart by its callers either).
+fn body_read_error() -> std::io::Error {
+    std::io::Error::other(
+        "request body read error (client disconnected, timed out or sent a malformed body)",
+    )
 }

@@ -23,8 +23,10 @@ pub(super) struct Body {
 impl Body {
     /// The buffer goes back to this thread's spare (the next request's refill takes it).
     pub(super) fn expire(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
+        let mut buf = std::mem::take(&mut self.buf);
         if buf.capacity() == READ_CHUNK {
+            // emptied here, so no request ever sees another's bytes
+            buf.clear();
             SPARE.with(|s| s.set(buf));
         }
         self.pos = 0;
@@ -94,10 +96,15 @@ impl Body {
 
     /// Refills the line buffer with one read of up to READ_CHUNK bytes.
     /// The buffer is read into uninitialised: no 64 KiB memset per refill.
-    fn refill(&mut self, t: &mut dyn Transport) -> Result<(), ReadError> {
+    /// The line buffer, this thread's spare (empty) when the request has none yet.
+    fn take_spare(&mut self) {
         if self.buf.capacity() == 0 {
             self.buf = SPARE.with(|s| s.take());
         }
+    }
+
+    fn refill(&mut self, t: &mut dyn Transport) -> Result<(), ReadError> {
+        self.take_spare();
         self.buf.clear();
         self.pos = 0;
         self.buf.reserve_exact(READ_CHUNK);
@@ -174,12 +181,7 @@ impl Body {
         if self.eof || self.failed.is_some() {
             return Ok(false);
         }
-        if self.buf.capacity() == 0 {
-            // the last request's bytes may still be in it
-            self.buf = SPARE.with(|s| s.take());
-            self.buf.clear();
-            self.pos = 0;
-        }
+        self.take_spare();
         self.buf.drain(..self.pos);
         self.pos = 0;
         if self.buf.len() >= READ_CHUNK {
