@@ -39,27 +39,16 @@ pub fn body_reply(req: &Request<'_>, id: u32, want: usize, ring: Option<&mut Out
         });
     };
     // The daemon pulls the body, so it has returned every earlier slice before asking
-    // again: each slice starts the ring afresh. Apache reads the body straight into it.
+    // again: each slice starts the ring afresh. Apache reads the body straight into it, as
+    // much as the client has sent (waiting only if it has sent nothing yet).
     o.reset();
-    let mut filled = 0;
-    while filled < want {
-        let chunk = want - filled;
-        let n = match o.stage_raw(filled, chunk) {
-            Ok(dst) => req.read_body_shared(&dst),
-            Err(_) => return msg::abort(id, 500, "request ring unavailable"),
-        };
-        let n = match n {
+    let filled = match o.stage_raw(0, want) {
+        Ok(dst) => match req.read_body_shared(&dst) {
             Ok(n) => n,
-            Err(e) if filled == 0 => return msg::abort(id, 400, &e.to_string()),
-            // What was read so far goes now; the error comes back on the next read.
-            Err(_) => break,
-        };
-        filled += n;
-        // Stop at a short read: the client has sent no more yet (or the body ended).
-        if n < chunk {
-            break;
-        }
-    }
+            Err(e) => return msg::abort(id, 400, &e.to_string()),
+        },
+        Err(_) => return msg::abort(id, 500, "request ring unavailable"),
+    };
     if filled == 0 {
         return Frame::new(Kind::BodyEnd, id, vec![]);
     }
