@@ -11,6 +11,8 @@ use std::ptr::NonNull;
 
 /// Reading the request body (its own file: `impl Request` continues there).
 mod body;
+/// The request's tables (notes, headers, environment) and strings in its pool.
+mod tables;
 
 /// The request a hook is serving, for as long as the hook runs (`'r`). Not `Copy`, not
 /// `Clone` and not `Sync`: whatever keeps it must give it back before the hook returns, so a
@@ -157,21 +159,6 @@ impl<'r> Request<'r> {
         }
     }
 
-    fn pool(&self) -> *mut b::apr_pool_t {
-        self.rec().pool
-    }
-
-    fn pstr(&self, s: &str) -> *const c_char {
-        self.pbytes(s.as_bytes())
-    }
-
-    fn pbytes(&self, s: &[u8]) -> *const c_char {
-        let c = CString::new(s.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>())
-            .unwrap_or_default();
-        // SAFETY: apr_pstrdup copies into the request pool, which outlives every use.
-        unsafe { b::apr_pstrdup(self.pool(), c.as_ptr()) }
-    }
-
     pub fn uri(&self) -> Cow<'_, str> {
         cstr(self.rec().uri).unwrap_or_default()
     }
@@ -240,66 +227,6 @@ impl<'r> Request<'r> {
     pub fn allows_exec_cgi(&self) -> bool {
         // SAFETY: reads the request's merged core configuration.
         unsafe { b::ap_allow_options(self.raw()) & b::OPT_EXECCGI != 0 }
-    }
-
-    fn table_get(t: *mut b::apr_table_t, key: &str) -> Option<String> {
-        let k = CString::new(key).ok()?;
-        // SAFETY: `t` is one of the request's tables; apr_table_get returns a borrowed value.
-        cstr(unsafe { b::apr_table_get(t, k.as_ptr()) }).map(|v| v.into_owned())
-    }
-    fn table_set(&self, t: *mut b::apr_table_t, key: &str, val: &str) {
-        let (k, v) = (self.pstr(key), self.pstr(val));
-        // SAFETY: both strings live in the request pool.
-        unsafe { b::apr_table_setn(t, k, v) }
-    }
-
-    pub fn note(&self, key: &str) -> Option<String> {
-        Self::table_get(self.rec().notes, key)
-    }
-    pub fn set_note(&self, key: &str, val: &str) {
-        self.table_set(self.rec().notes, key, val)
-    }
-    pub fn header_in(&self, key: &str) -> Option<String> {
-        Self::table_get(self.rec().headers_in, key)
-    }
-    pub fn subprocess_env(&self, key: &str) -> Option<String> {
-        Self::table_get(self.rec().subprocess_env, key)
-    }
-
-    /// Drops request headers whose names contain anything but letters, digits and '-': they
-    /// would become ambiguous HTTP_* variables (X_Foo vs X-Foo spoofing), as mod_wsgi does.
-    pub fn drop_invalid_headers(&self) {
-        let t = self.rec().headers_in;
-        let bad: Vec<CString> = Self::entries(t)
-            .into_iter()
-            .filter(|(k, _)| !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-            .filter_map(|(k, _)| CString::new(k).ok())
-            .collect();
-        for k in bad {
-            // SAFETY: removes an entry from the request's own table.
-            unsafe { b::apr_table_unset(t, k.as_ptr()) };
-        }
-    }
-
-    fn entries(t: *const b::apr_table_t) -> Vec<(String, Vec<u8>)> {
-        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with a
-        // NULL key are deleted slots.
-        unsafe {
-            let arr = b::apr_table_elts(t);
-            let elts = (*arr).elts as *const b::apr_table_entry_t;
-            (0..(*arr).nelts as usize)
-                .filter_map(|i| {
-                    let e = &*elts.add(i);
-                    let k = cstr(e.key)?;
-                    let v = if e.val.is_null() {
-                        Vec::new()
-                    } else {
-                        CStr::from_ptr(e.val).to_bytes().to_vec()
-                    };
-                    Some((k.into_owned(), v))
-                })
-                .collect()
-        }
     }
 
     /// ap_add_cgi_vars without PATH_TRANSLATED. Apache computes that variable with a

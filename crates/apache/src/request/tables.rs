@@ -1,0 +1,108 @@
+//! The request's tables (notes, headers, subprocess environment) and the strings rwsgi puts
+//! into its pool: these run several times per request, so they allocate from the pool or the
+//! stack, not the heap.
+
+use super::{Request, cstr};
+use crate::bindings as b;
+use std::ffi::{CStr, CString, c_char};
+
+impl Request<'_> {
+    pub(super) fn pool(&self) -> *mut b::apr_pool_t {
+        self.rec().pool
+    }
+
+    pub(super) fn pstr(&self, s: &str) -> *const c_char {
+        self.pbytes(s.as_bytes())
+    }
+
+    /// A NUL-terminated copy of `s` in the request pool, NUL bytes left out (C strings
+    /// cannot hold them). Made in place: these run several times per request.
+    pub(super) fn pbytes(&self, s: &[u8]) -> *const c_char {
+        // SAFETY: apr_palloc returns s.len() + 1 writable bytes from the request pool, which
+        // outlives every use; at most s.len() bytes and the terminator are written.
+        unsafe {
+            let p = b::apr_palloc(self.pool(), (s.len() + 1) as b::apr_size_t).cast::<u8>();
+            let mut n = 0;
+            for part in s.split(|&c| c == 0) {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), p.add(n), part.len());
+                n += part.len();
+            }
+            *p.add(n) = 0;
+            p.cast()
+        }
+    }
+
+    pub(super) fn table_get(t: *mut b::apr_table_t, key: &str) -> Option<String> {
+        with_cstr(key, |k| {
+            // SAFETY: `t` is one of the request's tables; apr_table_get returns a borrowed
+            // value.
+            cstr(unsafe { b::apr_table_get(t, k.as_ptr()) }).map(|v| v.into_owned())
+        })?
+    }
+    fn table_set(&self, t: *mut b::apr_table_t, key: &str, val: &str) {
+        let (k, v) = (self.pstr(key), self.pstr(val));
+        // SAFETY: both strings live in the request pool.
+        unsafe { b::apr_table_setn(t, k, v) }
+    }
+
+    pub fn note(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().notes, key)
+    }
+    pub fn set_note(&self, key: &str, val: &str) {
+        self.table_set(self.rec().notes, key, val)
+    }
+    pub fn header_in(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().headers_in, key)
+    }
+    pub fn subprocess_env(&self, key: &str) -> Option<String> {
+        Self::table_get(self.rec().subprocess_env, key)
+    }
+
+    /// Drops request headers whose names contain anything but letters, digits and '-': they
+    /// would become ambiguous HTTP_* variables (X_Foo vs X-Foo spoofing), as mod_wsgi does.
+    pub fn drop_invalid_headers(&self) {
+        let t = self.rec().headers_in;
+        let bad: Vec<CString> = Self::entries(t)
+            .into_iter()
+            .filter(|(k, _)| !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+            .filter_map(|(k, _)| CString::new(k).ok())
+            .collect();
+        for k in bad {
+            // SAFETY: removes an entry from the request's own table.
+            unsafe { b::apr_table_unset(t, k.as_ptr()) };
+        }
+    }
+
+    pub(super) fn entries(t: *const b::apr_table_t) -> Vec<(String, Vec<u8>)> {
+        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with a
+        // NULL key are deleted slots.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            (0..(*arr).nelts as usize)
+                .filter_map(|i| {
+                    let e = &*elts.add(i);
+                    let k = cstr(e.key)?;
+                    let v = if e.val.is_null() {
+                        Vec::new()
+                    } else {
+                        CStr::from_ptr(e.val).to_bytes().to_vec()
+                    };
+                    Some((k.into_owned(), v))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Runs `f` with `s` as a C string, on the stack when short (the table keys rwsgi looks up
+/// several times per request); None if `s` holds a NUL byte.
+fn with_cstr<T>(s: &str, f: impl FnOnce(&CStr) -> T) -> Option<T> {
+    let mut buf = [0u8; 64];
+    if s.len() < buf.len() {
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        CStr::from_bytes_with_nul(&buf[..=s.len()]).ok().map(f)
+    } else {
+        CString::new(s).ok().map(|c| f(&c))
+    }
+}
