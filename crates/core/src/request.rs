@@ -58,7 +58,8 @@ pub fn encode(app: &AppRequest, header_only: bool) -> Vec<u8> {
             .iter()
             .map(|(k, v)| (k.as_bytes(), Cow::Borrowed(v))),
     );
-    vars::encode(&all)
+    // (room for the seal's tag, appended by the Apache side)
+    vars::encode_with_room(&all, crate::ipc::seal::TAG_LEN)
 }
 
 /// Decodes a request head; `process_group` is the daemon's own group name (never taken from

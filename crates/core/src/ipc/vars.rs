@@ -11,11 +11,17 @@ const ENTRY_LEN: usize = 16;
 
 /// Encodes `vars` (keys and values are byte strings without NUL; keys without '=').
 pub fn encode<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
+    encode_with_room(vars, 0)
+}
+
+/// [`encode`], with capacity for `room` more bytes after the table (a tag appended to it then
+/// needs no reallocation).
+pub fn encode_with_room<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)], room: usize) -> Vec<u8> {
     let arena_len: usize = vars
         .iter()
         .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
         .sum();
-    let mut out = Vec::with_capacity(4 + vars.len() * ENTRY_LEN + arena_len);
+    let mut out = Vec::with_capacity(4 + vars.len() * ENTRY_LEN + arena_len + room);
     out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
     let mut off = 0u32;
     for (k, v) in vars {
