@@ -42,7 +42,7 @@ CONFIG_TEXT = (
     "KeepAlive On, MaxKeepAliveRequests 0, KeepAliveTimeout 15, EnableSendfile On; "
     "no access log, LogLevel warn; modules: mpm_event + authz_core + mime + the variant's module; "
     "WSGI variants: WSGIApplicationGroup %{GLOBAL}, WSGIPythonHome <venv>; daemon: "
-    "WSGIDaemonProcess bench processes=2 threads=15, WSGIProcessGroup bench, WSGIRestrictEmbedded On"
+    "WSGIDaemonProcess bench processes=2 threads=15 display-name=%{GROUP}, WSGIProcessGroup bench, WSGIRestrictEmbedded On"
 )
 
 # name -> properties. `ref` = the variant an rwsgi figure is divided by (same mode).

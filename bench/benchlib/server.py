@@ -64,7 +64,8 @@ class Server:
             ]
             if p["mode"] == "daemon":
                 L += [
-                    "WSGIDaemonProcess bench processes=2 threads=15",
+                    # (the process title tells daemons apart in bench/counts)
+                    "WSGIDaemonProcess bench processes=2 threads=15 display-name=%{GROUP}",
                     "WSGIProcessGroup bench",
                     "WSGIRestrictEmbedded On",
                 ]
