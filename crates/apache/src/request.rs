@@ -275,7 +275,8 @@ impl<'r> Request<'r> {
         let t = self.rec().subprocess_env;
         // Room for the mod_wsgi.* keys the handler adds.
         let mut env = rwsgi_core::Environ::with_capacity(64, 2048);
-        // SAFETY: as in entries(): the table's live entry array; NULL keys are deleted slots.
+        // SAFETY: apr_table_elts exposes the table's live entry array; NULL keys are deleted
+        // slots.
         unsafe {
             let arr = b::apr_table_elts(t);
             let elts = (*arr).elts as *const b::apr_table_entry_t;
@@ -372,18 +373,15 @@ impl<'r> Request<'r> {
     }
 
     /// Server name (as configured) and port for %{SERVER} and friends.
-    pub fn server_identity(&self) -> (String, u16) {
+    pub fn server_identity(&self) -> (Cow<'_, str>, u16) {
         // SAFETY: r->server is live for the request.
         let s = unsafe { &*self.rec().server };
         // SAFETY: ap_get_server_port only reads the request.
         let port = unsafe { b::ap_get_server_port(self.raw()) };
-        (
-            cstr(s.server_hostname).unwrap_or_default().into_owned(),
-            port,
-        )
+        (cstr(s.server_hostname).unwrap_or_default(), port)
     }
-    pub fn hostname(&self) -> String {
-        cstr(self.rec().hostname).unwrap_or_default().into_owned()
+    pub fn hostname(&self) -> Cow<'_, str> {
+        cstr(self.rec().hostname).unwrap_or_default()
     }
 
     /// The authenticated user (`r->user`, REMOTE_USER), if any.

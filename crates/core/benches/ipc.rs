@@ -71,15 +71,18 @@ fn codecs(c: &mut Criterion) {
     });
     let h = ResponseHead {
         status: 200,
-        status_line: b"200 OK".to_vec(),
+        status_line: b"200 OK"[..].into(),
         headers: vec![
             (
-                b"Content-Type".to_vec(),
-                b"text/html; charset=utf-8".to_vec(),
+                b"Content-Type"[..].into(),
+                b"text/html; charset=utf-8"[..].into(),
             ),
-            (b"Content-Length".to_vec(), b"5120".to_vec()),
-            (b"Set-Cookie".to_vec(), b"a=b; Path=/; HttpOnly".to_vec()),
-            (b"Cache-Control".to_vec(), b"no-cache".to_vec()),
+            (b"Content-Length"[..].into(), b"5120"[..].into()),
+            (
+                b"Set-Cookie"[..].into(),
+                b"a=b; Path=/; HttpOnly"[..].into(),
+            ),
+            (b"Cache-Control"[..].into(), b"no-cache"[..].into()),
         ],
     };
     c.bench_function("response head encode+decode", |b| {

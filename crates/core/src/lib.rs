@@ -14,6 +14,7 @@
 //! - [`level`] (the one log level), [`guard`] (the one panic guard).
 
 pub mod config;
+pub mod cstr;
 pub mod death;
 pub mod environ;
 pub mod errlog;

@@ -4,9 +4,17 @@
 use rwsgi_core::Level;
 use std::sync::OnceLock;
 
-/// Response strings hold one char per byte (validated latin-1): back to bytes.
-pub fn latin1_bytes(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
+/// Response strings hold one char per byte (validated latin-1): back to bytes. ASCII (nearly
+/// every status line and header) is its own latin-1 and is borrowed.
+pub fn latin1_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.is_ascii() {
+        s.as_bytes().into()
+    } else {
+        s.chars()
+            .map(|c| c as u32 as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    }
 }
 
 /// A validated response head.

@@ -4,6 +4,7 @@
 
 use super::{Request, cstr};
 use crate::bindings as b;
+use rwsgi_core::cstr::with_cstr;
 use std::ffi::{CStr, CString, c_char};
 
 impl Request<'_> {
@@ -62,47 +63,28 @@ impl Request<'_> {
     /// would become ambiguous HTTP_* variables (X_Foo vs X-Foo spoofing), as mod_wsgi does.
     pub fn drop_invalid_headers(&self) {
         let t = self.rec().headers_in;
-        let bad: Vec<CString> = Self::entries(t)
-            .into_iter()
-            .filter(|(k, _)| !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-            .filter_map(|(k, _)| CString::new(k).ok())
-            .collect();
+        let valid = |k: &CStr| {
+            k.to_bytes()
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+        };
+        // (copies only of the rare bad names: unsetting changes the array being read)
+        let mut bad: Vec<CString> = Vec::new();
+        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with
+        // a NULL key are deleted slots; keys are NUL-terminated strings of the request.
+        unsafe {
+            let arr = b::apr_table_elts(t);
+            let elts = (*arr).elts as *const b::apr_table_entry_t;
+            for i in 0..(*arr).nelts as usize {
+                let key = (*elts.add(i)).key;
+                if !key.is_null() && !valid(CStr::from_ptr(key)) {
+                    bad.push(CStr::from_ptr(key).to_owned());
+                }
+            }
+        }
         for k in bad {
             // SAFETY: removes an entry from the request's own table.
             unsafe { b::apr_table_unset(t, k.as_ptr()) };
         }
-    }
-
-    pub(super) fn entries(t: *const b::apr_table_t) -> Vec<(String, Vec<u8>)> {
-        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with a
-        // NULL key are deleted slots.
-        unsafe {
-            let arr = b::apr_table_elts(t);
-            let elts = (*arr).elts as *const b::apr_table_entry_t;
-            (0..(*arr).nelts as usize)
-                .filter_map(|i| {
-                    let e = &*elts.add(i);
-                    let k = cstr(e.key)?;
-                    let v = if e.val.is_null() {
-                        Vec::new()
-                    } else {
-                        CStr::from_ptr(e.val).to_bytes().to_vec()
-                    };
-                    Some((k.into_owned(), v))
-                })
-                .collect()
-        }
-    }
-}
-
-/// Runs `f` with `s` as a C string, on the stack when short (the table keys rwsgi looks up
-/// several times per request); None if `s` holds a NUL byte.
-fn with_cstr<T>(s: &str, f: impl FnOnce(&CStr) -> T) -> Option<T> {
-    let mut buf = [0u8; 64];
-    if s.len() < buf.len() {
-        buf[..s.len()].copy_from_slice(s.as_bytes());
-        CStr::from_bytes_with_nul(&buf[..=s.len()]).ok().map(f)
-    } else {
-        CString::new(s).ok().map(|c| f(&c))
     }
 }

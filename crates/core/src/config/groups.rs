@@ -59,17 +59,28 @@ pub fn expand_application_group(
     expand(value, ctx, env, true)
 }
 
+/// The group a value names outright, with nothing of the request to fill in: a plain name,
+/// or `%{GLOBAL}` (""). Callers skip building an [`ExpandContext`] for these.
+pub fn literal(value: &str) -> Option<&str> {
+    if !value.starts_with('%') {
+        Some(value)
+    } else if value == GLOBAL {
+        Some("")
+    } else {
+        None
+    }
+}
+
 fn expand(
     value: &str,
     ctx: &ExpandContext<'_>,
     env: &dyn Fn(&str) -> Option<String>,
     allow_reexpand: bool,
 ) -> String {
-    if !value.starts_with('%') {
-        return value.to_string();
+    if let Some(name) = literal(value) {
+        return name.to_string();
     }
     match value {
-        GLOBAL => String::new(),
         "%{SERVER}" => with_port(ctx.server_hostname, ctx.server_port),
         "%{HOST}" => with_port(ctx.request_host, ctx.server_port),
         "%{RESOURCE}" => {
@@ -164,6 +175,22 @@ mod tests {
             expand_application_group("%{RESOURCE}", &c, &none),
             "localhost|/app"
         );
+    }
+
+    #[test]
+    fn literal_values_need_nothing_of_the_request() {
+        assert_eq!(literal("mygroup"), Some("mygroup"));
+        assert_eq!(literal(""), Some(""));
+        assert_eq!(literal("%{GLOBAL}"), Some(""));
+        for computed in [
+            "%{SERVER}",
+            "%{HOST}",
+            "%{RESOURCE}",
+            "%{ENV:G}",
+            "%{global}",
+        ] {
+            assert_eq!(literal(computed), None, "{computed}");
+        }
     }
 
     #[test]

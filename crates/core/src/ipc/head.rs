@@ -3,21 +3,35 @@
 
 use super::IpcError;
 use super::frame::Reader;
+use std::borrow::Cow;
 
 /// Caps that keep a hostile daemon from making the Apache child allocate without bound.
 pub const MAX_HEADERS: usize = 1000;
 pub const MAX_HEAD_BYTES: usize = 1 << 20;
 
+/// Borrowed from the frame it was decoded from (the Apache side copies it into the request's
+/// pool anyway), owned where the daemon builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
+pub struct ResponseHead<'a> {
     pub status: u16,
     /// The whole status line as the application gave it ("200 OK"), latin-1 bytes.
-    pub status_line: Vec<u8>,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub status_line: Cow<'a, [u8]>,
+    pub headers: Vec<Header<'a>>,
 }
 
-pub fn encode(h: &ResponseHead) -> Vec<u8> {
-    let mut out = Vec::new();
+/// A header's name and value.
+pub type Header<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+pub fn encode(h: &ResponseHead<'_>) -> Vec<u8> {
+    let len = 2
+        + 4
+        + h.status_line.len()
+        + 4
+        + h.headers
+            .iter()
+            .map(|(k, v)| 8 + k.len() + v.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&h.status.to_le_bytes());
     out.extend_from_slice(&(h.status_line.len() as u32).to_le_bytes());
     out.extend_from_slice(&h.status_line);
@@ -35,7 +49,7 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-pub fn decode(buf: &[u8]) -> Result<ResponseHead, IpcError> {
+pub fn decode(buf: &[u8]) -> Result<ResponseHead<'_>, IpcError> {
     if buf.len() > MAX_HEAD_BYTES {
         return Err(IpcError::TooLarge {
             what: "response head",
@@ -46,10 +60,17 @@ pub fn decode(buf: &[u8]) -> Result<ResponseHead, IpcError> {
     let mut r = Reader::new(buf);
     let status = r.u16()?;
     let line_len = r.u32()? as usize;
-    let status_line = r.bytes(line_len)?.to_vec();
+    let status_line = r.bytes(line_len)?;
+    let digits = |n: u16| {
+        [
+            b'0' + (n / 100 % 10) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ]
+    };
     if !(100..=999).contains(&status)
         || status_line.len() < 3
-        || status_line[..3] != *status.to_string().as_bytes()
+        || status_line[..3] != digits(status)
         || status_line.iter().any(|&c| c < 0x20 || c == 0x7f)
     {
         return Err(IpcError::Invalid("status line"));
@@ -74,12 +95,12 @@ pub fn decode(buf: &[u8]) -> Result<ResponseHead, IpcError> {
         if v.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0) {
             return Err(IpcError::Invalid("header value"));
         }
-        headers.push((k.to_vec(), v.to_vec()));
+        headers.push((Cow::Borrowed(k), Cow::Borrowed(v)));
     }
     r.finish()?;
     Ok(ResponseHead {
         status,
-        status_line,
+        status_line: Cow::Borrowed(status_line),
         headers,
     })
 }
@@ -111,7 +132,7 @@ pub struct Framing {
 /// Removes the hop-by-hop headers from `h` and checks its Content-Length: an empty,
 /// signed, non-numeric or overflowing value, or two different values, is an error (the
 /// response cannot be framed; the Apache side answers 502).
-pub fn framing(h: &mut ResponseHead) -> Result<Framing, IpcError> {
+pub fn framing(h: &mut ResponseHead<'_>) -> Result<Framing, IpcError> {
     let mut f = Framing {
         content_length: None,
         close: false,
@@ -159,13 +180,13 @@ fn content_length(v: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn with(headers: &[(&str, &str)]) -> ResponseHead {
+    fn with<'a>(headers: &[(&'a str, &'a str)]) -> ResponseHead<'a> {
         ResponseHead {
             status: 200,
-            status_line: b"200 OK".to_vec(),
+            status_line: Cow::Borrowed(b"200 OK"),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .map(|(k, v)| (k.as_bytes().into(), v.as_bytes().into()))
                 .collect(),
         }
     }
@@ -224,13 +245,13 @@ mod tests {
         );
     }
 
-    fn head() -> ResponseHead {
+    fn head() -> ResponseHead<'static> {
         ResponseHead {
             status: 200,
-            status_line: b"200 OK".to_vec(),
+            status_line: Cow::Borrowed(b"200 OK"),
             headers: vec![
-                (b"Content-Type".to_vec(), b"text/plain".to_vec()),
-                (b"X-L".to_vec(), b"caf\xe9".to_vec()),
+                (b"Content-Type"[..].into(), b"text/plain"[..].into()),
+                (b"X-L"[..].into(), b"caf\xe9"[..].into()),
             ],
         }
     }
@@ -243,17 +264,17 @@ mod tests {
     #[test]
     fn rejects_response_splitting_and_nonsense() {
         let mut h = head();
-        h.headers[0].1 = b"text/plain\r\nSet-Cookie: x=1".to_vec();
+        h.headers[0].1 = b"text/plain\r\nSet-Cookie: x=1"[..].into();
         assert!(decode(&encode(&h)).is_err());
         let mut h = head();
-        h.headers[0].0 = b"Bad Name".to_vec();
+        h.headers[0].0 = b"Bad Name"[..].into();
         assert!(decode(&encode(&h)).is_err());
         let mut h = head();
-        h.status_line = b"404 OK".to_vec();
+        h.status_line = b"404 OK"[..].into();
         assert!(decode(&encode(&h)).is_err());
         let mut h = head();
         h.status = 42;
-        h.status_line = b"42 X".to_vec();
+        h.status_line = b"42 X"[..].into();
         assert!(decode(&encode(&h)).is_err());
         let mut enc = encode(&head());
         enc.push(1);

@@ -291,7 +291,7 @@ impl Transport for RemoteTransport {
             .collect();
         if h.close_connection {
             // The Apache side honours it (and takes it out of the response).
-            headers.push((b"Connection".to_vec(), b"close".to_vec()));
+            headers.push((b"Connection"[..].into(), b"close"[..].into()));
         }
         let head = head::ResponseHead {
             status: h.status,

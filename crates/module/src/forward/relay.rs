@@ -240,8 +240,12 @@ impl Relay<'_, '_> {
             self.req.add_header(&String::from_utf8_lossy(k), v);
         }
         if let Some(n) = framing.content_length {
-            self.req
-                .add_header("Content-Length", n.to_string().as_bytes());
+            // (formatted on the stack: this runs for nearly every response)
+            let mut digits = [0u8; 20];
+            let mut rest = &mut digits[..];
+            let _ = std::io::Write::write_fmt(&mut rest, format_args!("{n}"));
+            let len = 20 - rest.len();
+            self.req.add_header("Content-Length", &digits[..len]);
         }
         if framing.close {
             self.req.close_connection();

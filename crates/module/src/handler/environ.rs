@@ -6,7 +6,7 @@ use crate::embedded::settings;
 use rwsgi_apache::Request;
 use rwsgi_core::config::DirConfig;
 use rwsgi_core::config::alias::collapse_slashes;
-use rwsgi_core::config::groups::{ExpandContext, expand_application_group};
+use rwsgi_core::config::groups::{ExpandContext, expand_application_group, literal};
 use rwsgi_core::{Environ, proxy};
 
 /// Applies the trusted proxy headers; returns whether the request counts as HTTPS: a
@@ -40,6 +40,9 @@ pub fn add_daemon_keys(environ: &mut Environ) {
 
 /// `%{...}` in an application or process group, with this request's values.
 pub fn expand(req: &Request<'_>, value: &str, script_name: &str) -> String {
+    if let Some(name) = literal(value) {
+        return name.to_string();
+    }
     let (server_hostname, server_port) = req.server_identity();
     let host = req.hostname();
     let ctx = ExpandContext {

@@ -366,9 +366,10 @@ impl Obj {
     }
 
     pub fn dict_get_str(&self, key: &str) -> Option<Obj> {
-        let k = CString::new(key).ok()?;
-        // SAFETY: borrowed lookup.
-        unsafe { Obj::borrowed(ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr())) }
+        rwsgi_core::cstr::with_cstr(key, |k| {
+            // SAFETY: borrowed lookup.
+            unsafe { Obj::borrowed(ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr())) }
+        })?
     }
 
     pub fn dict_del_str(&self, key: &str) {
