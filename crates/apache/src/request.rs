@@ -304,7 +304,7 @@ impl<'r> Request<'r> {
         self.rec().request_time
     }
     /// Apache's request log id (`%L`), generated now if no module did yet (as mod_wsgi).
-    pub fn log_id(&self) -> Option<String> {
+    pub fn log_id(&self) -> Option<Cow<'_, str>> {
         if self.rec().log_id.is_null() {
             // SAFETY: the generate_log_id hook writes a pool-allocated id into r->log_id.
             unsafe {
@@ -315,7 +315,7 @@ impl<'r> Request<'r> {
                 )
             };
         }
-        cstr(self.rec().log_id).map(|s| s.into_owned())
+        cstr(self.rec().log_id)
     }
 
     // ---- response -----------------------------------------------------------------------
@@ -409,12 +409,9 @@ impl<'r> Request<'r> {
 
     /// The listener the connection arrived on: the host its `Listen` directive named (empty
     /// for `Listen PORT`) and the local port — whatever the Host header says.
-    pub fn listener(&self) -> (String, u16) {
+    pub fn listener(&self) -> (Cow<'_, str>, u16) {
         // SAFETY: r->connection and its local_addr are live for the request.
         let addr = unsafe { &*(*self.rec().connection).local_addr };
-        (
-            cstr(addr.hostname).unwrap_or_default().into_owned(),
-            addr.port,
-        )
+        (cstr(addr.hostname).unwrap_or_default(), addr.port)
     }
 }

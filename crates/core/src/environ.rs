@@ -41,6 +41,15 @@ impl Environ {
         self.items.push((k, v));
     }
 
+    /// Appends `key` with the value `from` has (empty if `from` is absent), sharing its bytes.
+    pub fn push_copy(&mut self, key: &str, from: &str) {
+        let v = self
+            .position(from)
+            .map_or(0..0, |i| self.items[i].1.clone());
+        let k = self.store(key.as_bytes());
+        self.items.push((k, v));
+    }
+
     fn position(&self, key: &str) -> Option<usize> {
         let key = key.as_bytes();
         self.items.iter().position(|(k, _)| self.slice(k) == key)
@@ -92,6 +101,39 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> FromIterator<(K, V)> for Environ {
     }
 }
 
+/// A number in decimal, formatted on the stack (several per request go into the environ).
+pub struct Decimal {
+    buf: [u8; 40],
+    start: usize,
+}
+
+impl Decimal {
+    pub fn new(n: i128) -> Decimal {
+        let mut d = Decimal {
+            buf: [0; 40],
+            start: 40,
+        };
+        let mut m = n.unsigned_abs();
+        loop {
+            d.start -= 1;
+            d.buf[d.start] = b'0' + (m % 10) as u8;
+            m /= 10;
+            if m == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            d.start -= 1;
+            d.buf[d.start] = b'-';
+        }
+        d
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +153,28 @@ mod tests {
         );
         assert_eq!(e.get("B"), Some(&b"2"[..]));
         assert_eq!(e.get("PATH"), None);
+        assert_eq!(e.len(), 3);
+    }
+
+    #[test]
+    fn decimal_and_copied_values() {
+        for n in [
+            0i128,
+            7,
+            10,
+            1_700_000_000_123_456,
+            -42,
+            i64::MAX as i128,
+            u128::MAX as i128,
+        ] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
+        }
+        let mut e = Environ::default();
+        e.push("SCRIPT_NAME", b"/app");
+        e.push_copy("mod_wsgi.script_name", "SCRIPT_NAME");
+        e.push_copy("mod_wsgi.path_info", "PATH_INFO");
+        assert_eq!(e.get("mod_wsgi.script_name"), Some(&b"/app"[..]));
+        assert_eq!(e.get("mod_wsgi.path_info"), Some(&b""[..]));
         assert_eq!(e.len(), 3);
     }
 }

@@ -32,6 +32,13 @@ fn native_string(v: &Obj) -> PyResult<String> {
             ),
         ));
     }
+    // ASCII (nearly every status line and header) is its own latin-1: one copy, no encoding.
+    match v.to_str() {
+        Ok(s) if s.is_ascii() => return Ok(s),
+        Ok(_) => {}
+        // (lone surrogates: the latin-1 encoding below refuses them with the usual message)
+        Err(_) => drop(Pending::fetch()),
+    }
     match v.to_latin1() {
         Ok(bytes) => Ok(bytes.iter().map(|&b| b as char).collect()),
         Err(_) => {
@@ -112,11 +119,10 @@ pub fn header(name: &str, value: &str) -> Result<HeaderKind, String> {
     if value.bytes().any(|c| c == 0) {
         return Err(format!("NUL character present in header value of '{name}'"));
     }
-    let lower = name.to_ascii_lowercase();
-    if HOP_BY_HOP.contains(&lower.as_str()) {
+    if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) {
         return Ok(HeaderKind::HopByHop);
     }
-    if lower == "content-length" {
+    if name.eq_ignore_ascii_case("content-length") {
         let v = value.trim();
         return match v.parse::<u64>() {
             Ok(n) if !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) => {

@@ -240,12 +240,8 @@ impl Relay<'_, '_> {
             self.req.add_header(&String::from_utf8_lossy(k), v);
         }
         if let Some(n) = framing.content_length {
-            // (formatted on the stack: this runs for nearly every response)
-            let mut digits = [0u8; 20];
-            let mut rest = &mut digits[..];
-            let _ = std::io::Write::write_fmt(&mut rest, format_args!("{n}"));
-            let len = 20 - rest.len();
-            self.req.add_header("Content-Length", &digits[..len]);
+            let n = rwsgi_core::environ::Decimal::new(n.into());
+            self.req.add_header("Content-Length", n.as_bytes());
         }
         if framing.close {
             self.req.close_connection();

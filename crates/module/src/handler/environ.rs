@@ -7,6 +7,7 @@ use rwsgi_apache::Request;
 use rwsgi_core::config::DirConfig;
 use rwsgi_core::config::alias::collapse_slashes;
 use rwsgi_core::config::groups::{ExpandContext, expand_application_group, literal};
+use rwsgi_core::environ::Decimal;
 use rwsgi_core::{Environ, proxy};
 
 /// Applies the trusted proxy headers; returns whether the request counts as HTTPS: a
@@ -33,7 +34,10 @@ pub fn add_daemon_keys(environ: &mut Environ) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
-    environ.push("mod_wsgi.queue_start", now.to_string().as_bytes());
+    environ.push(
+        "mod_wsgi.queue_start",
+        Decimal::new(now.try_into().unwrap_or(i128::MAX)).as_bytes(),
+    );
     environ.push("mod_wsgi.daemon_connects", b"1");
     environ.push("mod_wsgi.daemon_restarts", b"0");
 }
@@ -109,18 +113,15 @@ pub fn add_mod_wsgi_keys(req: &Request<'_>, vars: &mut Environ, run: &RunInfo<'_
         sendfile,
         ignore_activity,
     } = *run;
-    let get = |vars: &Environ, k: &str| vars.get(k).unwrap_or_default().to_vec();
-    let script_name = get(vars, "SCRIPT_NAME");
-    let path_info = get(vars, "PATH_INFO");
     let (listener_host, listener_port) = req.listener();
-    let listener_port = listener_port.to_string();
+    let listener_port = Decimal::new(listener_port.into());
     let flag = |b: bool| -> &'static [u8] { if b { b"1" } else { b"0" } };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros())
         .unwrap_or(0);
     let request_handler = req.handler().unwrap_or_default();
-    let request_start = req.request_time().to_string();
+    let request_start = Decimal::new(req.request_time().into());
     let request_id = req.log_id().unwrap_or_default();
     for (k, v) in [
         ("mod_wsgi.process_group", process_group.as_bytes()),
@@ -134,13 +135,16 @@ pub fn add_mod_wsgi_keys(req: &Request<'_>, vars: &mut Environ, run: &RunInfo<'_
         ("mod_wsgi.enable_sendfile", flag(sendfile)),
         ("mod_wsgi.ignore_activity", flag(ignore_activity)),
         ("mod_wsgi.request_start", request_start.as_bytes()),
-        ("mod_wsgi.script_start", now.to_string().as_bytes()),
+        (
+            "mod_wsgi.script_start",
+            Decimal::new(now.try_into().unwrap_or(i128::MAX)).as_bytes(),
+        ),
         ("mod_wsgi.request_id", request_id.as_bytes()),
-        ("mod_wsgi.script_name", &script_name),
-        ("mod_wsgi.path_info", &path_info),
     ] {
         vars.push(k, v);
     }
+    vars.push_copy("mod_wsgi.script_name", "SCRIPT_NAME");
+    vars.push_copy("mod_wsgi.path_info", "PATH_INFO");
 }
 
 /// Sets the keys that say what runs, once the dispatch script has had its say.

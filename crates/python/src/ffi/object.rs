@@ -312,7 +312,18 @@ impl Obj {
     }
 
     pub fn call(&self, args: &[&Obj]) -> PyResult<Obj> {
-        let ptrs: Vec<*mut ffi::PyObject> = args.iter().map(|a| a.as_ptr()).collect();
+        // (the few arguments of a call on the stack: several calls per request)
+        let mut few = [std::ptr::null_mut::<ffi::PyObject>(); 4];
+        let many: Vec<*mut ffi::PyObject>;
+        let ptrs: &[*mut ffi::PyObject] = if args.len() <= few.len() {
+            for (p, a) in few.iter_mut().zip(args) {
+                *p = a.as_ptr();
+            }
+            &few[..args.len()]
+        } else {
+            many = args.iter().map(|a| a.as_ptr()).collect();
+            &many
+        };
         // SAFETY: vectorcall with a borrowed argument array that outlives the call.
         unsafe {
             Obj::owned(ffi::PyObject_Vectorcall(
