@@ -173,7 +173,9 @@ impl Request<'_> {
 /// allocator, which keeps up to MaxMemFree (2 MiB by default) of freed blocks: reading 256
 /// KiB at once left each of an Apache child's connections holding 256 KiB (1 MiB uploads
 /// in daemon mode: the Apache children's anonymous memory 18 MiB each against mod_wsgi's 4).
-const PIECE: usize = 16 * 1024;
+/// Against 16 KiB pieces (A/B, 3 reps): 5-8 % less CPU per 1 MiB body embedded, 6-10 % more
+/// memory, still below mod_wsgi's.
+const PIECE: usize = 64 * 1024;
 
 /// What a failed body read says (Apache's status code is not told apart by its callers either).
 fn body_read_error() -> std::io::Error {
