@@ -479,7 +479,8 @@ pub unsafe fn as_uninit(dst: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
 
 /// `(offset, len)` of a ring slice: the payload of a frame with `FLAG_SHM`.
 pub fn encode_slice(off: usize, len: usize) -> Vec<u8> {
-    let mut p = (off as u32).to_le_bytes().to_vec();
+    let mut p = Vec::with_capacity(8);
+    p.extend_from_slice(&(off as u32).to_le_bytes());
     p.extend_from_slice(&(len as u32).to_le_bytes());
     p
 }
