@@ -235,12 +235,13 @@ def _trickle(srv, target, data, chunked, pieces):
     return parse_response(raw)
 
 
-@pytest.mark.parametrize("n", [8192, 65536])
+@pytest.mark.parametrize("n", [8192, 65536, 262144, 1048576])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_reads_of_a_body_that_trickles_in(srv, n, chunked):
     """A body arriving in pieces, with pauses: reads take what is at hand and wait for the
-    rest: every byte once, in order, every piece n long but the last."""
-    data = os.urandom(200_003)
+    rest: every byte once, in order, every piece n long but the last. Reads larger than what
+    Apache reads per filter-chain call (64 KiB) span several of those calls and pauses."""
+    data = os.urandom(max(200_003, 2 * n + 12_345))
     r = _trickle(srv, f"/edge?t=read_pieces&n={n}", data, chunked, pieces=7)
     assert r.status == 200, r
     got = json.loads(r.body)
