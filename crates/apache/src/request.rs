@@ -275,23 +275,8 @@ impl<'r> Request<'r> {
         let t = self.rec().subprocess_env;
         // Room for the mod_wsgi.* keys the handler adds.
         let mut env = rwsgi_core::Environ::with_capacity(64, 2048);
-        // SAFETY: apr_table_elts exposes the table's live entry array; NULL keys are deleted
-        // slots.
-        unsafe {
-            let arr = b::apr_table_elts(t);
-            let elts = (*arr).elts as *const b::apr_table_entry_t;
-            for i in 0..(*arr).nelts as usize {
-                let e = &*elts.add(i);
-                if let Some(k) = cstr(e.key) {
-                    let v = if e.val.is_null() {
-                        &[][..]
-                    } else {
-                        CStr::from_ptr(e.val).to_bytes()
-                    };
-                    env.push(&k, v);
-                }
-            }
-        }
+        // SAFETY: subprocess_env is one of the live request's tables.
+        unsafe { tables::each_entry(t, |k, v| env.push(&k.to_string_lossy(), v)) };
         env
     }
 

@@ -8,7 +8,7 @@ use rwsgi_core::cstr::with_cstr;
 use std::ffi::{CStr, CString, c_char};
 
 impl Request<'_> {
-    pub(super) fn pool(&self) -> *mut b::apr_pool_t {
+    fn pool(&self) -> *mut b::apr_pool_t {
         self.rec().pool
     }
 
@@ -70,21 +70,44 @@ impl Request<'_> {
         };
         // (copies only of the rare bad names: unsetting changes the array being read)
         let mut bad: Vec<CString> = Vec::new();
-        // SAFETY: apr_table_elts exposes the table's array of apr_table_entry_t; entries with
-        // a NULL key are deleted slots; keys are NUL-terminated strings of the request.
+        // SAFETY: headers_in is one of the live request's tables.
         unsafe {
-            let arr = b::apr_table_elts(t);
-            let elts = (*arr).elts as *const b::apr_table_entry_t;
-            for i in 0..(*arr).nelts as usize {
-                let key = (*elts.add(i)).key;
-                if !key.is_null() && !valid(CStr::from_ptr(key)) {
-                    bad.push(CStr::from_ptr(key).to_owned());
+            each_entry(t, |k, _| {
+                if !valid(k) {
+                    bad.push(k.to_owned());
                 }
-            }
-        }
+            })
+        };
         for k in bad {
             // SAFETY: removes an entry from the request's own table.
             unsafe { b::apr_table_unset(t, k.as_ptr()) };
+        }
+    }
+}
+
+/// Calls `f` with each entry of `t` (name, value; a NULL value as empty), in table order,
+/// without copying either.
+///
+/// # Safety
+/// `t` must be one of the live request's tables, not changed while this runs.
+pub(super) unsafe fn each_entry(t: *const b::apr_table_t, mut f: impl FnMut(&CStr, &[u8])) {
+    // SAFETY: the caller's contract; apr_table_elts exposes the table's array of
+    // apr_table_entry_t, entries with a NULL key are deleted slots, keys and values are
+    // NUL-terminated strings of the request.
+    unsafe {
+        let arr = b::apr_table_elts(t);
+        let elts = (*arr).elts as *const b::apr_table_entry_t;
+        for i in 0..(*arr).nelts as usize {
+            let e = &*elts.add(i);
+            if e.key.is_null() {
+                continue;
+            }
+            let v = if e.val.is_null() {
+                &[][..]
+            } else {
+                CStr::from_ptr(e.val).to_bytes()
+            };
+            f(CStr::from_ptr(e.key), v);
         }
     }
 }
