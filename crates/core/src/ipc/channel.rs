@@ -10,9 +10,11 @@ use nix::sys::socket::{
     self, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
     UnixAddr, sockopt,
 };
+use nix::sys::time::TimeVal;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,17 @@ const MAX_FDS: usize = 4;
 
 pub struct Channel {
     fd: OwnedFd,
+    /// What SO_RCVTIMEO is set to, in microseconds (0: none, wait for ever).
+    receive_timeout: AtomicU64,
+}
+
+impl Channel {
+    fn new(fd: OwnedFd) -> Channel {
+        Channel {
+            fd,
+            receive_timeout: AtomicU64::new(0),
+        }
+    }
 }
 
 fn seqpacket() -> nix::Result<OwnedFd> {
@@ -75,9 +88,7 @@ pub fn listen(path: &Path, backlog: i32) -> std::io::Result<OwnedFd> {
 pub fn accept(listener: BorrowedFd<'_>) -> std::io::Result<Channel> {
     let raw = socket::accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC)?;
     // SAFETY: accept4 returned a new descriptor that nothing else owns.
-    Ok(Channel {
-        fd: unsafe { OwnedFd::from_raw_fd(raw) },
-    })
+    Ok(Channel::new(unsafe { OwnedFd::from_raw_fd(raw) }))
 }
 
 /// Waits until `fd` is readable (or hung up); false on timeout.
@@ -102,7 +113,7 @@ impl Channel {
     pub fn connect(path: &Path) -> std::io::Result<Channel> {
         let fd = seqpacket()?;
         socket::connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-        Ok(Channel { fd })
+        Ok(Channel::new(fd))
     }
 
     pub fn as_fd(&self) -> BorrowedFd<'_> {
@@ -154,24 +165,40 @@ impl Channel {
         }
     }
 
-    /// Receives one frame (and any descriptors sent with it). `Err(Closed)` at EOF.
+    /// Receives one frame (and any descriptors sent with it), waiting at most `timeout`
+    /// (`None`: for ever). `Err(Closed)` at EOF.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<(Frame, Vec<OwnedFd>), ChannelError> {
+        let nonblocking = timeout == Some(Duration::ZERO);
+        if !nonblocking {
+            self.set_receive_timeout(timeout)?;
+        }
         // One receive buffer per thread: most frames are a few bytes, and a fresh zeroed 64 KiB
         // buffer per frame showed up in profiles.
-        RECV_BUF.with_borrow_mut(|buf| {
-            if timeout.is_some() {
-                // A frame is often already there (the rest of a response): take it without a
-                // poll() first, which would cost a second system call per frame.
-                match self.recv_into(buf, true) {
-                    Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    other => return other,
-                }
-                if !wait_readable(self.as_fd(), timeout)? {
-                    return Err(ChannelError::Timeout);
-                }
+        RECV_BUF.with_borrow_mut(|buf| match self.recv_into(buf, nonblocking) {
+            Err(ChannelError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                Err(ChannelError::Timeout)
             }
-            self.recv_into(buf, false)
+            other => other,
         })
+    }
+
+    /// A blocking receive waits at most this long (SO_RCVTIMEO), so a frame costs one
+    /// recvmsg: a poll() first was a second system call per frame, and the non-blocking try
+    /// before it (for frames already there) a third whenever the answer was not there yet,
+    /// which is every request's first. Set only when it changes: a connection keeps one
+    /// timeout for all its requests.
+    fn set_receive_timeout(&self, timeout: Option<Duration>) -> Result<(), ChannelError> {
+        // 0 is "no timeout" for the kernel; a real one is at least a microsecond.
+        let us = timeout.map_or(0, |t| t.as_micros().clamp(1, i64::MAX as u128 / 2) as u64);
+        if self.receive_timeout.load(Ordering::Relaxed) != us {
+            socket::setsockopt(
+                &self.fd,
+                sockopt::ReceiveTimeout,
+                &TimeVal::new((us / 1_000_000) as _, (us % 1_000_000) as _),
+            )?;
+            self.receive_timeout.store(us, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn recv_into(
@@ -251,7 +278,7 @@ pub fn pair() -> std::io::Result<(Channel, Channel)> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel::new(a), Channel::new(b)))
 }
 
 #[cfg(test)]
@@ -275,6 +302,33 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(b.recv(None), Err(ChannelError::Closed)));
+    }
+
+    #[test]
+    fn a_timeout_holds_for_its_own_receive_only() {
+        let (a, b) = pair().unwrap();
+        let t0 = std::time::Instant::now();
+        assert!(matches!(
+            b.recv(Some(Duration::from_millis(30))),
+            Err(ChannelError::Timeout)
+        ));
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        assert!(matches!(
+            b.recv(Some(Duration::ZERO)),
+            Err(ChannelError::Timeout)
+        ));
+        // A later receive without a timeout waits for the frame, however long it takes.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            a.send(&Frame::new(Kind::Log, 1, b"late".to_vec())).unwrap();
+            a
+        });
+        let (f, _) = b.recv(None).unwrap();
+        assert_eq!(f.payload, b"late");
+        // A frame already there is taken at once, whatever the timeout.
+        let a = sender.join().unwrap();
+        a.send(&Frame::new(Kind::Log, 1, b"now".to_vec())).unwrap();
+        assert_eq!(b.recv(Some(Duration::ZERO)).unwrap().0.payload, b"now");
     }
 
     #[test]
