@@ -192,6 +192,25 @@ def test_a_short_body_is_visibly_broken(hostile_srv):
     assert r.status == 200 and not r.complete and r.closed, r
 
 
+@pytest.mark.rwsgi_specific("rwsgi's own frame: a small response whole, head and body at once")
+def test_a_whole_response_frame_is_checked_like_head_and_body(hostile_srv):
+    r, log = _hostile(hostile_srv, "whole-framing")
+    assert r.status == 200 and r.body == b"hello" and r.complete and not r.chunked, r
+    assert r.header("Content-Length") == "5" and r.header("Upgrade") is None, r
+    assert "hop-by-hop header(s) Transfer-Encoding" in log
+    r, log = _hostile(hostile_srv, "whole-overlong")
+    assert r.status == 200 and r.body == b"hello" and r.complete and not r.trailing, r
+    assert "sent more than the Content-Length it declared" in log
+    r, log = _hostile(hostile_srv, "whole-short")
+    assert r.status == 200 and not r.complete and r.closed, r
+    r, log = _hostile(hostile_srv, "whole-text-length")
+    assert r.status == 502, r
+    assert "invalid response head from daemon process 'hostile'" in log, log[-2000:]
+    r, log = _hostile(hostile_srv, "whole-bad-split")
+    assert r.status == 502, r
+    assert "invalid response from daemon process 'hostile'" in log, log[-2000:]
+
+
 def test_a_file_truncated_under_mod_deflate_does_not_kill_the_child(hostile_srv):
     """The daemon passes a 256 MiB file for sendfile and truncates it while mod_deflate reads
     it: a memory-mapped read would SIGBUS the Apache child."""

@@ -89,6 +89,19 @@ def application(environ, start_response):
         os.ftruncate(fd, 0)
         time.sleep(0.5)
         os._exit(0)
+    if case == "whole-bad-split":
+        # a whole-response frame whose head length points past its payload
+        for s in socks:
+            s.sendmsg([frame(RESPONSE_HEAD, struct.pack("<I", 9999) + b"x", flags=FLAG_END)])
+        time.sleep(0.2)
+        os._exit(0)
+    if case.startswith("whole-"):
+        # the same response as one frame: head length, head, body (ResponseHead + FLAG_END)
+        h, body = CASES[case[len("whole-"):]]
+        for s in socks:
+            s.sendmsg([frame(RESPONSE_HEAD, struct.pack("<I", len(h)) + h + body, flags=FLAG_END)])
+        time.sleep(0.2)
+        os._exit(0)
     h, body = CASES[case]
     for s in socks:
         s.sendmsg([frame(RESPONSE_HEAD, h)])

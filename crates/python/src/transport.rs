@@ -85,7 +85,9 @@ pub trait Transport: Send {
     ) -> std::io::Result<Option<usize>> {
         Ok(None)
     }
-    /// Sets the response status and headers (before the first body bytes).
+    /// Sets the response status and headers (before the first body bytes). The transport may
+    /// hold them until the body's first bytes or the end follow (to send a small response
+    /// whole); Apache sends nothing to the client before either anyway.
     fn start(&mut self, head: &ResponseHead);
     /// Sends body bytes; `last` means nothing follows and the response can be completed now.
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError>;

@@ -81,7 +81,8 @@ impl Kind {
 /// Flag bit: the payload is not inline but an (offset, length) slice of the sender's ring.
 pub const FLAG_SHM: u16 = 1;
 /// Flag bit on ResponseBody: the response ends with these bytes (saves a ResponseEnd frame on
-/// every small response).
+/// every small response). On ResponseHead: the frame is the whole response, its head and then
+/// all of its body ([`super::head::with_body`]), one frame where a small response took two.
 pub const FLAG_END: u16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl Header {
         if flags & FLAG_SHM != 0 && !kind.may_use_ring() {
             return Err(IpcError::BadFlags(flags));
         }
-        if flags & FLAG_END != 0 && kind != Kind::ResponseBody {
+        if flags & FLAG_END != 0 && !matches!(kind, Kind::ResponseBody | Kind::ResponseHead) {
             return Err(IpcError::BadFlags(flags));
         }
         let request_id = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
@@ -180,7 +181,8 @@ impl Frame {
         self.header.flags & FLAG_SHM != 0
     }
 
-    /// Marks a ResponseBody frame as the last of its response.
+    /// Marks a ResponseBody frame as the last of its response (a ResponseHead frame as the
+    /// whole response).
     pub fn ending(mut self) -> Frame {
         self.header.flags |= FLAG_END;
         self
@@ -319,7 +321,7 @@ mod tests {
         b[4] = 0x80;
         assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
         let mut b = good;
-        b[4] = FLAG_END as u8; // only a ResponseBody can end a response
+        b[4] = FLAG_END as u8; // only a ResponseBody or a whole ResponseHead can end a response
         assert!(matches!(Header::decode(&b), Err(IpcError::BadFlags(_))));
         let mut b = good;
         b[4] = FLAG_SHM as u8; // a Credit cannot point into a ring

@@ -45,6 +45,24 @@ pub fn encode(h: &ResponseHead<'_>) -> Vec<u8> {
     out
 }
 
+/// The payload of a whole response in one frame (ResponseHead with FLAG_END): the encoded
+/// head's length, the head, then the entire body.
+pub fn with_body(head: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + head.len() + body.len());
+    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    out.extend_from_slice(head);
+    out.extend_from_slice(body);
+    out
+}
+
+/// The encoded head and the body of a [`with_body`] payload.
+pub fn split_body(payload: &[u8]) -> Result<(&[u8], &[u8]), IpcError> {
+    let mut r = Reader::new(payload);
+    let len = r.u32()? as usize;
+    let head = r.bytes(len)?;
+    Ok((head, r.rest()))
+}
+
 fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
@@ -189,6 +207,21 @@ mod tests {
                 .map(|(k, v)| (k.as_bytes().into(), v.as_bytes().into()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_whole_response_splits_into_its_head_and_body() {
+        let h = encode(&with(&[("Content-Length", "5")]));
+        let p = with_body(&h, b"hello");
+        let (head, body) = split_body(&p).unwrap();
+        assert_eq!(decode(head).unwrap(), with(&[("Content-Length", "5")]));
+        assert_eq!(body, b"hello");
+        assert_eq!(split_body(&with_body(&h, b"")).unwrap().1, b"");
+        // a head length past the payload is refused, not read past
+        let mut bad = p.clone();
+        bad[..4].copy_from_slice(&(p.len() as u32).to_le_bytes());
+        assert!(split_body(&bad).is_err());
+        assert!(split_body(&p[..3]).is_err());
     }
 
     #[test]

@@ -110,6 +110,10 @@ pub struct RemoteTransport {
     header_only: bool,
     body_eof: bool,
     ended: bool,
+    /// The encoded response head, held until the body's first bytes (or the end) so that a
+    /// small response goes out as one frame ([`head::with_body`]): one send here and one
+    /// receive on the Apache side fewer per request.
+    head: Option<Vec<u8>>,
     /// Body bytes pulled ahead of the application's reads: `ahead[pos..end]` are still to go.
     ahead: Vec<u8>,
     ahead_pos: usize,
@@ -124,6 +128,9 @@ thread_local! {
 
 impl Drop for RemoteTransport {
     fn drop(&mut self) {
+        // A head still held goes out as it would have without the hold (whatever follows,
+        // an abort, then finds the response started).
+        let _ = self.send_head();
         let ahead = std::mem::take(&mut self.ahead);
         if !ahead.is_empty() {
             AHEAD.with(|a| a.set(ahead));
@@ -147,6 +154,7 @@ impl RemoteTransport {
             header_only,
             body_eof: false,
             ended: false,
+            head: None,
             ahead: Vec::new(),
             ahead_pos: 0,
             ahead_end: 0,
@@ -259,6 +267,31 @@ impl RemoteTransport {
     fn send(&self, f: Frame) -> Result<(), TransportError> {
         self.ch.send(&f).map_err(|_| TransportError::ClientGone)
     }
+
+    /// Sends the held response head, if any.
+    fn send_head(&mut self) -> Result<(), TransportError> {
+        match self.head.take() {
+            Some(h) => self.send(Frame::new(Kind::ResponseHead, self.id, h)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the held head with `body` as the whole response, if both fit one inline frame;
+    /// false (nothing sent) otherwise.
+    fn send_whole(&mut self, body: &[u8]) -> Result<bool, TransportError> {
+        let Some(h) = &self.head else {
+            return Ok(false);
+        };
+        let inline = self.rings.is_none() || body.len() < SHM_THRESHOLD;
+        if !inline || 4 + h.len() + body.len() > MAX_PAYLOAD as usize {
+            return Ok(false);
+        }
+        let payload = head::with_body(h, body);
+        self.head = None;
+        self.ended = true;
+        let frame = Frame::new(Kind::ResponseHead, self.id, payload).ending();
+        self.send(frame).map(|()| true)
+    }
 }
 
 impl Transport for RemoteTransport {
@@ -298,7 +331,8 @@ impl Transport for RemoteTransport {
             status_line: latin1(&h.status_line),
             headers,
         };
-        let _ = self.send(Frame::new(Kind::ResponseHead, self.id, head::encode(&head)));
+        // Held for the first body bytes or the end: see `head`.
+        self.head = Some(head::encode(&head));
     }
 
     fn never_blocks(&self, len: usize, last: bool) -> bool {
@@ -307,6 +341,10 @@ impl Transport for RemoteTransport {
     }
 
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        if last && self.send_whole(data)? {
+            return Ok(());
+        }
+        self.send_head()?;
         let flush = !last && !data.is_empty();
         let mut data = data;
         if let Some(rings) = &self.rings {
@@ -351,6 +389,7 @@ impl Transport for RemoteTransport {
         len: u64,
         last: bool,
     ) -> Result<(), TransportError> {
+        self.send_head()?;
         // The descriptor itself goes to Apache, which sends it with sendfile.
         self.ch
             .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
@@ -362,13 +401,19 @@ impl Transport for RemoteTransport {
     }
 
     fn finish(&mut self) -> Result<(), TransportError> {
-        if std::mem::replace(&mut self.ended, true) {
+        if self.ended {
             return Ok(());
         }
+        if self.send_whole(&[])? {
+            return Ok(());
+        }
+        self.send_head()?;
+        self.ended = true;
         self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
     }
 
     fn abort(&mut self) {
+        let _ = self.send_head();
         if !std::mem::replace(&mut self.ended, true) {
             let _ = self.send(msg::abort(
                 self.id,

@@ -78,7 +78,8 @@ pub fn relay(req: &Request<'_>, conn: &mut Conn, spec: &GroupSpec) -> Relayed {
             Step::Retry => Flow::Finish(Relayed::Retry),
             Step::FeedBody => r.feed_body(&frame),
             Step::Credit => r.credit(&frame),
-            Step::Head => r.head(&frame.payload),
+            Step::Head { whole: false } => r.head(&frame.payload),
+            Step::Head { whole: true } => r.whole(&frame.payload),
             Step::Body { in_ring: true, .. } => r.ring_body(&frame.payload),
             Step::Body { last, .. } => r.inline_body(&frame.payload, last),
             Step::Flush => {
@@ -251,6 +252,27 @@ impl Relay<'_, '_> {
             self.req.header_only() || matches!(h.status, 100..=199 | 204 | 304),
         );
         Flow::Continue
+    }
+
+    /// A whole response in one frame: the head, then the body as its final bytes.
+    fn whole(&mut self, payload: &[u8]) -> Flow {
+        let (head, body) = match head::split_body(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                self.error(&format!(
+                    "rwsgi: invalid response from {} for {}: {e}",
+                    DaemonName(self.spec.name()),
+                    self.req.unparsed_uri()
+                ));
+                return self.fail(Status::BAD_GATEWAY, false);
+            }
+        };
+        if let Flow::Finish(done) = self.head(head) {
+            return Flow::Finish(done);
+        }
+        // As if a final ResponseBody frame had followed the head.
+        self.phase = Phase::Body { started: true };
+        self.inline_body(body, true)
     }
 
     /// A body slice in the response ring: written from the ring, then credited back (the

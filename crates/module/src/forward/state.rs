@@ -35,8 +35,11 @@ pub enum Step {
     FeedBody,
     /// The daemon consumed a slice of the request ring.
     Credit,
-    /// The status line and headers.
-    Head,
+    /// The status line and headers; `whole`: the frame is the whole response, its head
+    /// and then all of its body.
+    Head {
+        whole: bool,
+    },
     /// Response body bytes; `in_ring`: a slice of the response ring; `last`: nothing follows.
     Body {
         in_ring: bool,
@@ -87,7 +90,12 @@ pub fn step(phase: Phase, h: &Header, id: u32) -> (Step, Phase) {
         // The application may read its input after starting the response.
         (BodyWant, _) => (Step::FeedBody, phase),
         (Credit, _) => (Step::Credit, phase),
-        (ResponseHead, Phase::AwaitingHead { .. }) => (Step::Head, Phase::Body { started: false }),
+        (ResponseHead, Phase::AwaitingHead { .. }) => (
+            Step::Head {
+                whole: h.flags & FLAG_END != 0,
+            },
+            Phase::Body { started: false },
+        ),
         (ResponseHead, _) => (Step::Violation("a second response head"), phase),
         (ResponseBody | ResponseFlush | ResponseFile | ResponseEnd, _) if awaiting => {
             (Step::Violation("a body before the response head"), phase)
@@ -201,7 +209,17 @@ mod tests {
     #[test]
     fn head_then_body_then_end() {
         let (s, p) = step(Phase::START, &h(Kind::ResponseHead, 7, 0), 7);
-        assert_eq!((s, p), (Step::Head, Phase::Body { started: false }));
+        assert_eq!(
+            (s, p),
+            (Step::Head { whole: false }, Phase::Body { started: false })
+        );
+        // a whole response in one frame
+        let (s, _) = step(Phase::START, &h(Kind::ResponseHead, 7, FLAG_END), 7);
+        assert_eq!(s, Step::Head { whole: true });
+        assert!(matches!(
+            step(p, &h(Kind::ResponseHead, 7, FLAG_END), 7).0,
+            Step::Violation(_)
+        ));
         let (s, p) = step(p, &h(Kind::ResponseBody, 7, FLAG_SHM), 7);
         assert_eq!(
             s,

@@ -233,7 +233,7 @@ impl Exchange {
         last: bool,
     ) -> Result<(), TransportError> {
         let go = |s: &mut State| {
-            s.send(&[], false)?;
+            s.begin()?;
             let last = last && s.completed_by(len);
             let t = s.transport.as_mut().ok_or(TransportError::Closed)?;
             let r = t.send_file(fd, offset, len, last);
@@ -265,7 +265,7 @@ impl Exchange {
         }
         without_gil(|| {
             let mut s = self.lock();
-            s.send(&[], false)?;
+            s.begin()?;
             let short = match s.head.as_ref().and_then(|h| h.content_length) {
                 Some(cl) if s.body_bytes < cl => Some(cl),
                 _ => None,
@@ -297,7 +297,9 @@ impl State {
         self.head.as_ref().and_then(|h| h.content_length) == Some(self.body_bytes + len)
     }
 
-    fn send(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+    /// Hands the head to the transport if that was not done yet (which may hold it until the
+    /// body or the end follows).
+    fn begin(&mut self) -> Result<(), TransportError> {
         if self.client_gone {
             return Err(TransportError::ClientGone);
         }
@@ -309,6 +311,14 @@ impl State {
             t.start(head);
             self.head_sent = true;
         }
+        Ok(())
+    }
+
+    fn send(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        self.begin()?;
+        let Some(t) = self.transport.as_mut() else {
+            return Err(TransportError::Closed);
+        };
         // Never send more than the application's own Content-Length.
         let data = match self.head.as_ref().and_then(|h| h.content_length) {
             Some(cl) => {
