@@ -3,7 +3,7 @@
 //! when the peer dies), with file descriptors passed alongside (SCM_RIGHTS).
 
 use super::IpcError;
-use super::frame::{Frame, HEADER_LEN, MAX_PAYLOAD};
+use super::frame::{Frame, HEADER_LEN, Header, Kind, MAX_PAYLOAD};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
@@ -145,14 +145,47 @@ impl Channel {
     }
 
     pub fn send_with_fds(&self, frame: &Frame, fds: &[RawFd]) -> Result<(), ChannelError> {
-        let header = frame.header.encode();
-        let iov = [IoSlice::new(&header), IoSlice::new(&frame.payload)];
+        self.send_iov(&frame.header.encode(), &[&frame.payload], fds)
+    }
+
+    /// Sends one frame whose payload is `parts` one after the other, straight from where
+    /// they are: a response chunk is not first copied into a frame of its own (one
+    /// allocation and one copy per chunk; 128 of each for a 1 MiB response in 8 KiB writes).
+    pub fn send_parts(
+        &self,
+        kind: Kind,
+        request_id: u32,
+        flags: u16,
+        parts: &[&[u8]],
+    ) -> Result<(), ChannelError> {
+        let len = parts.iter().map(|p| p.len()).sum();
+        let mut header = Header::new(kind, request_id, len);
+        header.flags = flags;
+        self.send_iov(&header.encode(), parts, &[])
+    }
+
+    fn send_iov(
+        &self,
+        header: &[u8; HEADER_LEN],
+        parts: &[&[u8]],
+        fds: &[RawFd],
+    ) -> Result<(), ChannelError> {
+        const MAX_PARTS: usize = 3;
+        if parts.len() > MAX_PARTS {
+            return Err(IpcError::Invalid("frame in more than three parts").into());
+        }
+        let mut iov = [IoSlice::new(&[]); MAX_PARTS + 1];
+        iov[0] = IoSlice::new(header);
+        for (slot, part) in iov[1..].iter_mut().zip(parts) {
+            *slot = IoSlice::new(part);
+        }
+        let iov = &iov[..1 + parts.len()];
         let cmsg = [ControlMessage::ScmRights(fds)];
         let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
         loop {
             match socket::sendmsg::<()>(
                 self.fd.as_raw_fd(),
-                &iov,
+                iov,
                 cmsgs,
                 MsgFlags::MSG_NOSIGNAL,
                 None,

@@ -82,7 +82,7 @@ impl Kind {
 pub const FLAG_SHM: u16 = 1;
 /// Flag bit on ResponseBody: the response ends with these bytes (saves a ResponseEnd frame on
 /// every small response). On ResponseHead: the frame is the whole response, its head and then
-/// all of its body ([`super::head::with_body`]), one frame where a small response took two.
+/// all of its body ([`super::head::whole_prefix`]), one frame where a small response took two.
 pub const FLAG_END: u16 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +172,11 @@ impl Frame {
 
     /// A frame whose payload is the `(offset, len)` slice of the sender's ring.
     pub fn ring_slice(kind: Kind, request_id: u32, off: usize, len: usize) -> Frame {
-        let mut f = Frame::new(kind, request_id, super::ring::encode_slice(off, len));
+        let mut f = Frame::new(
+            kind,
+            request_id,
+            super::ring::encode_slice(off, len).to_vec(),
+        );
         f.header.flags = FLAG_SHM;
         f
     }

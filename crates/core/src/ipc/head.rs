@@ -45,17 +45,13 @@ pub fn encode(h: &ResponseHead<'_>) -> Vec<u8> {
     out
 }
 
-/// The payload of a whole response in one frame (ResponseHead with FLAG_END): the encoded
-/// head's length, the head, then the entire body.
-pub fn with_body(head: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + head.len() + body.len());
-    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
-    out.extend_from_slice(head);
-    out.extend_from_slice(body);
-    out
+/// A whole response in one frame (ResponseHead with FLAG_END) is this prefix (the encoded
+/// head's length), the encoded head, then the entire body.
+pub fn whole_prefix(head: &[u8]) -> [u8; 4] {
+    (head.len() as u32).to_le_bytes()
 }
 
-/// The encoded head and the body of a [`with_body`] payload.
+/// The encoded head and the body of a whole-response payload ([`whole_prefix`]).
 pub fn split_body(payload: &[u8]) -> Result<(&[u8], &[u8]), IpcError> {
     let mut r = Reader::new(payload);
     let len = r.u32()? as usize;
@@ -207,6 +203,10 @@ mod tests {
                 .map(|(k, v)| (k.as_bytes().into(), v.as_bytes().into()))
                 .collect(),
         }
+    }
+
+    fn with_body(head: &[u8], body: &[u8]) -> Vec<u8> {
+        [&whole_prefix(head)[..], head, body].concat()
     }
 
     #[test]

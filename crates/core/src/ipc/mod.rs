@@ -44,9 +44,10 @@ pub mod msg {
     use super::IpcError;
     use super::frame::{Frame, Kind, Reader};
 
-    /// `Credit`: the receiver of a ring slice of `n` bytes has copied it out.
-    pub fn credit(id: u32, n: u32) -> Frame {
-        Frame::new(Kind::Credit, id, n.to_le_bytes().to_vec())
+    /// The payload of a `Credit` frame: the receiver of a ring slice of `n` bytes has copied it
+    /// out. Sent with [`crate::ipc::channel::Channel::send_parts`] (no allocation per slice).
+    pub fn credit_payload(n: u32) -> [u8; 4] {
+        n.to_le_bytes()
     }
 
     /// `HelloAck`: whether the daemon mapped the connection's rings, and its pid (so that the

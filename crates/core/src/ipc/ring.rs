@@ -478,10 +478,10 @@ pub unsafe fn as_uninit(dst: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
 }
 
 /// `(offset, len)` of a ring slice: the payload of a frame with `FLAG_SHM`.
-pub fn encode_slice(off: usize, len: usize) -> Vec<u8> {
-    let mut p = Vec::with_capacity(8);
-    p.extend_from_slice(&(off as u32).to_le_bytes());
-    p.extend_from_slice(&(len as u32).to_le_bytes());
+pub fn encode_slice(off: usize, len: usize) -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p[..4].copy_from_slice(&(off as u32).to_le_bytes());
+    p[4..].copy_from_slice(&(len as u32).to_le_bytes());
     p
 }
 

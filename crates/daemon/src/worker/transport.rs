@@ -3,7 +3,7 @@
 //! the application never reads cannot deadlock against a large response.
 
 use rwsgi_core::ipc::channel::{Channel, ChannelError};
-use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
+use rwsgi_core::ipc::frame::{FLAG_END, FLAG_SHM, Frame, Kind, MAX_PAYLOAD};
 use rwsgi_core::ipc::ring::{self, Inbound, Outbound, SHM_THRESHOLD};
 use rwsgi_core::ipc::{head, msg};
 use rwsgi_python::transport::latin1_bytes as latin1;
@@ -97,7 +97,7 @@ pub fn take_request_slice_into(
         .request
         .take_uninit(off, dst)
         .map_err(|e| e.to_string())?;
-    ch.send(&msg::credit(id, n as u32))
+    ch.send_parts(Kind::Credit, id, 0, &[&msg::credit_payload(n as u32)])
         .map_err(|e| e.to_string())?;
     Ok(n)
 }
@@ -111,7 +111,7 @@ pub struct RemoteTransport {
     body_eof: bool,
     ended: bool,
     /// The encoded response head, held until the body's first bytes (or the end) so that a
-    /// small response goes out as one frame ([`head::with_body`]): one send here and one
+    /// small response goes out as one frame ([`head::whole_prefix`]): one send here and one
     /// receive on the Apache side fewer per request.
     head: Option<Vec<u8>>,
     /// Body bytes pulled ahead of the application's reads: `ahead[pos..end]` are still to go.
@@ -268,6 +268,13 @@ impl RemoteTransport {
         self.ch.send(&f).map_err(|_| TransportError::ClientGone)
     }
 
+    /// Sends a ResponseBody frame of `parts`, from where they are.
+    fn send_parts(&self, flags: u16, parts: &[&[u8]]) -> Result<(), TransportError> {
+        self.ch
+            .send_parts(Kind::ResponseBody, self.id, flags, parts)
+            .map_err(|_| TransportError::ClientGone)
+    }
+
     /// Sends the held response head, if any.
     fn send_head(&mut self) -> Result<(), TransportError> {
         match self.head.take() {
@@ -286,11 +293,13 @@ impl RemoteTransport {
         if !inline || 4 + h.len() + body.len() > MAX_PAYLOAD as usize {
             return Ok(false);
         }
-        let payload = head::with_body(h, body);
+        let parts = [&head::whole_prefix(h)[..], h, body];
+        let sent = self
+            .ch
+            .send_parts(Kind::ResponseHead, self.id, FLAG_END, &parts);
         self.head = None;
         self.ended = true;
-        let frame = Frame::new(Kind::ResponseHead, self.id, payload).ending();
-        self.send(frame).map(|()| true)
+        sent.map(|()| true).map_err(|_| TransportError::ClientGone)
     }
 }
 
@@ -352,7 +361,7 @@ impl Transport for RemoteTransport {
                 let put = lock(rings).response.put(data);
                 match put {
                     Some((off, n)) => {
-                        self.send(Frame::ring_slice(Kind::ResponseBody, self.id, off, n))?;
+                        self.send_parts(FLAG_SHM, &[&ring::encode_slice(off, n)])?;
                         data = &data[n..];
                     }
                     None => await_credit(&self.ch, rings, self.timeout)
@@ -362,13 +371,12 @@ impl Transport for RemoteTransport {
         }
         let mut chunks = data.chunks(MAX_PAYLOAD as usize).peekable();
         while let Some(chunk) = chunks.next() {
-            let frame = Frame::new(Kind::ResponseBody, self.id, chunk.to_vec());
             if last && chunks.peek().is_none() {
                 // The last bytes end the response: no separate ResponseEnd frame.
                 self.ended = true;
-                return self.send(frame.ending());
+                return self.send_parts(FLAG_END, &[chunk]);
             }
-            self.send(frame)?;
+            self.send_parts(0, &[chunk])?;
         }
         if last {
             self.ended = true;

@@ -11,7 +11,7 @@ use rwsgi_apache::{Output, Request};
 use rwsgi_core::Level;
 use rwsgi_core::http::Status;
 use rwsgi_core::ipc::channel::ChannelError;
-use rwsgi_core::ipc::frame::Frame;
+use rwsgi_core::ipc::frame::{Frame, Kind};
 use rwsgi_core::ipc::{head, msg};
 use rwsgi_core::label::DaemonName;
 use rwsgi_core::spec::GroupSpec;
@@ -292,7 +292,7 @@ impl Relay<'_, '_> {
         });
         let sent = sent.and_then(|(n, ok)| {
             conn.ch
-                .send(&msg::credit(conn.id, n as u32))
+                .send_parts(Kind::Credit, conn.id, 0, &[&msg::credit_payload(n as u32)])
                 .map(|()| ok)
                 .map_err(|e| e.to_string())
         });
