@@ -473,6 +473,17 @@ def test_file_wrapper_offset(srv):
     assert r.header("Content-Length") == str(len(data) - 100)
 
 
+@pytest.mark.parametrize("n", [10, 5000])
+def test_file_wrapper_after_reads_through_the_file_object(srv, n):
+    """The file object's own position counts, not its descriptor's (a buffered reader has
+    read ahead of what it gave the application)."""
+    data = (srv.apps / "fw_data.txt").read_bytes()
+    r = srv.get(f"/edge?t=filewrapper_after_read&n={n}")
+    assert r.status == 200
+    assert r.body == data[n:]
+    assert r.header("Content-Length") == str(len(data) - n)
+
+
 def test_file_wrapper_app_content_length_wins(srv):
     data = (srv.apps / "fw_data.txt").read_bytes()
     r = srv.get("/edge?t=filewrapper_cl")

@@ -335,6 +335,12 @@ def application(environ, start_response):
         f.seek(off)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](f)
+    if t == "filewrapper_after_read":  # read through the buffered object first
+        n = int(q.get("n", "10"))
+        f = open(FW_DATA, "rb")
+        f.read(n)  # its descriptor is now past what the object holds (read-ahead)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](f)
     if t == "filewrapper_cl":  # app-provided Content-Length wins
         f = open(FW_DATA, "rb")
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "50")])

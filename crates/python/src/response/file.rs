@@ -25,12 +25,17 @@ pub(super) fn try_sendfile(_py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<
                 return Ok(None);
             }
         };
-        let Some(size) = regular_file_size(fd) else {
+        let Some((size, raw_pos)) = regular_file_size_and_position(fd) else {
             return Ok(None);
         };
+        // Where the application's file object stands. A descriptor still at 0 has had nothing
+        // read from it or sought on it, so no buffered object over it can be anywhere else:
+        // no need to ask `tell()`, whose lseek releases the GIL (one more hand-over per
+        // response when other threads wait for it). Otherwise its own answer counts (a
+        // buffered reader's is behind the descriptor's by what it holds).
         let offset = match filelike.getattr_opt(c"tell")? {
-            Some(tell) => tell.call(&[])?.to_i64()?.max(0) as u64,
-            None => 0,
+            Some(tell) if raw_pos != 0 => tell.call(&[])?.to_i64()?.max(0) as u64,
+            _ => 0,
         };
         Ok(Some((filelike, fd, offset, size.saturating_sub(offset))))
     })();
@@ -62,15 +67,21 @@ pub(super) fn try_sendfile(_py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<
     Ok(true)
 }
 
-/// The size of `fd` if it is a regular file. fstat with the GIL held, as mod_wsgi does: it
-/// does not block, and `os.fstat` would hand the GIL to another thread and wait to get it back.
-fn regular_file_size(fd: i32) -> Option<u64> {
+/// The size of `fd` and its position if it is a regular file. fstat and lseek with the GIL
+/// held, as mod_wsgi does: neither blocks, and `os.fstat` (or a file object's `tell`) would
+/// hand the GIL to another thread and wait to get it back.
+fn regular_file_size_and_position(fd: i32) -> Option<(u64, u64)> {
     if fd < 0 {
         return None;
     }
     // SAFETY: `fd` is the file object's own descriptor (its fileno()), open for as long as
-    // the file wrapper holds the object, which outlives this call; fstat only reads it.
+    // the file wrapper holds the object, which outlives this call; fstat and lseek only use
+    // it (SEEK_CUR by 0 moves nothing).
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let st = nix::sys::stat::fstat(fd).ok()?;
-    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size.max(0) as u64)
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let pos = nix::unistd::lseek(fd, 0, nix::unistd::Whence::SeekCur).ok()?;
+    Some((st.st_size.max(0) as u64, pos.max(0) as u64))
 }
