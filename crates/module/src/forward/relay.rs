@@ -195,20 +195,23 @@ impl Relay<'_, '_> {
         self.fail(Status::BAD_GATEWAY, false)
     }
 
+    /// The daemon sent something unusable as `what`: logged, and a 502.
+    fn invalid(&mut self, what: &str, e: impl std::fmt::Display) -> Flow {
+        self.error(&format!(
+            "rwsgi: invalid {what} from {} for {}: {e}",
+            DaemonName(self.spec.name()),
+            self.req.unparsed_uri()
+        ));
+        self.fail(Status::BAD_GATEWAY, false)
+    }
+
     /// Sets the response head, re-framed by this side: hop-by-hop headers dropped
     /// (`Connection: close` honoured), one validated Content-Length.
     fn head(&mut self, payload: &[u8]) -> Flow {
         let decoded = head::decode(payload).and_then(|mut h| head::framing(&mut h).map(|f| (h, f)));
         let (h, framing) = match decoded {
             Ok(v) => v,
-            Err(e) => {
-                self.error(&format!(
-                    "rwsgi: invalid response head from {} for {}: {e}",
-                    DaemonName(self.spec.name()),
-                    self.req.unparsed_uri()
-                ));
-                return self.fail(Status::BAD_GATEWAY, false);
-            }
+            Err(e) => return self.invalid("response head", e),
         };
         let limit = self.spec.options.header_buffer_size;
         if let Some(len) = too_long_header(&h, limit) {
@@ -258,14 +261,7 @@ impl Relay<'_, '_> {
     fn whole(&mut self, payload: &[u8]) -> Flow {
         let (head, body) = match head::split_body(payload) {
             Ok(v) => v,
-            Err(e) => {
-                self.error(&format!(
-                    "rwsgi: invalid response from {} for {}: {e}",
-                    DaemonName(self.spec.name()),
-                    self.req.unparsed_uri()
-                ));
-                return self.fail(Status::BAD_GATEWAY, false);
-            }
+            Err(e) => return self.invalid("response", e),
         };
         if let Flow::Finish(done) = self.head(head) {
             return Flow::Finish(done);
