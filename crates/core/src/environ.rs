@@ -78,7 +78,7 @@ impl Environ {
         });
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
         (0..self.items.len()).map(|i| (self.key_at(i), self.slice(&self.items[i].1)))
     }
 

@@ -32,34 +32,28 @@ const RELOAD: &str = "rwsgi.reload";
 const HTTPS: &str = "rwsgi.https";
 const HEAD: &str = "rwsgi.header_only";
 
-pub fn encode(app: &AppRequest, header_only: bool) -> Vec<u8> {
-    use std::borrow::Cow;
-    let flag = |b: bool| Cow::Borrowed(if b { &b"1"[..] } else { &b"0"[..] });
-    // The request's own variables are borrowed, not copied (a Vec per variable was most of
-    // the Apache side's malloc time in daemon mode).
-    let mut all: Vec<(&[u8], Cow<'_, [u8]>)> = Vec::with_capacity(7 + app.environ.len());
-    all.extend([
-        (SCRIPT.as_bytes(), Cow::Borrowed(app.script.as_bytes())),
-        (
-            MTIME.as_bytes(),
-            Cow::Owned(app.script_mtime.to_string().into_bytes()),
-        ),
-        (CALLABLE.as_bytes(), Cow::Borrowed(app.callable.as_bytes())),
-        (
-            APP_GROUP.as_bytes(),
-            Cow::Borrowed(app.application_group.as_bytes()),
-        ),
+/// Appends the request head for `app` to `out` (a buffer the caller keeps between requests),
+/// with room for the seal's tag the Apache side appends. The request's own variables are
+/// borrowed, not copied (a Vec per variable was most of the Apache side's malloc time in
+/// daemon mode).
+pub fn encode_into(out: &mut Vec<u8>, app: &AppRequest, header_only: bool) {
+    let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+    let mtime = crate::environ::Decimal::new(app.script_mtime.into());
+    let own: [(&[u8], &[u8]); 7] = [
+        (SCRIPT.as_bytes(), app.script.as_bytes()),
+        (MTIME.as_bytes(), mtime.as_bytes()),
+        (CALLABLE.as_bytes(), app.callable.as_bytes()),
+        (APP_GROUP.as_bytes(), app.application_group.as_bytes()),
         (RELOAD.as_bytes(), flag(app.reload)),
         (HTTPS.as_bytes(), flag(app.https)),
         (HEAD.as_bytes(), flag(header_only)),
-    ]);
-    all.extend(
-        app.environ
-            .iter()
-            .map(|(k, v)| (k.as_bytes(), Cow::Borrowed(v))),
+    ];
+    let environ = app.environ.iter().map(|(k, v)| (k.as_bytes(), v));
+    vars::encode_into(
+        out,
+        own.into_iter().chain(environ),
+        crate::ipc::seal::TAG_LEN,
     );
-    // (room for the seal's tag, appended by the Apache side)
-    vars::encode_with_room(&all, crate::ipc::seal::TAG_LEN)
 }
 
 /// Decodes a request head; `process_group` is the daemon's own group name (never taken from
@@ -122,7 +116,9 @@ mod tests {
             https: true,
             request_rec: Some(1),
         };
-        let (back, head) = decode(&encode(&app, true), "daemon").unwrap();
+        let mut buf = Vec::new();
+        encode_into(&mut buf, &app, true);
+        let (back, head) = decode(&buf, "daemon").unwrap();
         assert!(head);
         assert_eq!(back.script, "/srv/app.wsgi");
         assert_eq!(back.script_mtime, 123);

@@ -17,15 +17,30 @@ pub fn encode<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
 /// [`encode`], with capacity for `room` more bytes after the table (a tag appended to it then
 /// needs no reallocation).
 pub fn encode_with_room<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)], room: usize) -> Vec<u8> {
-    let arena_len: usize = vars
-        .iter()
-        .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
-        .sum();
-    let mut out = Vec::with_capacity(4 + vars.len() * ENTRY_LEN + arena_len + room);
-    out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
+    let mut out = Vec::new();
+    encode_into(
+        &mut out,
+        vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        room,
+    );
+    out
+}
+
+/// Appends the table of `vars` to `out`, with room for `room` more bytes after it. `vars` is
+/// walked three times (sizes, table, arena), so the caller needs no list of its own and `out`
+/// can be a buffer kept between requests (a request head is ~2 KiB: two such allocations per
+/// request were glibc's large-chunk path, malloc_consolidate included).
+pub fn encode_into<'a, I>(out: &mut Vec<u8>, vars: I, room: usize)
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let (count, arena_len) = vars.clone().fold((0usize, 0usize), |(n, len), (k, v)| {
+        (n + 1, len + k.len() + v.len())
+    });
+    out.reserve(4 + count * ENTRY_LEN + arena_len + room);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
     let mut off = 0u32;
-    for (k, v) in vars {
-        let (k, v) = (k.as_ref(), v.as_ref());
+    for (k, v) in vars.clone() {
         for part in [k, v] {
             out.extend_from_slice(&off.to_le_bytes());
             out.extend_from_slice(&(part.len() as u32).to_le_bytes());
@@ -33,10 +48,9 @@ pub fn encode_with_room<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)], room: u
         }
     }
     for (k, v) in vars {
-        out.extend_from_slice(k.as_ref());
-        out.extend_from_slice(v.as_ref());
+        out.extend_from_slice(k);
+        out.extend_from_slice(v);
     }
-    out
 }
 
 /// Decodes and validates a variable table; the slices borrow from `buf`.

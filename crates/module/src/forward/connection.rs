@@ -3,8 +3,8 @@
 
 use super::idle::Lease;
 use rwsgi_core::ipc::channel::{Channel, ChannelError};
-use rwsgi_core::ipc::frame::{Frame, Kind, MAX_PAYLOAD};
-use rwsgi_core::ipc::ring::{Inbound, Outbound, SharedMem};
+use rwsgi_core::ipc::frame::{FLAG_SHM, Frame, Kind, MAX_PAYLOAD};
+use rwsgi_core::ipc::ring::{self, Inbound, Outbound, SharedMem};
 use rwsgi_core::ipc::{IpcError, msg};
 use rwsgi_core::spec::GroupSpec;
 use std::os::fd::AsRawFd;
@@ -161,7 +161,7 @@ impl Conn {
         if payload.len() <= MAX_PAYLOAD as usize {
             return self
                 .ch
-                .send(&Frame::new(Kind::RequestHead, self.id, payload.to_vec()));
+                .send_parts(Kind::RequestHead, self.id, 0, &[payload]);
         }
         let out = match self.rings.as_mut() {
             Some((out, _)) if payload.len() <= out.capacity() => out,
@@ -175,10 +175,12 @@ impl Conn {
             }
         };
         match out.put_all(payload) {
-            Some((off, n)) if n == payload.len() => {
-                self.ch
-                    .send(&Frame::ring_slice(Kind::RequestHead, self.id, off, n))
-            }
+            Some((off, n)) if n == payload.len() => self.ch.send_parts(
+                Kind::RequestHead,
+                self.id,
+                FLAG_SHM,
+                &[&ring::encode_slice(off, n)],
+            ),
             _ => Err(ChannelError::Protocol(IpcError::Invalid(
                 "request ring busy",
             ))),

@@ -20,10 +20,40 @@ use rwsgi_core::spec::GroupSpec;
 use rwsgi_core::{AppRequest, Level, request};
 use std::time::{Duration, Instant};
 
+thread_local! {
+    /// The request-head buffer, kept by the Apache thread between requests.
+    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A request head is ~2 KiB; one that took more (large headers) is not kept.
+const HEAD_BUF_KEPT: usize = 16 * 1024;
+
+/// This thread's request-head buffer, emptied, given back when dropped.
+struct HeadBuf(Vec<u8>);
+
+impl HeadBuf {
+    fn take() -> HeadBuf {
+        let mut v = HEAD_BUF.take();
+        v.clear();
+        HeadBuf(v)
+    }
+}
+
+impl Drop for HeadBuf {
+    fn drop(&mut self) {
+        if self.0.capacity() <= HEAD_BUF_KEPT {
+            HEAD_BUF.set(std::mem::take(&mut self.0));
+        }
+    }
+}
+
 /// Serves `req` through the daemon processes of `spec`.
 pub fn forward(req: Request<'_>, app: &AppRequest, spec: &GroupSpec) -> Handled {
-    let mut payload = request::encode(app, req.header_only());
-    rwsgi_core::ipc::seal::seal(&spec.wire.secret, spec.name(), &mut payload);
+    let mut head = HeadBuf::take();
+    let payload = &mut head.0;
+    request::encode_into(payload, app, req.header_only());
+    rwsgi_core::ipc::seal::seal(&spec.wire.secret, spec.name(), payload);
+    let payload = &payload[..];
     // A request is sent again only when a daemon process let go of it unstarted (Goodbye, or
     // the connection closed before it was delivered): while a group restarts (graceful
     // restart, logrotate, maximum-requests), for up to connect-timeout, first at once, then
@@ -57,7 +87,7 @@ pub fn forward(req: Request<'_>, app: &AppRequest, spec: &GroupSpec) -> Handled 
             }
         };
         conn.begin_request();
-        match conn.send_head(&payload) {
+        match conn.send_head(payload) {
             Ok(()) => {}
             // Nothing was delivered (the daemon closed the connection: it is restarting).
             Err(ChannelError::Closed) if again() => continue,
