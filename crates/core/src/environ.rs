@@ -101,39 +101,6 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> FromIterator<(K, V)> for Environ {
     }
 }
 
-/// A number in decimal, formatted on the stack (several per request go into the environ).
-pub struct Decimal {
-    buf: [u8; 40],
-    start: usize,
-}
-
-impl Decimal {
-    pub fn new(n: i128) -> Decimal {
-        let mut d = Decimal {
-            buf: [0; 40],
-            start: 40,
-        };
-        let mut m = n.unsigned_abs();
-        loop {
-            d.start -= 1;
-            d.buf[d.start] = b'0' + (m % 10) as u8;
-            m /= 10;
-            if m == 0 {
-                break;
-            }
-        }
-        if n < 0 {
-            d.start -= 1;
-            d.buf[d.start] = b'-';
-        }
-        d
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,18 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn decimal_and_copied_values() {
-        for n in [
-            0i128,
-            7,
-            10,
-            1_700_000_000_123_456,
-            -42,
-            i64::MAX as i128,
-            u128::MAX as i128,
-        ] {
-            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
-        }
+    fn copied_values() {
         let mut e = Environ::default();
         e.push("SCRIPT_NAME", b"/app");
         e.push_copy("mod_wsgi.script_name", "SCRIPT_NAME");

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod cstr;
 pub mod death;
+pub mod decimal;
 pub mod environ;
 pub mod errlog;
 pub mod guard;

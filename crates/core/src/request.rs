@@ -38,7 +38,7 @@ const HEAD: &str = "rwsgi.header_only";
 /// daemon mode).
 pub fn encode_into(out: &mut Vec<u8>, app: &AppRequest, header_only: bool) {
     let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
-    let mtime = crate::environ::Decimal::new(app.script_mtime.into());
+    let mtime = crate::decimal::Decimal::new(app.script_mtime.into());
     let own: [(&[u8], &[u8]); 7] = [
         (SCRIPT.as_bytes(), app.script.as_bytes()),
         (MTIME.as_bytes(), mtime.as_bytes()),

@@ -75,16 +75,9 @@ pub fn decode(buf: &[u8]) -> Result<ResponseHead<'_>, IpcError> {
     let status = r.u16()?;
     let line_len = r.u32()? as usize;
     let status_line = r.bytes(line_len)?;
-    let digits = |n: u16| {
-        [
-            b'0' + (n / 100 % 10) as u8,
-            b'0' + (n / 10 % 10) as u8,
-            b'0' + (n % 10) as u8,
-        ]
-    };
     if !(100..=999).contains(&status)
         || status_line.len() < 3
-        || status_line[..3] != digits(status)
+        || status_line[..3] != *crate::decimal::Decimal::new(status.into()).as_bytes()
         || status_line.iter().any(|&c| c < 0x20 || c == 0x7f)
     {
         return Err(IpcError::Invalid("status line"));

@@ -11,17 +11,11 @@ const ENTRY_LEN: usize = 16;
 
 /// Encodes `vars` (keys and values are byte strings without NUL; keys without '=').
 pub fn encode<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)]) -> Vec<u8> {
-    encode_with_room(vars, 0)
-}
-
-/// [`encode`], with capacity for `room` more bytes after the table (a tag appended to it then
-/// needs no reallocation).
-pub fn encode_with_room<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: &[(K, V)], room: usize) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(
         &mut out,
         vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
-        room,
+        0,
     );
     out
 }

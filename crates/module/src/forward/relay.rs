@@ -244,7 +244,7 @@ impl Relay<'_, '_> {
             self.req.add_header(&String::from_utf8_lossy(k), v);
         }
         if let Some(n) = framing.content_length {
-            let n = rwsgi_core::environ::Decimal::new(n.into());
+            let n = rwsgi_core::decimal::Decimal::new(n.into());
             self.req.add_header("Content-Length", n.as_bytes());
         }
         if framing.close {

@@ -7,7 +7,7 @@ use rwsgi_apache::Request;
 use rwsgi_core::config::DirConfig;
 use rwsgi_core::config::alias::collapse_slashes;
 use rwsgi_core::config::groups::{ExpandContext, expand_application_group, literal};
-use rwsgi_core::environ::Decimal;
+use rwsgi_core::decimal::Decimal;
 use rwsgi_core::{Environ, proxy};
 
 /// Applies the trusted proxy headers; returns whether the request counts as HTTPS: a
