@@ -289,11 +289,12 @@ impl RemoteTransport {
         let Some(h) = &self.head else {
             return Ok(false);
         };
+        let prefix = head::whole_prefix(h);
         let inline = self.rings.is_none() || body.len() < SHM_THRESHOLD;
-        if !inline || 4 + h.len() + body.len() > MAX_PAYLOAD as usize {
+        if !inline || prefix.len() + h.len() + body.len() > MAX_PAYLOAD as usize {
             return Ok(false);
         }
-        let parts = [&head::whole_prefix(h)[..], h, body];
+        let parts = [&prefix[..], h, body];
         let sent = self
             .ch
             .send_parts(Kind::ResponseHead, self.id, FLAG_END, &parts);
