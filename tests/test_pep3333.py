@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import MODES, in_mode
-from harness import MPMS, parse_response, start_server
+from harness import MPMS, _Reader, _read_response, parse_response, start_server
 
 CONFIG = """
 WSGIScriptAlias /env {apps}/environ.wsgi
@@ -247,6 +247,29 @@ def test_reads_of_a_body_that_trickles_in(srv, n, chunked):
     got = json.loads(r.body)
     assert got["sha256"] == hashlib.sha256(data).hexdigest()
     assert max(got["sizes"]) == n and len(got["sizes"]) == 2
+
+
+def test_pipelined_requests_after_large_bodies(srv):
+    """Requests sent back to back on one connection, each body large: a body read takes up to
+    64 KiB from the socket at once, so the read that ends one body also takes the start of
+    the next request, which must be parsed from what was read, not lost or doubled."""
+    a, b = os.urandom(300_001), os.urandom(200_003)
+    chunks = [b[i:i + 70_000] for i in range(0, len(b), 70_000)]
+    stream = (
+        b"POST /edge?t=read_pieces&n=65536 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(a), a)
+        + b"POST /edge?t=read_pieces&n=8192 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+        + b"GET /env HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    with srv.connect(timeout=30) as s:
+        s.sendall(stream)
+        reader = _Reader(s, time.monotonic() + 30)
+        first, second, third = (_read_response(reader, "GET") for _ in range(3))
+    assert first.status == 200 and json.loads(first.body)["sha256"] == hashlib.sha256(a).hexdigest()
+    assert second.status == 200 and json.loads(second.body)["sha256"] == hashlib.sha256(b).hexdigest()
+    assert third.status == 200 and json.loads(third.body)["REQUEST_METHOD"] == "GET"
 
 
 @pytest.mark.parametrize("how", ["readline", "iter"])

@@ -76,7 +76,7 @@ fn main() {
         .clang_args(&clang_args)
         .allowlist_function("ap_.*|apr_.*|rwsgi_.*|unixd_.*")
         .allowlist_type("module_struct|command_rec|cmd_parms|request_rec|server_rec|conn_rec|unixd_config_rec|ap_.*|apr_.*|authn_.*|authz_.*|process_score|worker_score|global_score|scoreboard")
-        .allowlist_var("rwsgi_.*|ap_server_conf|ap_unixd_config|ap_server_root|unixd_config|OPT_.*|ACCESS_CONF|RSRC_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|AP_SQ_.*|APR_.*|REQUEST_CHUNKED_.*|HTTP_.*|DECLINED|DONE|OK|M_GET|NOT_IN_.*|GLOBAL_ONLY|AP_CONN_.*|AP_AUTH_.*|AUTHN_.*|AUTHZ_.*")
+        .allowlist_var("rwsgi_.*|ap_server_conf|ap_unixd_config|ap_server_root|unixd_config|OPT_.*|ACCESS_CONF|RSRC_CONF|OR_.*|APLOG_.*|AP_MPMQ_.*|AP_SQ_.*|APR_.*|REQUEST_CHUNKED_.*|HTTP_.*|DECLINED|DONE|OK|M_GET|NOT_IN_.*|GLOBAL_ONLY|AP_DECLINED|AP_CONN_.*|AP_AUTH_.*|AUTHN_.*|AUTHZ_.*")
         .blocklist_function("qecvt|qfcvt|qgcvt|qecvt_r|qfcvt_r|strtold|.*_l$")
         .default_macro_constant_type(bindgen::MacroTypeVariation::Signed)
         .derive_default(true)

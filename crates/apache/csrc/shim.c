@@ -10,6 +10,11 @@ HIDDEN void rwsgi_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
     APR_BRIGADE_INSERT_TAIL(bb, b);
 }
 
+HIDDEN void rwsgi_bucket_insert_after(apr_bucket *a, apr_bucket *b)
+{
+    APR_BUCKET_INSERT_AFTER(a, b);
+}
+
 HIDDEN int rwsgi_brigade_empty(apr_bucket_brigade *bb)
 {
     return APR_BRIGADE_EMPTY(bb);

@@ -28,6 +28,7 @@ const unsigned long rwsgi_magic_cookie = MODULE_MAGIC_COOKIE;
 
 /* csrc/shim.c: APR/httpd macros turned into functions. */
 void rwsgi_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
+void rwsgi_bucket_insert_after(apr_bucket *a, apr_bucket *b);
 int rwsgi_brigade_empty(apr_bucket_brigade *bb);
 int rwsgi_brigade_ends_with_eos(apr_bucket_brigade *bb);
 void rwsgi_log_rerror(const char *file, int line, int module_index, int level, apr_status_t status,

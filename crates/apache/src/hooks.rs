@@ -82,6 +82,7 @@ pub fn register(h: Hooks) {
         b::ap_hook_handler(Some(handler), null(), null(), order);
     }
     crate::stopping::register();
+    crate::socket_bucket::register();
 }
 
 const SERVER_ERROR: i32 = b::HTTP_INTERNAL_SERVER_ERROR;

@@ -7,7 +7,8 @@
 //! - [`conf`]: configuration records ([`conf::Merge`]); [`server`]: servers, pools, the process
 //!   pool; [`process`]: the MPM, Apache's user, watched child processes;
 //! - [`request`], [`output`], [`log`]: one request, its response brigade, the error log;
-//! - [`regex`]: Apache's regular expressions; [`stopping`]: a guard for MPM stops.
+//! - [`regex`]: Apache's regular expressions; [`stopping`]: a guard for MPM stops;
+//!   `socket_bucket`: the client socket's reads, sized for request bodies.
 //!
 //! Every `extern "C"` function here is declared with `rwsgi_core::entry!`: a panic never
 //! unwinds into Apache.
@@ -25,6 +26,7 @@ pub mod regex;
 pub mod request;
 pub mod scoreboard;
 pub mod server;
+mod socket_bucket;
 mod stopping;
 
 pub use output::{Output, OutputError};

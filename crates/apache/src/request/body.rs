@@ -2,6 +2,7 @@
 
 use super::Request;
 use crate::bindings as b;
+use crate::socket_bucket::ReadSize;
 
 impl Request<'_> {
     /// Sets the body-reading policy (chunked bodies accepted or refused with 411).
@@ -83,6 +84,7 @@ impl Request<'_> {
         let mut filled = 0;
         if wait && len > 0 {
             let piece = len.min(PIECE);
+            let _wanting = ReadSize::wanting(piece);
             // SAFETY: the caller's contract; piece <= len.
             let n = unsafe { self.client_block(at, piece) }?;
             if n < piece {
@@ -92,6 +94,7 @@ impl Request<'_> {
         }
         while filled < len {
             let piece = (len - filled).min(PIECE);
+            let _wanting = ReadSize::wanting(piece);
             // SAFETY: the caller's contract; filled + piece <= len.
             match unsafe { self.brigade_now(at.add(filled), piece) }? {
                 Some(n) => {
@@ -168,13 +171,13 @@ impl Request<'_> {
     }
 }
 
-/// The most body bytes one filter-chain read asks for. The core input filter reads all it
-/// is asked for at once, in 8 KB heap buckets, and frees them into the connection's
-/// allocator, which keeps up to MaxMemFree (2 MiB by default) of freed blocks: reading 256
-/// KiB at once left each of an Apache child's connections holding 256 KiB (1 MiB uploads
-/// in daemon mode: the Apache children's anonymous memory 18 MiB each against mod_wsgi's 4).
-/// Against 16 KiB pieces (A/B, 3 reps): 5-8 % less CPU per 1 MiB body embedded, 6-10 % more
-/// memory, still below mod_wsgi's.
+/// The most body bytes one filter-chain read asks for, and so the most one `recv` takes
+/// (`socket_bucket`). The core input filter reads all it is asked for at once; in APR's
+/// 8 KB heap buckets, freed into the connection's allocator, which keeps up to MaxMemFree
+/// (2 MiB by default) of freed blocks, reading 256 KiB at once left each of an Apache
+/// child's connections holding 256 KiB (1 MiB uploads in daemon mode: the Apache children's
+/// anonymous memory 18 MiB each against mod_wsgi's 4). Against 16 KiB pieces (A/B, 3 reps):
+/// 5-8 % less CPU per 1 MiB body embedded, 6-10 % more memory, still below mod_wsgi's.
 const PIECE: usize = 64 * 1024;
 
 /// What a failed body read says (Apache's status code is not told apart by its callers either).
