@@ -114,6 +114,11 @@ pub trait Transport: Send {
     fn holds_final_file(&self) -> bool {
         false
     }
+    /// True when `finish` cannot block (it only marks the end of the response for
+    /// [`Transport::complete`], or sends one small frame): the caller may keep the GIL.
+    fn finish_never_blocks(&self) -> bool {
+        false
+    }
     /// What the transport still has to do once the application's part is over, called with
     /// no interpreter attached (a final write it held back, so that the request takes the GIL
     /// once and does its I/O outside it).

@@ -18,6 +18,8 @@ enum Held {
     Bytes(Vec<u8>),
     /// A final file, already in the output brigade (a descriptor of the request's own).
     File,
+    /// The end of a response whose bytes have all gone out.
+    End,
 }
 
 impl<'r> ApacheTransport<'r> {
@@ -101,6 +103,10 @@ impl Transport for ApacheTransport<'_> {
         true
     }
 
+    fn finish_never_blocks(&self) -> bool {
+        true
+    }
+
     fn complete(&mut self) {
         // The client may be gone: nothing is left to tell the application.
         match self.held.take() {
@@ -109,6 +115,9 @@ impl Transport for ApacheTransport<'_> {
             }
             Some(Held::File) => {
                 let _ = self.out.write(&[], true, true);
+            }
+            Some(Held::End) => {
+                let _ = self.out.finish();
             }
             None => {}
         }
@@ -134,11 +143,13 @@ impl Transport for ApacheTransport<'_> {
         }
     }
 
+    /// Everything written went out at once; the end (Apache's EOS, and with it a chunked
+    /// response's last chunk) follows in `complete`, with the GIL released.
     fn finish(&mut self) -> Result<(), TransportError> {
-        if std::mem::replace(&mut self.finished, true) {
-            return Ok(());
+        if !std::mem::replace(&mut self.finished, true) {
+            self.held = Some(Held::End);
         }
-        self.out.finish().map_err(gone)
+        Ok(())
     }
 
     fn abort(&mut self) {

@@ -260,11 +260,7 @@ impl Exchange {
     /// promised: the caller logs why, then [`Exchange::abort`]s (in daemon mode the abort ends
     /// the request for the Apache side, which reads nothing of it after that).
     pub fn finish(&self) -> Result<(), TransportError> {
-        if self.lock().finished {
-            return Ok(());
-        }
-        without_gil(|| {
-            let mut s = self.lock();
+        let go = |s: &mut State| {
             s.begin()?;
             let short = match s.head.as_ref().and_then(|h| h.content_length) {
                 Some(cl) if s.body_bytes < cl => Some(cl),
@@ -278,7 +274,22 @@ impl Exchange {
                 Some(cl) if !header_only => Err(TransportError::Truncated { promised: cl, sent }),
                 _ => t.finish(),
             }
-        })
+        };
+        {
+            // When ending the response cannot block, keep the GIL: handing it over and
+            // waiting to get it back costs more than the end itself.
+            let mut s = self.lock();
+            if s.finished {
+                return Ok(());
+            }
+            if s.transport
+                .as_ref()
+                .is_some_and(|t| t.finish_never_blocks())
+            {
+                return go(&mut s);
+            }
+        }
+        without_gil(|| go(&mut self.lock()))
     }
 
     /// Aborts a response whose head was already sent, so the client sees it is incomplete.
