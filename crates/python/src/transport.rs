@@ -115,7 +115,7 @@ pub trait Transport: Send {
         false
     }
     /// True when `finish` cannot block (it only marks the end of the response for
-    /// [`Transport::complete`], or sends one small frame): the caller may keep the GIL.
+    /// [`Transport::complete`]): the caller may keep the GIL.
     fn finish_never_blocks(&self) -> bool {
         false
     }
