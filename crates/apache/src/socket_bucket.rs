@@ -8,7 +8,9 @@
 //! that while rwsgi reads a request body ([`ReadSize`]) a `recv` may take up to what that read
 //! still wants. Every other read on the connection (request lines and headers, other modules'
 //! bodies, mod_ssl's records when nothing of rwsgi's is reading) reads 8000 bytes as before.
-//! Proxy backend connections and HTTP/2 streams keep APR's own bucket.
+//! Proxy backend connections and HTTP/2 streams keep APR's own bucket. The bucket type is not
+//! `APR_BUCKET_IS_SOCKET` (in httpd only mod_http2's debug logging looks); a module that took
+//! the socket with AP_MODE_EXHAUSTIVE would still get a working bucket of the socket.
 
 use crate::bindings as b;
 use std::cell::Cell;
@@ -59,8 +61,12 @@ static RWSGI_SOCKET: BucketType = BucketType(b::apr_bucket_type_t {
     copy: Some(b::apr_bucket_copy_notimpl),
 });
 
-/// The `insert_network_bucket` hook: the client connection's socket in an rwsgi bucket.
+/// The `insert_network_bucket` hook: the client connection's socket in an rwsgi bucket. Only
+/// on httpd 2.4.49 and later, whose `conn_rec` has `outgoing` (older ones keep APR's bucket).
 pub(crate) fn register() {
+    if crate::process::server_version() < (2, 4, 49) {
+        return;
+    }
     // SAFETY: called while Apache loads the module, single-threaded; the function is 'static.
     unsafe {
         b::ap_hook_insert_network_bucket(Some(insert), null(), null(), b::APR_HOOK_MIDDLE);
@@ -78,7 +84,10 @@ rwsgi_core::entry! {
             if c.is_null() || !(*c).master.is_null() || (*c).outgoing != 0 {
                 return b::AP_DECLINED as b::apr_status_t;
             }
-            b::rwsgi_brigade_insert_tail(bb, create(socket, (*c).bucket_alloc));
+            let Some(e) = create(socket, (*c).bucket_alloc) else {
+                return libc::ENOMEM;
+            };
+            b::rwsgi_brigade_insert_tail(bb, e);
         }
         b::APR_SUCCESS as b::apr_status_t
     }
@@ -91,13 +100,15 @@ rwsgi_core::entry! {
 unsafe fn create(
     socket: *mut b::apr_socket_t,
     list: *mut b::apr_bucket_alloc_t,
-) -> *mut b::apr_bucket {
-    // SAFETY: apr_bucket_alloc returns memory for one bucket (it aborts the process, as all
-    // of APR's allocations, when out of memory); every field is set before use and the
-    // bucket links to itself as APR_BUCKET_INIT does.
+) -> Option<*mut b::apr_bucket> {
+    // SAFETY: apr_bucket_alloc returns memory for one bucket or null (checked); every field
+    // is set before use and the bucket links to itself as APR_BUCKET_INIT does.
     unsafe {
         let e =
             b::apr_bucket_alloc(std::mem::size_of::<b::apr_bucket>(), list).cast::<b::apr_bucket>();
+        if e.is_null() {
+            return None;
+        }
         e.write(b::apr_bucket {
             link: b::apr_bucket__bindgen_ty_1 { next: e, prev: e },
             type_: &RWSGI_SOCKET.0,
@@ -107,7 +118,7 @@ unsafe fn create(
             free: Some(b::apr_bucket_free),
             list,
         });
-        e
+        Some(e)
     }
 }
 
@@ -123,23 +134,28 @@ rwsgi_core::entry! {
     ) -> b::apr_status_t [on panic: libc::EIO] {
         let size = WANTED.with(Cell::get).max(BUFF_SIZE);
         // SAFETY: APR calls this with one of our buckets (data = the connection's socket, list
-        // = its allocator) and valid out-pointers; the buffer is `size` bytes from the
-        // bucket allocator and apr_socket_recv writes at most `got` = size bytes into it;
-        // the heap bucket takes the buffer (freed with apr_bucket_free), the new socket
-        // bucket goes right after this one in the brigade it is in.
+        // = its allocator) and valid out-pointers; the buffer is `size` bytes (Buffer::new)
+        // and apr_socket_recv writes at most `got` = size bytes into it; the heap bucket takes
+        // the buffer with the function that frees it; the next socket bucket, made before the
+        // recv so that no byte read can be lost to a failed allocation, goes right after this
+        // one in the brigade it is in, or is freed unused at the end of the stream.
         unsafe {
             let socket = (*e).data.cast::<b::apr_socket_t>();
             let list = (*e).list;
+            *out = null();
+            let Some(next) = create(socket, list) else {
+                return libc::ENOMEM;
+            };
+            let Some(buf) = Buffer::new(size, list) else {
+                b::apr_bucket_free(next.cast());
+                return libc::ENOMEM;
+            };
             let nonblocking = block == b::apr_read_type_e_APR_NONBLOCK_READ;
             let mut timeout: b::apr_interval_time_t = 0;
             if nonblocking {
                 b::apr_socket_timeout_get(socket, &mut timeout);
                 b::apr_socket_timeout_set(socket, 0);
             }
-            *out = null();
-            let Some(buf) = Buffer::new(size, list) else {
-                return libc::ENOMEM;
-            };
             let mut got = size as b::apr_size_t;
             let rv = b::apr_socket_recv(socket, buf.ptr, &mut got);
             if nonblocking {
@@ -147,6 +163,7 @@ rwsgi_core::entry! {
             }
             if rv != b::APR_SUCCESS as b::apr_status_t && rv != b::APR_EOF as b::apr_status_t {
                 buf.free();
+                b::apr_bucket_free(next.cast());
                 return rv;
             }
             *len = got;
@@ -155,10 +172,11 @@ rwsgi_core::entry! {
                 let e = b::apr_bucket_heap_make(e, buf.ptr, got, Some(buf.free));
                 (*(*e).data.cast::<b::apr_bucket_heap>()).alloc_len = size as b::apr_size_t;
                 *out = buf.ptr;
-                b::rwsgi_bucket_insert_after(e, create(socket, list));
+                b::rwsgi_bucket_insert_after(e, next);
             } else {
                 buf.free();
-                b::apr_bucket_transient_make(e, c"".as_ptr(), 0);
+                b::apr_bucket_free(next.cast());
+                b::apr_bucket_immortal_make(e, c"".as_ptr(), 0);
                 *out = c"".as_ptr();
             }
         }

@@ -84,7 +84,7 @@ impl Request<'_> {
         let mut filled = 0;
         if wait && len > 0 {
             let piece = len.min(PIECE);
-            let _wanting = ReadSize::wanting(piece);
+            let _wanting = ReadSize::wanting(self.socket_read_size(piece));
             // SAFETY: the caller's contract; piece <= len.
             let n = unsafe { self.client_block(at, piece) }?;
             if n < piece {
@@ -94,7 +94,7 @@ impl Request<'_> {
         }
         while filled < len {
             let piece = (len - filled).min(PIECE);
-            let _wanting = ReadSize::wanting(piece);
+            let _wanting = ReadSize::wanting(self.socket_read_size(piece));
             // SAFETY: the caller's contract; filled + piece <= len.
             match unsafe { self.brigade_now(at.add(filled), piece) }? {
                 Some(n) => {
@@ -108,6 +108,22 @@ impl Request<'_> {
             }
         }
         Ok(Some(filled))
+    }
+
+    /// What one `recv` may take for a read of `piece` body bytes: no more than the body still
+    /// has when its length is known, so that a small body does not read (and hold) 64 KiB
+    /// of what follows it.
+    fn socket_read_size(&self, piece: usize) -> usize {
+        let r = self.raw();
+        // SAFETY: r is the live request; plain field reads on its own thread.
+        let (chunked, length, read) =
+            unsafe { ((*r).read_chunked != 0, (*r).remaining, (*r).read_length) };
+        if chunked {
+            return piece;
+        }
+        // `remaining` stays the Content-Length until the end of the body; `read_length` counts
+        // what was read of it.
+        piece.min(length.saturating_sub(read).max(0) as usize)
     }
 
     /// ap_get_client_block into `len` bytes at `at`.
