@@ -84,7 +84,7 @@ impl Request<'_> {
         let mut filled = 0;
         if wait && len > 0 {
             let piece = len.min(PIECE);
-            let _wanting = ReadSize::wanting(self.socket_read_size(piece));
+            let _wanting = self.socket_reads_for(piece);
             // SAFETY: the caller's contract; piece <= len.
             let n = unsafe { self.client_block(at, piece) }?;
             if n < piece {
@@ -94,7 +94,7 @@ impl Request<'_> {
         }
         while filled < len {
             let piece = (len - filled).min(PIECE);
-            let _wanting = ReadSize::wanting(self.socket_read_size(piece));
+            let _wanting = self.socket_reads_for(piece);
             // SAFETY: the caller's contract; filled + piece <= len.
             match unsafe { self.brigade_now(at.add(filled), piece) }? {
                 Some(n) => {
@@ -110,20 +110,22 @@ impl Request<'_> {
         Ok(Some(filled))
     }
 
-    /// What one `recv` may take for a read of `piece` body bytes: no more than the body still
-    /// has when its length is known, so that a small body does not read (and hold) 64 KiB
-    /// of what follows it.
-    fn socket_read_size(&self, piece: usize) -> usize {
+    /// While the returned guard lives, one `recv` may take what a read of `piece` body bytes
+    /// wants: no more than the body still has when its length is known, so that a small body
+    /// does not read (and hold) 64 KiB of what follows it.
+    fn socket_reads_for(&self, piece: usize) -> ReadSize {
         let r = self.raw();
         // SAFETY: r is the live request; plain field reads on its own thread.
         let (chunked, length, read) =
             unsafe { ((*r).read_chunked != 0, (*r).remaining, (*r).read_length) };
-        if chunked {
-            return piece;
-        }
         // `remaining` stays the Content-Length until the end of the body; `read_length` counts
         // what was read of it.
-        piece.min(length.saturating_sub(read).max(0) as usize)
+        let wanted = if chunked {
+            piece
+        } else {
+            piece.min(length.saturating_sub(read).max(0) as usize)
+        };
+        ReadSize::wanting(wanted)
     }
 
     /// ap_get_client_block into `len` bytes at `at`.
@@ -188,12 +190,12 @@ impl Request<'_> {
 }
 
 /// The most body bytes one filter-chain read asks for, and so the most one `recv` takes
-/// (`socket_bucket`). The core input filter reads all it is asked for at once; in APR's
-/// 8 KB heap buckets, freed into the connection's allocator, which keeps up to MaxMemFree
-/// (2 MiB by default) of freed blocks, reading 256 KiB at once left each of an Apache
-/// child's connections holding 256 KiB (1 MiB uploads in daemon mode: the Apache children's
-/// anonymous memory 18 MiB each against mod_wsgi's 4). Against 16 KiB pieces (A/B, 3 reps):
-/// 5-8 % less CPU per 1 MiB body embedded, 6-10 % more memory, still below mod_wsgi's.
+/// (`socket_bucket`). The core input filter reads all it is asked for at once. When it did
+/// so in APR's 8 KB heap buckets (freed into the connection's allocator, which keeps up to
+/// MaxMemFree of them), 256 KiB pieces left each connection holding 256 KiB; against 16 KiB,
+/// 64 KiB saved 5-8 % of the CPU per 1 MiB body for 6-10 % more memory. With the socket
+/// bucket's malloc'd buffers, 256 KiB pieces were measured again (A/B, 3 reps): embedded
+/// `read(256k)` +8 % req/s but 33 % more PSS, `read(1m)` -7 %, daemon mode 2-7 % slower.
 const PIECE: usize = 64 * 1024;
 
 /// What a failed body read says (Apache's status code is not told apart by its callers either).
