@@ -129,6 +129,44 @@ def test_multithread_multiprocess_per_mpm(mpm_srv):
     assert env["wsgi.multiprocess"] is True
 
 
+def test_environ_values_are_each_requests_own(srv):
+    """Requests that differ in method, Host, User-Agent, Content-Type, path and query, one
+    after another on one connection and on new ones, each see their own values; an
+    application that rewrites its environ leaves the next request's untouched. (The server
+    reuses the str objects of names and of values that repeat.)"""
+    shapes = [
+        ("GET", "/env/a?x=1", {"Host": "one.test", "User-Agent": "ua/1"}, None),
+        ("POST", "/env/b", {"Host": "two.test", "User-Agent": "ua/2",
+                            "Content-Type": "text/plain"}, b"body"),
+        ("GET", "/env/a?x=1", {"Host": "one.test", "User-Agent": "ua/1"}, None),
+        ("GET", "/env/?mutate", {"Host": "one.test"}, None),
+        ("PUT", "/env/c", {"Host": "three.test", "Content-Type": "application/json"}, b"{}"),
+        ("GET", "/env/a?x=1", {"Host": "one.test", "User-Agent": "ua/1"}, None),
+    ]
+
+    def check(env, method, path, headers, body):
+        assert env["REQUEST_METHOD"] == method
+        assert env["HTTP_HOST"] == headers["Host"]
+        assert env.get("HTTP_USER_AGENT") == headers.get("User-Agent")
+        assert env.get("CONTENT_TYPE") == headers.get("Content-Type")
+        assert env["PATH_INFO"] == path.split("?")[0][len("/env"):]
+        assert env["QUERY_STRING"] == (path.split("?") + [""])[1]
+        assert env["SCRIPT_NAME"] == "/env" and env["SERVER_NAME"] == headers["Host"]
+        assert "X_ADDED" not in env
+        assert not any(isinstance(v, str) and v.endswith("-changed") for v in env.values())
+
+    with srv.keepalive() as conn:
+        for _ in range(2):
+            for method, path, headers, body in shapes:
+                r = conn.request(method, path, headers=headers, body=body)
+                assert r.status == 200, r.raw[:300]
+                check(r.json(), method, path, headers, body)
+    for method, path, headers, body in shapes:
+        r = srv.request(method, path, headers=headers, body=body)
+        assert r.status == 200
+        check(r.json(), method, path, headers, body)
+
+
 # --------------------------------------------------------------------------
 # wsgi.input
 

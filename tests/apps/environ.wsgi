@@ -22,6 +22,12 @@ def _jsonable(v):
 
 def application(environ, start_response):
     out = {k: _jsonable(v) for k, v in environ.items()}
+    if environ.get("QUERY_STRING") == "mutate":
+        # (the server must not let one request's changes reach the next one's environ)
+        for k, v in list(environ.items()):
+            if isinstance(v, str):
+                environ[k] = v + "-changed"
+        environ["X_ADDED"] = "added"
     # a few facts about the objects themselves
     out["x-types"] = {
         k: type(v).__name__ for k, v in environ.items()

@@ -2,11 +2,13 @@
 //! functions), stdout/stderr redirection, WSGIPythonPath, and the environ template every
 //! request's environ is copied from.
 
+use super::ffi::gil_cell::GilCell;
 use super::ffi::interp::{self, Interpreter, Keep, Py, describe};
 use super::ffi::native;
 use super::ffi::object::{
     Obj, PyResult, builtins, eval_code, module_dict, new_module, sys_modules,
 };
+use super::response::environ_strings::EnvironStrings;
 use std::sync::{Arc, OnceLock};
 
 const BOOTSTRAP: &str = include_str!("bootstrap.py");
@@ -71,6 +73,8 @@ pub struct InterpData {
     pub errors_factory: Keep,
     pub file_wrapper_class: Keep,
     pub template: Keep,
+    /// The environ's names and stable values, made once (response::environ_strings).
+    pub environ_strings: GilCell<EnvironStrings>,
     pub request_timeout_class: Keep,
     /// `newrelic.agent.WSGIApplicationWrapper`, when the agent is configured and imports.
     pub newrelic_wrapper: Option<Keep>,
@@ -184,6 +188,7 @@ fn build(py: Py<'_>, i: &Interpreter, p: &ProcessInfo) -> PyResult<InterpData> {
         errors_factory: Keep::new(get("_errors")),
         file_wrapper_class: Keep::new(file_wrapper),
         template: Keep::new(template),
+        environ_strings: GilCell::new(EnvironStrings::default()),
         request_timeout_class: Keep::new(get("RequestTimeout")),
         newrelic_wrapper: p.newrelic.as_ref().and_then(|nr| newrelic(py, i, nr)),
         api: Api {

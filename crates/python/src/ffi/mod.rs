@@ -1,7 +1,9 @@
 //! The Python C-API layer: the only `unsafe` code of src/wsgi. Everything above it works with
 //! owned [`object::Obj`] references while attached to an interpreter.
 
+pub mod dict;
 pub mod error;
+pub mod gil_cell;
 pub mod input_type;
 pub mod interp;
 pub mod native;

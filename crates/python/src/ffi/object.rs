@@ -178,11 +178,6 @@ impl Obj {
         }
     }
 
-    pub fn new_dict(_py: Py<'_>) -> PyResult<Obj> {
-        // SAFETY: plain constructor; attached.
-        unsafe { Obj::owned(ffi::PyDict_New()) }
-    }
-
     // ---- type checks ----------------------------------------------------------------------
 
     pub fn is_bytes(&self) -> bool {
@@ -358,48 +353,9 @@ impl Obj {
             Ok(Some(Obj(NonNull::new(p).expect("non-null"))))
         }
     }
-
-    // ---- dicts ----------------------------------------------------------------------------
-
-    pub fn dict_set(&self, key: &Obj, v: &Obj) -> PyResult<()> {
-        // SAFETY: the dict does not steal references.
-        check(unsafe { ffi::PyDict_SetItem(self.as_ptr(), key.as_ptr(), v.as_ptr()) })
-    }
-
-    pub fn dict_set_str(&self, key: &CStr, v: &Obj) -> PyResult<()> {
-        // SAFETY: as above with a C-string key.
-        check(unsafe { ffi::PyDict_SetItemString(self.as_ptr(), key.as_ptr(), v.as_ptr()) })
-    }
-
-    pub fn dict_get(&self, key: &Obj) -> Option<Obj> {
-        // SAFETY: borrowed lookup; errors (unhashable keys) cannot happen for str keys.
-        unsafe { Obj::borrowed(ffi::PyDict_GetItem(self.as_ptr(), key.as_ptr())) }
-    }
-
-    pub fn dict_get_str(&self, key: &str) -> Option<Obj> {
-        rwsgi_core::cstr::with_cstr(key, |k| {
-            // SAFETY: borrowed lookup.
-            unsafe { Obj::borrowed(ffi::PyDict_GetItemString(self.as_ptr(), k.as_ptr())) }
-        })?
-    }
-
-    pub fn dict_del_str(&self, key: &str) {
-        let Ok(k) = CString::new(key) else { return };
-        // SAFETY: deletes if present; a missing key only sets KeyError, which we clear.
-        unsafe {
-            if ffi::PyDict_DelItemString(self.as_ptr(), k.as_ptr()) != 0 {
-                ffi::PyErr_Clear();
-            }
-        }
-    }
-
-    pub fn dict_copy(&self) -> PyResult<Obj> {
-        // SAFETY: shallow copy of a dict.
-        unsafe { Obj::owned(ffi::PyDict_Copy(self.as_ptr())) }
-    }
 }
 
-fn check(rc: i32) -> PyResult<()> {
+pub(super) fn check(rc: i32) -> PyResult<()> {
     if rc < 0 { Err(Raised) } else { Ok(()) }
 }
 

@@ -40,32 +40,47 @@ pub(super) fn build_environ(
     ex: &Arc<Exchange>,
     errors: &Obj,
 ) -> PyResult<(Obj, u64)> {
-    let env = data.template.get(py).dict_copy()?;
-    for (k, v) in req.environ.iter() {
-        env.dict_set(&Obj::str(py, k)?, &Obj::latin1(py, v)?)?;
-    }
     let (thread_id, thread_requests, total) = counters();
-    env.dict_set_str(c"mod_wsgi.thread_id", &Obj::int(py, thread_id as i64)?)?;
-    env.dict_set_str(
-        c"mod_wsgi.thread_requests",
-        &Obj::int(py, thread_requests as i64)?,
-    )?;
-    env.dict_set_str(c"mod_wsgi.total_requests", &Obj::int(py, total as i64)?)?;
-    env.dict_set_str(
-        c"wsgi.url_scheme",
-        &Obj::str(py, if req.https { "https" } else { "http" })?,
-    )?;
-    env.dict_set_str(
-        c"wsgi.input",
-        &input_type::new(py, &data.input_class.get(py), ex)?,
-    )?;
-    env.dict_set_str(c"wsgi.errors", errors)?;
-    if let Some(r) = req.request_rec {
-        // SAFETY: an address the application may pass to C code (as mod_wsgi gives it);
-        // rwsgi never dereferences it.
-        env.dict_set_str(c"apache.request_rec", &unsafe {
-            Obj::opaque_capsule(py, r)
-        }?)?;
+    let scheme: &[u8] = if req.https { b"https" } else { b"http" };
+    let vars = || (req.environ.iter()).chain([("wsgi.url_scheme", scheme)]);
+    // SAFETY: an address the application may pass to C code (as mod_wsgi gives it); rwsgi
+    // never dereferences it.
+    let request_rec = (req.request_rec).map(|r| unsafe { Obj::opaque_capsule(py, r) });
+    let objects = [
+        ("mod_wsgi.thread_id", Obj::int(py, thread_id as i64)?),
+        (
+            "mod_wsgi.thread_requests",
+            Obj::int(py, thread_requests as i64)?,
+        ),
+        ("mod_wsgi.total_requests", Obj::int(py, total as i64)?),
+        (
+            "wsgi.input",
+            input_type::new(py, &data.input_class.get(py), ex)?,
+        ),
+        ("wsgi.errors", errors.clone()),
+        (
+            "apache.request_rec",
+            request_rec.transpose()?.unwrap_or(Obj::none(py)),
+        ),
+    ];
+    let objects = &objects[..objects.len() - usize::from(req.request_rec.is_none())];
+    let env = (data.template.get(py)).dict_copy_with_room(py, req.environ.len() + 8)?;
+    let strings = &data.environ_strings;
+    let filled = strings.try_with(py, |s| {
+        s.fill(py, &env, vars())?;
+        s.fill_objects(py, &env, req.environ.len() + 1, objects)
+    });
+    match filled {
+        Some(filled) => filled?,
+        // (only if code run by `fill` let another thread in: fresh objects, as before)
+        None => {
+            for (k, v) in vars() {
+                env.dict_set(&Obj::str(py, k)?, &Obj::latin1(py, v)?)?;
+            }
+            for (k, v) in objects {
+                env.dict_set(&Obj::str(py, k)?, v)?;
+            }
+        }
     }
     Ok((env, thread_id))
 }

@@ -4,6 +4,7 @@
 use super::app;
 
 mod environ;
+pub(crate) mod environ_strings;
 mod file;
 mod report;
 use super::current;
