@@ -92,7 +92,7 @@ fn call<T>(
             return Err(HookError::Load);
         }
     };
-    let attached = Attached::enter(&interp);
+    let attached = Attached::enter_in_turn(&interp);
     let py = attached.py();
     let module = match app::load(
         py,

@@ -71,7 +71,7 @@ pub fn run<'r>(
     };
     let started = std::time::Instant::now();
     let (outcome, transport) = {
-        let attached = Attached::enter(&interp);
+        let attached = Attached::enter_in_turn(&interp);
         if newer == NewerScript::HandBack
             && req.reload
             && app::loaded_from_other_version(attached.py(), &req.script, req.script_mtime)
