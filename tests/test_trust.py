@@ -135,11 +135,17 @@ def _until_replaced(srv, pids):
         time.sleep(0.05)
 
 
-def _hostile(srv, case, path="/hostile", **kw):
+def _hostile(srv, case, path="/hostile", may_close=False, **kw):
+    """`may_close`: the connection may close before any response (None is returned for it)."""
     mark = srv.log_mark()
     children = apache_children(srv)
     daemons = hostile_daemons(srv)
-    r = srv.get(path + "?" + case, timeout=15, **kw)
+    try:
+        r = srv.get(path + "?" + case, timeout=15, **kw)
+    except ConnectionError:
+        if not may_close:
+            raise
+        r = None
     daemons |= hostile_daemons(srv)
     # the Apache children live (none died and was replaced) and serve the next request
     assert srv.get("/healthy").status == 200
@@ -214,9 +220,11 @@ def test_a_whole_response_frame_is_checked_like_head_and_body(hostile_srv):
 def test_a_file_truncated_under_mod_deflate_does_not_kill_the_child(hostile_srv):
     """The daemon passes a 256 MiB file for sendfile and truncates it while mod_deflate reads
     it: a memory-mapped read would SIGBUS the Apache child."""
-    r, log = _hostile(hostile_srv, "truncated-file", path="/deflated",
+    # When the file shrinks before mod_deflate has let the head out (a loaded machine), the
+    # connection closes with nothing sent: still never a response that looks complete.
+    r, log = _hostile(hostile_srv, "truncated-file", path="/deflated", may_close=True,
                       headers={"Accept-Encoding": "gzip"})
-    assert not r.complete or r.status >= 500, r
+    assert r is None or not r.complete or r.status >= 500, r
     # Apache reaps a dead child within its one-second maintenance interval
     time.sleep(1.2)
     assert "exit signal" not in hostile_srv.error_log_since(0), hostile_srv.error_log()[-3000:]
