@@ -184,6 +184,7 @@ RESPONSES = [
         "excinfo_after", "excinfo_after_raise", "write", "write_only", "filewrapper", "filewrapper_obj",
         "filewrapper_offset&off=777", "filewrapper_cl", "status_lower", "status_custom", "head_nocl",
         "multi_cookie", "emptybody", "emptystrings", "latin1", "status204", "redirect", "cllong",
+        "gen_cl", "gen_cl&after=raise",
         "bighdr&n=40000", "bigresp&n=200000&cl=1", "bigresp&n=200000&cl=0",
         "generator_slow&n=3&s=0.02", "unknown",
     )],

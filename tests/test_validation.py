@@ -230,6 +230,35 @@ def test_content_length_shorter_keepalive_not_polluted(srv):
     assert (r2.status, r2.body) == (200, b"Hello, World!")
 
 
+@pytest.mark.parametrize("after", ["more", "raise"])
+def test_a_generator_that_reaches_its_content_length_ends_the_response(srv, after):
+    """What a generator yields or raises after its chunks completed the Content-Length changes
+    nothing for the client: the excess is dropped (the connection serves the next request), the
+    error is logged."""
+    mark = srv.log_mark()
+    r1 = srv.get("/edge?t=gen_cl&after=" + after)
+    assert (r1.status, r1.body, r1.header("Content-Length")) == (200, b"helloworld", "10"), r1
+    assert r1.complete and r1.trailing == b"", r1
+    if after == "raise":
+        # the traceback is not lost with the ended response
+        srv.wait_for_log("gen_cl: failure after the Content-Length was complete", since=mark)
+    else:
+        r1, r2 = srv.requests_keepalive([("GET", "/edge?t=gen_cl"), ("GET", "/hello")])
+        assert (r1.body, r2.status, r2.body) == (b"helloworld", 200, b"Hello, World!"), r2
+
+
+def test_what_close_logs_after_a_complete_response_is_not_lost(srv):
+    """Daemon mode: the Apache side stops listening for a request at its end, so the end of a
+    small response waits until close() has run: its wsgi.errors line and its traceback were
+    lost when the response had gone out whole before it."""
+    for _ in range(3):
+        mark = srv.log_mark()
+        r = srv.get("/edge?t=close_logs")
+        assert (r.status, r.body) == (200, b"hello") and r.complete, r
+        srv.wait_for_log("close_logs: a line written in close()", since=mark)
+        srv.wait_for_log("RuntimeError: close_logs: close() failed", since=mark)
+
+
 def test_content_length_honoured(srv):
     r = srv.get("/hello")
     assert r.header("Content-Length") == "13" and r.body == b"Hello, World!"

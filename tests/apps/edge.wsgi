@@ -76,6 +76,23 @@ def _exc_after_gen(q):
     raise RuntimeError("exc_after: failure after body started " + q.get("id", ""))
 
 
+class _LoggingInClose(list):
+    """A list response whose close() writes to wsgi.errors and then raises."""
+
+    def close(self):
+        print("close_logs: a line written in close()", file=self.errors)
+        raise RuntimeError("close_logs: close() failed")
+
+
+def _cl_gen(after):
+    # the second chunk completes the Content-Length (10); then more bytes, or an error
+    yield b"hello"
+    yield b"world"
+    if after == "raise":
+        raise RuntimeError("gen_cl: failure after the Content-Length was complete")
+    yield b"extra"
+
+
 def _slow_gen(n, delay, size):
     for i in range(n):
         yield (b"%d:" % i) + b"x" * size + b"\n"
@@ -232,6 +249,14 @@ def application(environ, start_response):
     if t == "cllong":  # Content-Length smaller than the body sent
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
         return [b"0123456789"]
+    if t == "close_logs":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        r = _LoggingInClose([b"hello"])
+        r.errors = environ["wsgi.errors"]
+        return r
+    if t == "gen_cl":  # a generator's chunk completes the Content-Length; `after`: what follows
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return _cl_gen(q.get("after", "more"))
     if t == "clbad":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "abc")])
         return [b"abc"]

@@ -114,11 +114,28 @@ pub struct RemoteTransport {
     /// small response goes out as one frame ([`head::whole_prefix`]): one send here and one
     /// receive on the Apache side fewer per request.
     head: Option<Vec<u8>>,
+    /// The end of the response, held back until [`Transport::complete`]: it then goes out
+    /// with the GIL released, and after every log line the request writes until it is over
+    /// (an exception from `close()`, `wsgi.errors` written there): the Apache side stops
+    /// listening for the request at its end.
+    held: Option<Held>,
     /// Body bytes pulled ahead of the application's reads: `ahead[pos..end]` are still to go.
     ahead: Vec<u8>,
     ahead_pos: usize,
     ahead_end: usize,
 }
+
+/// What [`RemoteTransport::held`] holds back.
+enum Held {
+    /// The final body bytes (then the end).
+    Bytes(Vec<u8>),
+    /// The end alone.
+    End,
+}
+
+/// The largest final write held back (as a copy) until the request is over; a larger one
+/// goes out at once, with the GIL released.
+const HOLD_BACK: usize = 8192;
 
 thread_local! {
     /// The read-ahead buffer, kept by the request thread between requests (no allocation
@@ -128,8 +145,10 @@ thread_local! {
 
 impl Drop for RemoteTransport {
     fn drop(&mut self) {
-        // A head still held goes out as it would have without the hold (whatever follows,
-        // an abort, then finds the response started).
+        // What is held back goes out even when the request ended without `complete` (a
+        // panic); a head still held goes out as it would have without the hold (whatever
+        // follows, an abort, then finds the response started).
+        self.complete();
         let _ = self.send_head();
         let ahead = std::mem::take(&mut self.ahead);
         if !ahead.is_empty() {
@@ -155,6 +174,7 @@ impl RemoteTransport {
             body_eof: false,
             ended: false,
             head: None,
+            held: None,
             ahead: Vec::new(),
             ahead_pos: 0,
             ahead_end: 0,
@@ -345,12 +365,88 @@ impl Transport for RemoteTransport {
         self.head = Some(head::encode(&head));
     }
 
+    /// A held-back write does no I/O.
     fn never_blocks(&self, len: usize, last: bool) -> bool {
-        // A small final frame fits the socket buffer of a peer that is reading us: keep the GIL.
-        last && len <= 8192
+        last && len <= HOLD_BACK
     }
 
+    fn finish_never_blocks(&self) -> bool {
+        true
+    }
+
+    fn complete(&mut self) {
+        // The Apache side may be gone: nothing is left to tell the application.
+        match self.held.take() {
+            Some(Held::Bytes(data)) => {
+                let _ = self.write_now(&data, true);
+            }
+            Some(Held::End) => {
+                let _ = self.end_now();
+            }
+            None => {}
+        }
+    }
+
+    /// A small final write is held back and goes out in `complete`: the request then does
+    /// its I/O without the GIL, and its end follows every log line of the request.
     fn write(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
+        self.ended |= last;
+        if last && data.len() <= HOLD_BACK {
+            self.held = Some(Held::Bytes(data.to_vec()));
+            return Ok(());
+        }
+        self.write_now(data, last)
+    }
+
+    /// `last`: the end of the response follows in `complete`, and the Apache side sends the
+    /// file and the end down its filters together.
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<(), TransportError> {
+        self.send_head()?;
+        // The descriptor itself goes to Apache, which sends it with sendfile.
+        self.ch
+            .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
+            .map_err(|_| TransportError::ClientGone)?;
+        if last {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// The end goes out in `complete` (see [`RemoteTransport::held`]).
+    fn finish(&mut self) -> Result<(), TransportError> {
+        if !std::mem::replace(&mut self.ended, true) {
+            self.held = Some(Held::End);
+        }
+        Ok(())
+    }
+
+    /// A response whose end is held back is complete: the failure that follows (in
+    /// `close()`) is only logged, as it is in embedded mode.
+    fn abort(&mut self) {
+        let _ = self.send_head();
+        if !std::mem::replace(&mut self.ended, true) {
+            let _ = self.send(msg::abort(
+                self.id,
+                500,
+                "application failed after the response started",
+            ));
+        }
+    }
+
+    fn is_head_request(&self) -> bool {
+        self.header_only
+    }
+}
+
+impl RemoteTransport {
+    /// Sends body bytes now; `last`: they end the response.
+    fn write_now(&mut self, data: &[u8], last: bool) -> Result<(), TransportError> {
         if last && self.send_whole(data)? {
             return Ok(());
         }
@@ -374,13 +470,11 @@ impl Transport for RemoteTransport {
         while let Some(chunk) = chunks.next() {
             if last && chunks.peek().is_none() {
                 // The last bytes end the response: no separate ResponseEnd frame.
-                self.ended = true;
                 return self.send_parts(FLAG_END, &[chunk]);
             }
             self.send_parts(0, &[chunk])?;
         }
         if last {
-            self.ended = true;
             self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
         } else if flush {
             self.send(Frame::new(Kind::ResponseFlush, self.id, vec![]))
@@ -389,55 +483,15 @@ impl Transport for RemoteTransport {
         }
     }
 
-    /// `last`: ResponseEnd follows at once, and the Apache side sends the file and the end of
-    /// the response down its filters together.
-    fn send_file(
-        &mut self,
-        fd: i32,
-        offset: u64,
-        len: u64,
-        last: bool,
-    ) -> Result<(), TransportError> {
-        self.send_head()?;
-        // The descriptor itself goes to Apache, which sends it with sendfile.
-        self.ch
-            .send_with_fds(&msg::file_slice(self.id, offset, len), &[fd])
-            .map_err(|_| TransportError::ClientGone)?;
-        if last {
-            self.finish()?;
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), TransportError> {
-        if self.ended {
-            return Ok(());
-        }
+    /// Sends the end of the response now (with the held head, if any, as one frame).
+    fn end_now(&mut self) -> Result<(), TransportError> {
         if self.send_whole(&[])? {
             return Ok(());
         }
         self.send_head()?;
-        self.ended = true;
         self.send(Frame::new(Kind::ResponseEnd, self.id, vec![]))
     }
 
-    fn abort(&mut self) {
-        let _ = self.send_head();
-        if !std::mem::replace(&mut self.ended, true) {
-            let _ = self.send(msg::abort(
-                self.id,
-                500,
-                "application failed after the response started",
-            ));
-        }
-    }
-
-    fn is_head_request(&self) -> bool {
-        self.header_only
-    }
-}
-
-impl RemoteTransport {
     /// Log lines of this request go to the Apache side, which logs them with the request's
     /// context.
     pub fn logger(&self) -> Logger<'static> {
