@@ -6,6 +6,7 @@ Routes (all GET unless noted):
   /file    64 KiB file (data/file.bin next to this module) through wsgi.file_wrapper
   /echo    POST: the request body echoed back
   /sleep   time.sleep(0.01), then the 13-byte body
+  (and /echo/<pattern>, /upload/werkzeug, /upload/django: see the functions below)
 
 The payload bytes are the same as the static variant's files (see payload() below, also used by
 bench/run to write hello.txt / big.bin / file.bin).
@@ -114,15 +115,14 @@ _DJANGO = []
 
 
 def _upload_django(environ, start_response):
-    """The same upload parsed by Django's WSGIRequest (request.FILES)."""
+    """The same upload parsed by Django's WSGIRequest (request.FILES); Django configured by
+    django_app.py (one set of settings per interpreter)."""
     if not _DJANGO:
-        import django
-        from django.conf import settings
-        if not settings.configured:
-            settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], SECRET_KEY="bench",
-                               FILE_UPLOAD_MAX_MEMORY_SIZE=4 * 1024 * 1024,
-                               DATA_UPLOAD_MAX_MEMORY_SIZE=4 * 1024 * 1024)
-            django.setup()
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "bench_django_app", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             "django_app.py"))
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
         from django.core.handlers.wsgi import WSGIRequest
         _DJANGO.append(WSGIRequest)
     request = _DJANGO[0](environ)

@@ -80,6 +80,7 @@ WORKLOADS = {
     "upload-django": {"wsgi": "/upload/django", "script": "upload.lua"},
     "sleep": {"wsgi": "/sleep"},
     "flask": {"wsgi": "/flask/"},
+    "django": {"wsgi": "/django/"},
 }
 WORKLOAD_TEXT = {
     "hello": "13-byte body",
@@ -97,6 +98,7 @@ WORKLOAD_TEXT = {
     "upload-django": "multipart POST, 1 MiB file, parsed by Django's request.FILES",
     "sleep": "time.sleep(0.01) then 13 bytes",
     "flask": "Flask view + Jinja template",
+    "django": "Django view + template, startproject's middleware",
 }
 
 LIVE_SERVERS = []  # every started Server; stop_live_servers() stops those left at the end

@@ -56,8 +56,8 @@ def verify(server, w, payloads):
     problem = None
     if status != 200:
         problem = f"status {status}"
-    elif w == "flask":
-        if b"bench-flask-ok" not in got or len(got) < 1000:
+    elif w in ("flask", "django"):
+        if f"bench-{w}-ok".encode() not in got or len(got) < 1000:
             problem = f"unexpected page ({len(got)} bytes)"
     elif got != expect:
         problem = f"body of {len(got)} bytes differs from the expected {len(expect)} bytes"

@@ -71,6 +71,7 @@ class Server:
                 ]
             L += [
                 f'WSGIScriptAlias /flask "{www}/apps/flask_app.py"',
+                f'WSGIScriptAlias /django "{www}/apps/django_app.py"',
                 f'WSGIScriptAlias / "{www}/apps/bench_app.py"',
                 f'<Directory "{www}/apps">', "    Require all granted", "</Directory>",
             ]
