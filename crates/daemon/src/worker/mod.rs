@@ -18,6 +18,7 @@ mod hub;
 mod poller;
 mod pool;
 mod process;
+mod rings;
 mod session;
 mod status;
 pub mod transport;

@@ -3,8 +3,9 @@
 //! WSGI layer over a [`RemoteTransport`].
 
 use super::pool::{Active, Shared};
+use super::rings::{self as remote, Rings, SharedRings};
 use super::status;
-use super::transport::{self as remote, RemoteTransport, Rings, SharedRings};
+use super::transport::RemoteTransport;
 use nix::sys::signal::Signal;
 use rwsgi_core::Level;
 use rwsgi_core::errlog::log;
