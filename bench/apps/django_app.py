@@ -11,22 +11,15 @@ import sys
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
-PRODUCTS = [
-    {
-        "id": i,
-        "name": f"Product {i}",
-        "price": round(3.5 + i * 1.25, 2),
-        "tags": ["alpha", "beta", "gamma"][: 1 + i % 3],
-        "stock": {"warehouse": i * 7 % 50, "shop": i * 3 % 11},
-    }
-    for i in range(1, 21)
-]
+from catalogue import PRODUCTS, total_stock  # noqa: E402 (after the path)
 
 
 def index(request):
     from django.shortcuts import render
-    total = sum(p["stock"]["warehouse"] + p["stock"]["shop"] for p in PRODUCTS)
+    total = total_stock()
     return render(request, "page_django.html",
                   {"title": "Catalogue", "products": PRODUCTS, "total": total})
 

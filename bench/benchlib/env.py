@@ -55,8 +55,8 @@ def prepare_www(ctx, app):
     }
     for rel, data in files.items():
         (www / rel).write_bytes(data)
-    for rel in ("bench_app.py", "flask_app.py", "django_app.py", "templates/page.html",
-                "templates/page_django.html"):
+    for rel in ("bench_app.py", "flask_app.py", "django_app.py", "catalogue.py",
+                "templates/page.html", "templates/page_django.html"):
         shutil.copyfile(BENCH / "apps" / rel, www / "apps" / rel)
     if ctx.rwsgi_src.exists():
         shutil.copyfile(ctx.rwsgi_src, www / "modules" / "mod_rwsgi.so")
