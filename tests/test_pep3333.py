@@ -625,6 +625,15 @@ def test_errors_stdout_stderr_are_text_wrappers_over_a_binary_log(srv):
         srv.wait_for_log(f"text-{label}-W4k", since=mark)
 
 
+@pytest.mark.rwsgi_specific(reason="a cost, not a behaviour: mod_wsgi's Log lacks it too")
+def test_a_collected_wsgi_errors_finds_what_its_finalizer_calls(srv):
+    """io.TextIOWrapper asks its buffer for _dealloc_warn when it is collected: each request's
+    wsgi.errors made and cleared an AttributeError (a formatted message) without it."""
+    r = srv.get("/edge?t=finalize")
+    assert r.status == 200 and json.loads(r.body) == {"errors": True, "stderr": True,
+                                                      "stdout": True}, r
+
+
 @pytest.mark.rwsgi_specific(reason="mod_wsgi 4.9.4's Log takes only bytes (memoryview: fixed "
                                    "in 6.0.1)")
 def test_stream_buffers_take_bytearray_and_memoryview(srv):

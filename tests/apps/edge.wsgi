@@ -389,6 +389,10 @@ def application(environ, start_response):
         except OSError:
             state = "not-closed"
         return _respond(start_response, state)
+    if t == "finalize":  # what io.TextIOWrapper calls on its buffer when it is collected
+        found = {label: callable(getattr(st.buffer, "_dealloc_warn", None)) for label, st in
+                 (("errors", environ["wsgi.errors"]), ("stdout", sys.stdout), ("stderr", sys.stderr))}
+        return _respond(start_response, json.dumps(found, sort_keys=True))
     if t == "streams":  # what libraries check on wsgi.errors / sys.stdout / sys.stderr
         m = q.get("m", "marker")
         info = {}

@@ -69,6 +69,12 @@ class Log(object):
     def close(self):
         self.flush()
 
+    def _dealloc_warn(self, source):
+        # The TextIOWrapper over a Log asks its buffer for this when it is collected (io's own
+        # files warn there of an unclosed file); without it every request's wsgi.errors made
+        # and cleared an AttributeError.
+        pass
+
 
 def _text_stream(handle, name):
     """What mod_wsgi 4.9 gives as wsgi.errors, sys.stdout and sys.stderr: an io.TextIOWrapper

@@ -188,6 +188,14 @@ impl Obj {
         // SAFETY: as above.
         unsafe { ffi::PyUnicode_Check(self.as_ptr()) != 0 }
     }
+    /// A list or a tuple, not an instance of a subclass.
+    pub fn is_exact_list_or_tuple(&self) -> bool {
+        // SAFETY: reads the type of a live object.
+        unsafe {
+            ffi::PyList_CheckExact(self.as_ptr()) != 0
+                || ffi::PyTuple_CheckExact(self.as_ptr()) != 0
+        }
+    }
     pub fn is_list(&self) -> bool {
         // SAFETY: as above.
         unsafe { ffi::PyList_Check(self.as_ptr()) != 0 }

@@ -352,6 +352,11 @@ fn failed(
 }
 
 fn call_close(iterable: &Obj) -> Result<(), Failure> {
+    // A plain list or tuple has no close(): asking would create an AttributeError, with its
+    // formatted message, and clear it again (1 % of a hello request's CPU).
+    if iterable.is_exact_list_or_tuple() {
+        return Ok(());
+    }
     match iterable.getattr_opt(c"close") {
         Ok(Some(close)) => close
             .call(&[])
