@@ -82,7 +82,16 @@ pub fn ssl_loaded() -> bool {
 
 fn cstr<'a>(p: *const c_char) -> Option<Cow<'a, str>> {
     // SAFETY: Apache strings are NUL-terminated and live at least as long as the request.
-    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy())
+    (!p.is_null()).then(|| text(unsafe { CStr::from_ptr(p) }))
+}
+
+/// `s` as text, invalid UTF-8 replaced: `to_str` first, whose check takes ASCII a word at a
+/// time (`to_string_lossy` goes byte by byte: 0.5 % of a hello request's CPU on the CGI
+/// variables' names).
+fn text(s: &CStr) -> Cow<'_, str> {
+    s.to_str()
+        .map(Cow::Borrowed)
+        .unwrap_or_else(|_| s.to_string_lossy())
 }
 
 /// What `r->finfo` says about the mapped file.
@@ -276,7 +285,7 @@ impl<'r> Request<'r> {
         // Room for the mod_wsgi.* keys the handler adds.
         let mut env = rwsgi_core::Environ::with_capacity(64, 2048);
         // SAFETY: subprocess_env is one of the live request's tables.
-        unsafe { tables::each_entry(t, |k, v| env.push(&k.to_string_lossy(), v)) };
+        unsafe { tables::each_entry(t, |k, v| env.push(&text(k), v)) };
         env
     }
 
