@@ -3,7 +3,7 @@
 //! WSGI layer over a [`RemoteTransport`].
 
 use super::pool::{Active, Shared};
-use super::rings::{self as remote, Rings, SharedRings};
+use super::rings::{self, Rings, SharedRings};
 use super::status;
 use super::transport::RemoteTransport;
 use nix::sys::signal::Signal;
@@ -163,8 +163,7 @@ fn request(
             return None;
         }
     }
-    remote::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout()))
-        .then_some(conn)
+    rings::drain_credits(&conn.ch, conn.rings.as_ref(), Some(spec.socket_timeout())).then_some(conn)
 }
 
 /// The request head of `frame` (inline, or a slice of the request ring), opened with the
@@ -178,7 +177,7 @@ fn admit(spec: &GroupSpec, conn: &Conn, frame: &Frame) -> Option<(rwsgi_core::Ap
     }
     let in_ring;
     let head: &[u8] = if frame.in_ring() {
-        let taken = remote::take_request_slice(
+        let taken = rings::take_request_slice(
             &conn.ch,
             conn.rings.as_ref(),
             id,
