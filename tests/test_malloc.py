@@ -1,8 +1,11 @@
 """glibc malloc arenas in the processes that run Python: two per core (2 to 8) unless the admin
 sets MALLOC_ARENA_MAX (glibc's default of up to 8 per core let each of Apache's or a daemon's
-many threads keep its own arena's worth of freed memory: embedded RSS kept growing in steps)."""
+many threads keep its own arena's worth of freed memory: embedded RSS kept growing in steps).
+A daemon process gives freed heap back once its load shrinks or it goes idle."""
 import concurrent.futures
 import os
+import re
+import time
 
 import pytest
 
@@ -12,6 +15,7 @@ CONFIG = """
 WSGIScriptAlias /emb {apps}/arenas.wsgi
 WSGIDaemonProcess many threads=12
 WSGIScriptAlias /daemon {apps}/arenas.wsgi process-group=many application-group=%{GLOBAL}
+WSGIScriptAlias /churn {apps}/heap_churn.wsgi process-group=many application-group=%{GLOBAL}
 """
 
 
@@ -44,5 +48,29 @@ def test_malloc_arena_max_set_by_the_admin_wins(rwsgi_path, path):
     srv = start_server(rwsgi_path, CONFIG, name="arenas-admin", env={"MALLOC_ARENA_MAX": "1"})
     try:
         assert heaps_under_load(srv, path) == {1}
+    finally:
+        srv.stop()
+
+
+def rss_mib(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi leaves it to glibc, which keeps what is freed below a block in use")
+def test_an_idle_daemon_process_gives_freed_heap_back(rwsgi_path):
+    srv = start_server(rwsgi_path, CONFIG, name="heap-trim")
+    try:
+        pid = int(srv.get("/daemon").header("X-Pid"))
+        before = rss_mib(pid)
+        r = srv.get("/churn")
+        assert r.status == 200 and int(r.body) == pid, r.body
+        grown = rss_mib(pid)
+        # 117 MiB freed, pinned every 5 MiB by a block still in use
+        assert grown - before > 80, (before, grown)
+        deadline = time.monotonic() + 10
+        while rss_mib(pid) > before + 30 and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert rss_mib(pid) <= before + 30, (before, grown, rss_mib(pid))
     finally:
         srv.stop()

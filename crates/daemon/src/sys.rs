@@ -127,3 +127,24 @@ pub fn tune_malloc() {
     // 180 -> 156 MiB PSS; hello 50 -> 42).
     rwsgi_core::malloc::cap_arenas();
 }
+
+/// Gives the free pages inside malloc's arenas back to the system (`worker::heap` says when).
+pub fn trim_heap() {
+    // SAFETY: malloc_trim takes each arena's lock itself; any thread may call it at any time.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// Bytes of malloc's arenas in use and free (blocks mapped on their own are not counted).
+pub struct HeapUsage {
+    pub in_use: usize,
+    pub free: usize,
+}
+
+pub fn heap_usage() -> HeapUsage {
+    // SAFETY: mallinfo2 only reads the allocator's statistics under its arena locks.
+    let m = unsafe { libc::mallinfo2() };
+    HeapUsage {
+        in_use: m.uordblks,
+        free: m.fordblks,
+    }
+}

@@ -14,6 +14,7 @@
 //! It runs as root only until it has read its settings and switched to the group's user
 //! (`process`), then starts Python and serves (`pool`, `session`), watched by `watchdog`.
 
+mod heap;
 mod hub;
 mod poller;
 mod pool;

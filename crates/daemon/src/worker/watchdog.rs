@@ -1,8 +1,9 @@
 //! The main thread of a daemon process: it waits for signals and enforces the group's
 //! time limits (restart-interval, inactivity-timeout, startup-timeout, deadlock-timeout,
-//! request-timeout with interrupt-timeout). What to do about a running request is decided by
+//! request-timeout with interrupt-timeout) and gives freed heap back ([`HeapTrim`]). What to do about a running request is decided by
 //! the pure [`verdict`]; this loop only acts on it.
 
+use super::heap::HeapTrim;
 use super::pool::Shared;
 use nix::sys::signal::Signal;
 use rwsgi_core::Level;
@@ -103,8 +104,10 @@ pub fn watch(
         evicted: false,
         exit: Exit::Normal,
     };
+    let mut heap = HeapTrim::new(Instant::now());
     loop {
         let _ = channel::wait_readable(sfd.as_fd(), Some(Duration::from_millis(250)));
+        heap.tick(shared.served.load(Ordering::Relaxed), Instant::now());
         if let Ok(Some(info)) = sfd.read_signal() {
             if let Some(stop) = on_signal(info.ssi_signo as i32, spec, shared) {
                 return stop;
