@@ -1,7 +1,7 @@
-//! The main thread of a daemon process: it waits for signals and enforces the group's
-//! time limits (restart-interval, inactivity-timeout, startup-timeout, deadlock-timeout,
-//! request-timeout with interrupt-timeout) and gives freed heap back ([`HeapTrim`]). What to do about a running request is decided by
-//! the pure [`verdict`]; this loop only acts on it.
+//! The main thread of a daemon process: it waits for signals, enforces the group's time
+//! limits (restart-interval, inactivity-timeout, startup-timeout, deadlock-timeout,
+//! request-timeout with interrupt-timeout) and gives freed heap back ([`HeapTrim`]). What to
+//! do about a running request is decided by the pure [`verdict`]; this loop only acts on it.
 
 use super::heap::HeapTrim;
 use super::pool::Shared;
