@@ -2,7 +2,8 @@
 //! arenas (names, values) plus an index, so that the ~45 variables of a request cost three
 //! allocations instead of two each (the per-variable Strings showed up as a tenth of an
 //! embedded request's CPU). Names live in a `String`, so reading one back is a slice, not a
-//! UTF-8 check (those checks were ~1 % of a daemon hello's CPU on the Apache side).
+//! UTF-8 check (those checks were ~1 % of a daemon hello's CPU on the Apache side). A dropped
+//! environ leaves its arenas to the next one made on the same thread.
 
 use std::ops::Range;
 
@@ -15,13 +16,23 @@ pub struct Environ {
 }
 
 impl Environ {
-    /// Room for `items` variables holding `bytes` bytes of values.
+    /// Room for `items` variables holding `bytes` bytes of values: the arenas the last
+    /// environ dropped on this thread left, when there are any.
     pub fn with_capacity(items: usize, bytes: usize) -> Environ {
-        Environ {
-            names: String::with_capacity(items * 16),
-            values: Vec::with_capacity(bytes),
-            items: Vec::with_capacity(items),
-        }
+        let (names, values, list) = SPARE
+            .try_with(|s| s.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut e = Environ {
+            names,
+            values,
+            items: list,
+        };
+        e.names.reserve(items * 16);
+        e.values.reserve(bytes);
+        e.items.reserve(items);
+        e
     }
 
     fn store_name(&mut self, name: &str) -> Range<u32> {
@@ -102,6 +113,36 @@ impl Environ {
     }
 }
 
+thread_local! {
+    /// The arenas of the last environ dropped on this thread, emptied, for the next request's
+    /// (three allocations of each request that builds one).
+    static SPARE: std::cell::Cell<Option<Arenas>> = const { std::cell::Cell::new(None) };
+}
+
+/// An environ's buffers (a tuple, not an `Environ`: dropping one does not recycle it again).
+type Arenas = (String, Vec<u8>, Vec<(Range<u32>, Range<u32>)>);
+
+/// Arenas larger than this (a request with huge headers) are not kept.
+const SPARE_MAX_BYTES: usize = 64 * 1024;
+
+impl Drop for Environ {
+    fn drop(&mut self) {
+        if self.items.capacity() == 0 || self.values.capacity() > SPARE_MAX_BYTES {
+            return;
+        }
+        self.names.clear();
+        self.values.clear();
+        self.items.clear();
+        let spare = (
+            std::mem::take(&mut self.names),
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.items),
+        );
+        // (no spare during the thread's own exit: the arenas are then simply freed)
+        let _ = SPARE.try_with(|s| s.set(Some(spare)));
+    }
+}
+
 impl<K: AsRef<str>, V: AsRef<[u8]>> FromIterator<(K, V)> for Environ {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(it: I) -> Environ {
         let mut e = Environ::default();
@@ -152,5 +193,21 @@ mod tests {
         assert_eq!(e.get("mod_wsgi.script_name"), Some(&b"/app"[..]));
         assert_eq!(e.get("mod_wsgi.path_info"), Some(&b""[..]));
         assert_eq!(e.len(), 3);
+    }
+
+    #[test]
+    fn a_dropped_environs_arenas_serve_the_next_empty() {
+        let mut e = Environ::with_capacity(4, 64);
+        e.push("REQUEST_URI", &[b'x'; 4000]);
+        let kept = e.values.capacity();
+        drop(e);
+        let next = Environ::with_capacity(4, 64);
+        assert!(next.is_empty() && next.values.is_empty() && next.names.is_empty());
+        assert_eq!(
+            next.values.capacity(),
+            kept,
+            "the same buffer, not a fresh one"
+        );
+        assert_eq!(next.get("REQUEST_URI"), None);
     }
 }
