@@ -8,6 +8,7 @@ mod app;
 mod current;
 pub mod exchange;
 pub mod ffi;
+mod head;
 pub mod hooks;
 pub mod interpreters;
 mod life;

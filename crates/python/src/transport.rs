@@ -17,20 +17,7 @@ pub fn latin1_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// A validated response head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
-    pub status: u16,
-    /// The whole status line as the application gave it ("200 OK").
-    pub status_line: String,
-    pub headers: Vec<(String, String)>,
-    /// The application's Content-Length, if it set one.
-    pub content_length: Option<u64>,
-    /// The application sent `Connection: close`: the connection ends after this response.
-    pub close_connection: bool,
-    /// Hop-by-hop headers the application sent, not passed on (names as sent).
-    pub dropped: Vec<String>,
-}
+pub use crate::head::ResponseHead;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

@@ -4,6 +4,7 @@
 
 use super::ffi::object::{Obj, Pending, PyResult, exc, raise};
 use super::transport::ResponseHead;
+use std::borrow::Cow;
 
 /// Headers PEP 3333 forbids applications to send: they describe the connection, which the
 /// server owns. They are dropped (mod_wsgi passes them through, and a `Transfer-Encoding`
@@ -21,8 +22,8 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// A `str` whose characters all fit in Latin-1 (PEP 3333 "native string"); returned with one
-/// char per byte.
-fn native_string(v: &Obj) -> PyResult<String> {
+/// char per byte, borrowed from the object when it is ASCII.
+fn native_string(v: &Obj) -> PyResult<Cow<'_, str>> {
     if !v.is_str() {
         return Err(raise(
             exc::type_error(),
@@ -33,14 +34,14 @@ fn native_string(v: &Obj) -> PyResult<String> {
         ));
     }
     // ASCII (nearly every status line and header) is its own latin-1: one copy, no encoding.
-    match v.to_str() {
-        Ok(s) if s.is_ascii() => return Ok(s),
+    match v.as_str() {
+        Ok(s) if s.is_ascii() => return Ok(s.into()),
         Ok(_) => {}
         // (lone surrogates: the latin-1 encoding below refuses them with the usual message)
         Err(_) => drop(Pending::fetch()),
     }
     match v.to_latin1() {
-        Ok(bytes) => Ok(bytes.iter().map(|&b| b as char).collect()),
+        Ok(bytes) => Ok(bytes.iter().map(|&b| b as char).collect::<String>().into()),
         Err(_) => {
             drop(Pending::fetch());
             Err(raise(
@@ -155,9 +156,7 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         ));
     }
     let n = headers.size()?;
-    let mut out = Vec::with_capacity(n);
-    let mut content_length = None;
-    let (mut close, mut dropped) = (false, Vec::new());
+    let mut head = ResponseHead::new(code, &status_line, n);
     for i in 0..n {
         let item = headers.seq_item(i).ok_or_else(|| {
             raise(
@@ -190,28 +189,18 @@ pub fn response_head(status: &Obj, headers: &Obj) -> PyResult<ResponseHead> {
         let value = native_string(&v)?;
         match header(&name, &value).map_err(|m| raise(exc::value_error(), &m))? {
             HeaderKind::Plain => {}
-            HeaderKind::ContentLength(n) => content_length = Some(n),
+            HeaderKind::ContentLength(n) => head.content_length = Some(n),
             HeaderKind::HopByHop => {
-                close |= asks_close(&name, &value);
-                if !dropped
-                    .iter()
-                    .any(|d: &String| d.eq_ignore_ascii_case(&name))
-                {
-                    dropped.push(name);
+                head.close_connection |= asks_close(&name, &value);
+                if !head.dropped.iter().any(|d| d.eq_ignore_ascii_case(&name)) {
+                    head.dropped.push(name.into_owned());
                 }
                 continue;
             }
         }
-        out.push((name, value));
+        head.push_header(&name, &value);
     }
-    Ok(ResponseHead {
-        status: code,
-        status_line,
-        headers: out,
-        content_length,
-        close_connection: close,
-        dropped,
-    })
+    Ok(head)
 }
 
 #[cfg(test)]

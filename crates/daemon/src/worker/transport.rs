@@ -257,18 +257,14 @@ impl Transport for RemoteTransport {
     }
 
     fn start(&mut self, h: &ResponseHead) {
-        let mut headers: Vec<_> = h
-            .headers
-            .iter()
-            .map(|(k, v)| (latin1(k), latin1(v)))
-            .collect();
+        let mut headers: Vec<_> = h.headers().map(|(k, v)| (latin1(k), latin1(v))).collect();
         if h.close_connection {
             // The Apache side honours it (and takes it out of the response).
             headers.push((b"Connection"[..].into(), b"close"[..].into()));
         }
         let head = head::ResponseHead {
             status: h.status,
-            status_line: latin1(&h.status_line),
+            status_line: latin1(h.status_line()),
             headers,
         };
         // Held for the first body bytes or the end: see `head`.

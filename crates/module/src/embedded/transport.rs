@@ -71,8 +71,9 @@ impl Transport for ApacheTransport<'_> {
     }
 
     fn start(&mut self, head: &ResponseHead) {
-        self.req.set_status(head.status, &latin1(&head.status_line));
-        for (k, v) in &head.headers {
+        self.req
+            .set_status(head.status, &latin1(head.status_line()));
+        for (k, v) in head.headers() {
             self.req.add_header(k, &latin1(v));
         }
         if head.close_connection {

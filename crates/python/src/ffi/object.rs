@@ -232,6 +232,23 @@ impl Obj {
     }
 
     /// A `str` as UTF-8 (fails on lone surrogates).
+    /// A `str`'s UTF-8, borrowed from the object (which caches it for its lifetime).
+    pub fn as_str(&self) -> PyResult<&str> {
+        let mut n: ffi::Py_ssize_t = 0;
+        // SAFETY: the buffer belongs to the str object, which outlives the borrow of `self`;
+        // Python's UTF-8 is always valid (lone surrogates fail the call instead).
+        unsafe {
+            let p = ffi::PyUnicode_AsUTF8AndSize(self.as_ptr(), &mut n);
+            if p.is_null() {
+                return Err(Raised);
+            }
+            Ok(std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                p.cast::<u8>(),
+                n as usize,
+            )))
+        }
+    }
+
     pub fn to_str(&self) -> PyResult<String> {
         let mut n: ffi::Py_ssize_t = 0;
         // SAFETY: returns a buffer owned by the str object, copied at once.

@@ -49,8 +49,7 @@ pub(super) fn try_sendfile(_py: Py<'_>, ex: &Exchange, wrapper: &Obj) -> Result<
             Some(cl) => cl.min(remaining),
             None => {
                 h.content_length = Some(remaining);
-                h.headers
-                    .push(("Content-Length".into(), remaining.to_string()));
+                h.push_header("Content-Length", &remaining.to_string());
                 remaining
             }
         })
