@@ -210,7 +210,11 @@ impl<'r> Request<'r> {
     }
 
     pub fn set_filename(&self, f: &str) {
-        let p = self.pstr(f);
+        self.set_filename_joined(f, "");
+    }
+    /// The filename `head` + `tail`, joined in the request pool (no heap string in between).
+    pub fn set_filename_joined(&self, head: &str, tail: &str) {
+        let p = self.pjoin(&[head.as_bytes(), tail.as_bytes()]);
         // SAFETY: the request is live and the string is pool-allocated.
         unsafe { (*self.raw()).filename = p.cast_mut() };
     }

@@ -46,7 +46,7 @@ impl<'r> Prepared<'r> {
             script: script.path.clone(),
             mtime: mtime_us(&script.path),
             reload: dir.script_reloading.unwrap_or(true),
-            application_group: expand(req, group, ""),
+            application_group: expand(req, group, "").into_owned(),
             environ,
             request_rec: (dir.pass_apache_request == Some(true)).then(|| req.address()),
             auth_environ: false,

@@ -20,21 +20,20 @@ pub fn translate_name(req: Request<'_>) -> Handled {
     }
     let conf: &ServerConf = req.server_config();
     for (i, a) in conf.config.aliases.iter().enumerate() {
-        let filename = match (&a.pattern, conf.regexes.get(i).and_then(|x| x.as_ref())) {
+        match (&a.pattern, conf.regexes.get(i).and_then(|x| x.as_ref())) {
             (AliasPattern::Prefix(p), _) => match alias::prefix_match(&uri, p) {
-                Some(_) if p == "/" => format!("{}{}", a.target, uri),
-                Some(n) => format!("{}{}", a.target, &uri[n..]),
+                Some(_) if p == "/" => req.set_filename_joined(&a.target, &uri),
+                Some(n) => req.set_filename_joined(&a.target, &uri[n..]),
                 None => continue,
             },
             (AliasPattern::Regex(_), Some(re)) => match re.matches(&uri) {
                 Some((end, groups)) => {
-                    format!("{}{}", substitute(&a.target, &groups), &uri[end..])
+                    req.set_filename_joined(&substitute(&a.target, &groups), &uri[end..])
                 }
                 None => continue,
             },
             (AliasPattern::Regex(_), None) => continue,
-        };
-        req.set_filename(&filename);
+        }
         req.set_handler(HANDLER);
         req.set_note(notes::ALIAS_FORCED_TYPE, "wsgi-script");
         let o = &a.options;

@@ -10,6 +10,7 @@ use super::interpreters::compile_bytes;
 use md5::{Digest, Md5};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 pub fn module_name(path: &str) -> String {
     let digest = Md5::digest(path.as_bytes());
@@ -18,17 +19,18 @@ pub fn module_name(path: &str) -> String {
 }
 
 thread_local! {
-    /// Script path -> module name, so the digest is computed once per thread and script.
-    static NAMES: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    /// Script path -> module name, so the digest is computed once per thread and script (and
+    /// handed out without a heap copy per request).
+    static NAMES: RefCell<HashMap<String, Rc<str>>> = RefCell::new(HashMap::new());
 }
 
-fn cached_module_name(path: &str) -> String {
+fn cached_module_name(path: &str) -> Rc<str> {
     NAMES.with(|n| {
         let mut n = n.borrow_mut();
         if let Some(v) = n.get(path) {
             return v.clone();
         }
-        let v = module_name(path);
+        let v: Rc<str> = module_name(path).into();
         n.insert(path.to_string(), v.clone());
         v
     })

@@ -19,12 +19,18 @@ impl Request<'_> {
     /// A NUL-terminated copy of `s` in the request pool, NUL bytes left out (C strings
     /// cannot hold them). Made in place: these run several times per request.
     pub(super) fn pbytes(&self, s: &[u8]) -> *const c_char {
-        // SAFETY: apr_palloc returns s.len() + 1 writable bytes from the request pool, which
-        // outlives every use; at most s.len() bytes and the terminator are written.
+        self.pjoin(&[s])
+    }
+
+    /// The parts one after another, as [`pbytes`](Self::pbytes) copies one.
+    pub(super) fn pjoin(&self, parts: &[&[u8]]) -> *const c_char {
+        let len: usize = parts.iter().map(|s| s.len()).sum();
+        // SAFETY: apr_palloc returns len + 1 writable bytes from the request pool, which
+        // outlives every use; at most len bytes and the terminator are written.
         unsafe {
-            let p = b::apr_palloc(self.pool(), (s.len() + 1) as b::apr_size_t).cast::<u8>();
+            let p = b::apr_palloc(self.pool(), (len + 1) as b::apr_size_t).cast::<u8>();
             let mut n = 0;
-            for part in s.split(|&c| c == 0) {
+            for part in parts.iter().flat_map(|s| s.split(|&c| c == 0)) {
                 std::ptr::copy_nonoverlapping(part.as_ptr(), p.add(n), part.len());
                 n += part.len();
             }

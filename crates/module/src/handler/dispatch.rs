@@ -17,7 +17,7 @@ pub fn run(
     dir: &DirConfig,
     script: &HookScript,
     vars: &Environ,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
 ) -> Result<(), Status> {
     let mut environ = vars.clone();
     environ.retain_keys(|k| k != "mod_wsgi.callable_object");
@@ -32,13 +32,13 @@ pub fn run(
     match hooks::dispatch(&hook.call(), logger(req)) {
         Ok(d) => {
             if let Some(g) = d.process_group {
-                plan.process_group = g;
+                plan.process_group = g.into();
             }
             if let Some(g) = d.application_group {
-                plan.application_group = Some(g);
+                plan.application_group = Some(g.into());
             }
             if let Some(c) = d.callable_object {
-                plan.callable = c;
+                plan.callable = c.into();
             }
             Ok(())
         }

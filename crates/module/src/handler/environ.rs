@@ -9,6 +9,7 @@ use rwsgi_core::config::alias::collapse_slashes;
 use rwsgi_core::config::groups::{ExpandContext, expand_application_group, literal};
 use rwsgi_core::decimal::Decimal;
 use rwsgi_core::{Environ, proxy};
+use std::borrow::Cow;
 
 /// Applies the trusted proxy headers; returns whether the request counts as HTTPS: a
 /// forwarded scheme header the admin trusts decides, else `SetEnv HTTPS` / mod_ssl.
@@ -43,9 +44,9 @@ pub fn add_daemon_keys(environ: &mut Environ) {
 }
 
 /// `%{...}` in an application or process group, with this request's values.
-pub fn expand(req: &Request<'_>, value: &str, script_name: &str) -> String {
+pub fn expand<'v>(req: &Request<'_>, value: &'v str, script_name: &str) -> Cow<'v, str> {
     if let Some(name) = literal(value) {
-        return name.to_string();
+        return name.into();
     }
     let (server_hostname, server_port) = req.server_identity();
     let host = req.hostname();
@@ -65,7 +66,7 @@ pub fn expand(req: &Request<'_>, value: &str, script_name: &str) -> String {
             .or_else(|| req.subprocess_env(k))
             .or_else(|| std::env::var(k).ok())
     };
-    expand_application_group(value, &ctx, &env)
+    expand_application_group(value, &ctx, &env).into()
 }
 
 /// Apache's CGI variables adjusted as mod_wsgi adjusts them; returns them and SCRIPT_NAME.
@@ -160,16 +161,16 @@ pub fn set_run_keys(
 }
 
 /// A callable name: `%{ENV:NAME}` takes the variable (unset or empty: `application`).
-pub fn expand_callable(req: &Request<'_>, value: &str) -> String {
+pub fn expand_callable<'v>(req: &Request<'_>, value: &'v str) -> Cow<'v, str> {
     let Some(name) = value
         .strip_prefix("%{ENV:")
         .and_then(|v| v.strip_suffix('}'))
     else {
-        return value.to_string();
+        return value.into();
     };
     req.note(name)
         .or_else(|| req.subprocess_env(name))
         .or_else(|| std::env::var(name).ok())
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "application".into())
+        .map_or("application".into(), Cow::Owned)
 }

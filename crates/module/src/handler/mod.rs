@@ -18,14 +18,17 @@ use rwsgi_core::Level;
 use rwsgi_core::config::groups::GLOBAL;
 use rwsgi_core::config::{DirConfig, MapHeadToGet};
 use rwsgi_core::http::Status;
+use std::borrow::Cow;
 use target::Target;
 
 /// What runs, as the configuration says before the dispatch script: group names unexpanded.
-pub struct Plan {
-    pub process_group: String,
+/// Borrowed from the directory's configuration where they come from there (one heap string
+/// each per request otherwise).
+pub struct Plan<'a> {
+    pub process_group: Cow<'a, str>,
     /// `None`: rwsgi's default (see [`application_group`]).
-    pub application_group: Option<String>,
-    pub callable: String,
+    pub application_group: Option<Cow<'a, str>>,
+    pub callable: Cow<'a, str>,
 }
 
 /// Serves one request whose handler is `wsgi-script` or a handler script's name (else
@@ -83,8 +86,9 @@ pub fn handle(req: Request<'_>) -> Handled {
         }
     };
     let application_group = application_group(&req, &target, &plan, &process_group);
-    let application_group = expand(&req, &application_group, &script_name);
-    let callable = environ::expand_callable(&req, &plan.callable);
+    let application_group = expand(&req, application_group, &script_name).into_owned();
+    let callable = environ::expand_callable(&req, &plan.callable).into_owned();
+    let process_group = process_group.into_owned();
     environ::set_run_keys(&mut vars, &process_group, &application_group, &callable);
     // After mod_wsgi.script_name/path_info, which keep what Apache saw.
     let https = forwarded(&req, dir, &mut vars);
@@ -94,9 +98,10 @@ pub fn handle(req: Request<'_>) -> Handled {
     // apache.request_rec only where the application runs in this process.
     let request_rec =
         (daemon.is_none() && dir.pass_apache_request == Some(true)).then(|| req.address());
+    let script_mtime = target.script_mtime(&req);
     let app = AppRequest {
-        script: target.script.clone(),
-        script_mtime: target.script_mtime(&req),
+        script: target.into_script(),
+        script_mtime,
         callable,
         application_group,
         process_group,
@@ -139,20 +144,20 @@ fn route(
 /// The application group, unexpanded. rwsgi's default when none is configured: the only
 /// application this process can run gets the main interpreter (C extensions and PyO3
 /// packages work there); otherwise one sub-interpreter per script, as mod_wsgi's %{RESOURCE}.
-fn application_group(
+fn application_group<'a>(
     req: &Request<'_>,
     target: &Target,
-    plan: &Plan,
+    plan: &'a Plan<'_>,
     process_group: &str,
-) -> String {
+) -> &'a str {
     if let Some(g) = &plan.application_group {
-        return g.clone();
+        return g;
     }
-    let sole = settings::current().routes.sole_script_of(process_group) == Some(&target.script);
+    let sole = settings::current().routes.sole_script_of(process_group) == Some(target.script());
     if target.alias_forced(req) && sole {
-        GLOBAL.into()
+        GLOBAL
     } else {
-        "%{RESOURCE}".into()
+        "%{RESOURCE}"
     }
 }
 
@@ -173,18 +178,16 @@ fn setup_body(req: &Request<'_>, dir: &DirConfig, filename: &str) -> Result<(), 
 }
 
 /// The notes `WSGIScriptAlias` options left, over the directory's directives.
-fn configured(req: &Request<'_>, dir: &DirConfig) -> Plan {
+fn configured<'a>(req: &Request<'_>, dir: &'a DirConfig) -> Plan<'a> {
+    let or_dir = |note: &str, directive: &'a Option<String>| {
+        req.note(note)
+            .map(Cow::Owned)
+            .or_else(|| directive.as_deref().map(Cow::Borrowed))
+    };
     Plan {
-        process_group: req
-            .note(notes::PROCESS_GROUP)
-            .or_else(|| dir.process_group.clone())
-            .unwrap_or_default(),
-        application_group: req
-            .note(notes::APPLICATION_GROUP)
-            .or_else(|| dir.application_group.clone()),
-        callable: req
-            .note(notes::CALLABLE_OBJECT)
-            .or_else(|| dir.callable_object.clone())
-            .unwrap_or_else(|| "application".into()),
+        process_group: or_dir(notes::PROCESS_GROUP, &dir.process_group).unwrap_or_default(),
+        application_group: or_dir(notes::APPLICATION_GROUP, &dir.application_group),
+        callable: or_dir(notes::CALLABLE_OBJECT, &dir.callable_object)
+            .unwrap_or(Cow::Borrowed("application")),
     }
 }

@@ -14,8 +14,6 @@ use rwsgi_core::http::Status;
 pub struct Target {
     /// The requested file (r->filename: SCRIPT_FILENAME).
     pub filename: String,
-    /// The script that runs: the file itself, or the handler script.
-    pub script: String,
     handler: Option<HandlerScript>,
 }
 
@@ -26,7 +24,6 @@ impl Target {
         let filename = req.filename().into_owned();
         if h == HANDLER.to_str().unwrap_or_default() || h == HANDLER_ALT {
             return Some(Target {
-                script: filename.clone(),
                 filename,
                 handler: None,
             });
@@ -38,10 +35,21 @@ impl Target {
             .find(|e| e.name == h)?
             .clone();
         Some(Target {
-            script: entry.path.clone(),
             filename,
             handler: Some(entry),
         })
+    }
+
+    /// The script that runs: the file itself, or the handler script.
+    pub fn script(&self) -> &str {
+        self.handler.as_ref().map_or(&self.filename, |h| &h.path)
+    }
+
+    pub fn into_script(self) -> String {
+        match self.handler {
+            Some(h) => h.path,
+            None => self.filename,
+        }
     }
 
     /// A WSGI script must be a regular file that may run here; a handler script serves
@@ -59,15 +67,15 @@ impl Target {
 
     /// The configuration's choice; a handler script's own options win over the directives,
     /// and its callable is always `handle_request`.
-    pub fn plan(&self, req: &Request<'_>, dir: &DirConfig) -> Plan {
+    pub fn plan<'a>(&'a self, req: &Request<'_>, dir: &'a DirConfig) -> Plan<'a> {
         let mut plan = configured(req, dir);
         if let Some(h) = &self.handler {
             plan.callable = "handle_request".into();
             if let Some(g) = &h.process_group {
-                plan.process_group = g.clone();
+                plan.process_group = g.into();
             }
             if let Some(g) = &h.application_group {
-                plan.application_group = Some(g.clone());
+                plan.application_group = Some(g.into());
             }
         }
         plan
@@ -93,7 +101,7 @@ impl Target {
         if self.handler.is_none() {
             return req.file_mtime();
         }
-        std::fs::metadata(&self.script)
+        std::fs::metadata(self.script())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -160,7 +160,7 @@ fn load_callable(py: Py<'_>, interp: &Interpreter, req: &AppRequest) -> Result<O
     let resource = req
         .environ
         .get("SCRIPT_FILENAME")
-        .map(|f| String::from_utf8_lossy(f).into_owned());
+        .map(String::from_utf8_lossy);
     let module = app::load(
         py,
         interp,
