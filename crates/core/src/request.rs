@@ -63,7 +63,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
     let mut app = AppRequest {
         script: String::new(),
         script_mtime: 0,
-        callable: "application".into(),
+        callable: String::new(),
         application_group: String::new(),
         process_group: process_group.to_string(),
         reload: true,
@@ -71,7 +71,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
         https: false,
         request_rec: None,
     };
-    let mut header_only = false;
+    let (mut header_only, mut callable) = (false, None);
     let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
     for (k, v) in table {
         match k {
@@ -81,7 +81,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
                     .parse()
                     .map_err(|_| IpcError::Invalid("script mtime"))?
             }
-            b"rwsgi.callable" => app.callable = text(v),
+            b"rwsgi.callable" => callable = Some(text(v)),
             b"rwsgi.application_group" => app.application_group = text(v),
             b"rwsgi.reload" => app.reload = v == b"1",
             b"rwsgi.https" => app.https = v == b"1",
@@ -93,6 +93,7 @@ pub fn decode(payload: &[u8], process_group: &str) -> Result<(AppRequest, bool),
             ),
         }
     }
+    app.callable = callable.unwrap_or_else(|| "application".into());
     if app.script.is_empty() || app.callable.is_empty() {
         return Err(IpcError::Invalid("request without a script"));
     }

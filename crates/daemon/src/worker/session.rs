@@ -284,11 +284,17 @@ fn run(
         header_only,
     );
     let line = request_line(&app);
+    status::begin(
+        thread,
+        started,
+        &line,
+        app.environ.get("REMOTE_ADDR").unwrap_or_default(),
+    );
     let active = Active {
         started: Instant::now(),
         ch: conn.ch.clone(),
         id,
-        uri: line.clone(),
+        uri: line,
         group: app.application_group.clone(),
         thread_ident: wsgi::interpreters::thread_ident(),
         interrupted: None,
@@ -298,12 +304,6 @@ fn run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(thread, active);
-    status::begin(
-        thread,
-        started,
-        &line,
-        app.environ.get("REMOTE_ADDR").unwrap_or_default(),
-    );
     let log = transport.logger();
     // Only for the log line when the script changed (reloading is on by default).
     let script = app.reload.then(|| app.script.clone());
@@ -346,8 +346,13 @@ fn run(
 
 /// `GET /path?query` of a request, for log lines.
 fn request_line(app: &rwsgi_core::AppRequest) -> String {
-    let get = |k| String::from_utf8_lossy(app.environ.get(k).unwrap_or_default()).into_owned();
-    format!("{} {}", get("REQUEST_METHOD"), get("REQUEST_URI"))
+    let get = |k| String::from_utf8_lossy(app.environ.get(k).unwrap_or_default());
+    let (method, uri) = (get("REQUEST_METHOD"), get("REQUEST_URI"));
+    let mut line = String::with_capacity(method.len() + 1 + uri.len());
+    line.push_str(&method);
+    line.push(' ');
+    line.push_str(&uri);
+    line
 }
 
 /// Test-only: with `RWSGI_TEST_PANIC_URI=/some/uri` in the daemon's environment, a request for
