@@ -13,6 +13,7 @@ bench/run to write hello.txt / big.bin / file.bin).
 """
 
 import os
+import threading
 import time
 
 HELLO = b"Hello world!\n"  # 13 bytes
@@ -112,19 +113,23 @@ def _upload_werkzeug(environ, start_response):
 
 
 _DJANGO = []
+# The first requests arrive together under load: without it several threads ran the settings
+# module at once (Django's "Settings already configured" in half the warm-up's responses).
+_DJANGO_LOCK = threading.Lock()
 
 
 def _upload_django(environ, start_response):
     """The same upload parsed by Django's WSGIRequest (request.FILES); Django configured by
     django_app.py (one set of settings per interpreter)."""
-    if not _DJANGO:
-        import importlib.util
-        spec = importlib.util.spec_from_file_location(
-            "bench_django_app", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                             "django_app.py"))
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        from django.core.handlers.wsgi import WSGIRequest
-        _DJANGO.append(WSGIRequest)
+    with _DJANGO_LOCK:
+        if not _DJANGO:
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                "bench_django_app", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "django_app.py"))
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            from django.core.handlers.wsgi import WSGIRequest
+            _DJANGO.append(WSGIRequest)
     request = _DJANGO[0](environ)
     f = request.FILES["file"]
     body = ("%d %s" % (len(f.read()), request.POST.get("name", ""))).encode()
