@@ -33,7 +33,7 @@ fn native_string(v: &Obj) -> PyResult<Cow<'_, str>> {
             ),
         ));
     }
-    // ASCII (nearly every status line and header) is its own latin-1: one copy, no encoding.
+    // ASCII (nearly every status line and header) is its own latin-1: borrowed, not encoded.
     match v.as_str() {
         Ok(s) if s.is_ascii() => return Ok(s.into()),
         Ok(_) => {}

@@ -231,8 +231,8 @@ impl Obj {
         }
     }
 
-    /// A `str` as UTF-8 (fails on lone surrogates).
-    /// A `str`'s UTF-8, borrowed from the object (which caches it for its lifetime).
+    /// A `str`'s UTF-8, borrowed from the object (which caches it for its lifetime); fails on
+    /// lone surrogates.
     pub fn as_str(&self) -> PyResult<&str> {
         let mut n: ffi::Py_ssize_t = 0;
         // SAFETY: the buffer belongs to the str object, which outlives the borrow of `self`;
@@ -249,19 +249,9 @@ impl Obj {
         }
     }
 
+    /// A `str` as an owned UTF-8 copy (fails on lone surrogates).
     pub fn to_str(&self) -> PyResult<String> {
-        let mut n: ffi::Py_ssize_t = 0;
-        // SAFETY: returns a buffer owned by the str object, copied at once.
-        unsafe {
-            let p = ffi::PyUnicode_AsUTF8AndSize(self.as_ptr(), &mut n);
-            if p.is_null() {
-                return Err(Raised);
-            }
-            Ok(
-                String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), n as usize))
-                    .into_owned(),
-            )
-        }
+        self.as_str().map(str::to_owned)
     }
 
     /// A `str` encoded as Latin-1 (raises UnicodeEncodeError otherwise).
