@@ -1,5 +1,6 @@
 """The benchmark's pure pieces: sorting perf samples into the per-request budget's buckets,
-reading `perf report` and `perf stat -x,` output (bench/benchlib/budget.py, perfstat.py)."""
+reading `perf report` and `perf stat -x,` output (bench/benchlib/budget.py, perfstat.py),
+telling a crash before the stop from one during it (errlog.py)."""
 
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from benchlib.budget import buckets, classify, parse_report, table  # noqa: E402
+from benchlib.errlog import split_at_stop  # noqa: E402
 from benchlib.perfstat import PerfStat, parse  # noqa: E402
 
 
@@ -89,3 +91,29 @@ def test_perf_stat_parse_and_per_request():
     assert per["perf_cs"] == pytest.approx(5.0)
     assert per["perf_instructions"] is None
     assert per["perf_cycles"] is None
+
+
+# A static Apache stopped 23 ms after its start (CI, 2026-12-01): a child killed during its
+# own start-up, reaped and logged before "caught SIGTERM".
+STOPPED_EARLY = """\
+[Tue Dec 01 08:31:45.792318 2026] [mpm_event:notice] [pid 1:tid 1] AH00489: configured
+[Tue Dec 01 08:31:45.815094 2026] [core:notice] [pid 1:tid 1] AH00052: child pid 2 exit signal Segmentation fault (11)
+[Tue Dec 01 08:31:45.815163 2026] [mpm_event:notice] [pid 1:tid 1] AH00491: caught SIGTERM, shutting down
+""".splitlines()
+
+
+def test_a_child_reaped_after_the_sigterm_belongs_to_the_stop():
+    import datetime
+    sent = datetime.datetime(2026, 12, 1, 8, 31, 45, 810000).timestamp()
+    before, stop = split_at_stop(STOPPED_EARLY, sent)
+    assert [ln for ln in before if "AH00052" in ln] == []
+    assert any("AH00052" in ln for ln in stop)
+
+
+def test_a_crash_before_the_sigterm_stays_before_the_stop():
+    import datetime
+    sent = datetime.datetime(2026, 12, 1, 8, 31, 46).timestamp()
+    before, stop = split_at_stop(STOPPED_EARLY, sent)
+    assert any("AH00052" in ln for ln in before)
+    assert stop == STOPPED_EARLY[2:]
+    assert split_at_stop(STOPPED_EARLY, None) == (STOPPED_EARLY[:2], STOPPED_EARLY[2:])

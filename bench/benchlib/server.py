@@ -27,6 +27,7 @@ class Server:
     def __init__(self, ctx, variant, tag):
         self.ctx = ctx
         self.variant = variant
+        self.sigterm_at = None  # when stop() sent SIGTERM (time.time())
         self.props = VARIANTS[variant]
         self.dir = ctx.base / f"srv-{tag}-{variant}"
         for d in (self.dir, self.dir / "run", self.dir / "logs"):
@@ -125,6 +126,7 @@ class Server:
             return []
         pid = self.proc.pid
         seen = [(p, st[3]) for p, st in tree(pid).items()]
+        self.sigterm_at = time.time()
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
