@@ -1,6 +1,7 @@
 """The benchmark's pure pieces: sorting perf samples into the per-request budget's buckets,
 reading `perf report` and `perf stat -x,` output (bench/benchlib/budget.py, perfstat.py),
-telling a crash before the stop from one during it (errlog.py)."""
+telling a crash before the stop from one during it (errlog.py), callgrind totals and the
+instructions-per-request arithmetic (instr.py)."""
 
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from benchlib.budget import buckets, classify, parse_report, table  # noqa: E402
 from benchlib.errlog import split_at_stop  # noqa: E402
+from benchlib.instr import per_request, report, total_of, totals  # noqa: E402
 from benchlib.perfstat import PerfStat, parse  # noqa: E402
 
 
@@ -117,3 +119,41 @@ def test_a_crash_before_the_sigterm_stays_before_the_stop():
     assert any("AH00052" in ln for ln in before)
     assert stop == STOPPED_EARLY[2:]
     assert split_at_stop(STOPPED_EARLY, None) == (STOPPED_EARLY[:2], STOPPED_EARLY[2:])
+
+
+CALLGRIND_HEAD = "# callgrind format\nversion: 1\ncmd:  /usr/sbin/apache2 -X\nevents: Ir\n"
+
+
+def test_callgrind_totals_are_read_and_summed_over_processes(tmp_path):
+    a = tmp_path / "cg.1"
+    a.write_text(CALLGRIND_HEAD + "fn=(1) main\n5 100\ntotals: 147442488\n")
+    b = tmp_path / "cg.2"
+    b.write_text(CALLGRIND_HEAD + "summary: 22321491\nfn=(1) main\n")
+    assert total_of(a.read_text()) == 147442488
+    assert total_of(b.read_text()) == 22321491
+    assert totals([a, b]) == 147442488 + 22321491
+    # a process that died before writing its totals must not be left out silently
+    c = tmp_path / "cg.3"
+    c.write_text(CALLGRIND_HEAD)
+    with pytest.raises(ValueError, match="no totals"):
+        totals([a, c])
+
+
+def test_instructions_per_request_and_the_report():
+    # start-up cancels out: 20 requests then 2020
+    assert per_request(147_543_855, 383_876_277, 2000) == pytest.approx(118_166.2)
+    with pytest.raises(ValueError):
+        per_request(1, 2, 0)
+    results = {("static", "hello"): 29_500.0, ("modwsgi-embedded", "hello"): 270_500.0,
+               ("rwsgi-embedded", "hello"): 118_000.0, ("rwsgi-daemon", "hello"): 200_000.0,
+               ("rwsgi-embedded", "flask"): 900_000.0}
+    text = report(results, ["hello", "flask"],
+                  ["static", "modwsgi-embedded", "rwsgi-embedded", "rwsgi-daemon"])
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in text.splitlines()
+            if line.startswith("| hello") or line.startswith("| flask")}
+    # 118.0 / 270.5, and above static (88.5k) against mod_wsgi's (241.0k)
+    assert "| 118.0k | **0.44** | 88.5k | **0.37** |" in rows[("hello", "rwsgi-embedded")]
+    # no mod_wsgi daemon measured: no ratio, but still above static
+    assert "| 200.0k | - | 170.5k | - |" in rows[("hello", "rwsgi-daemon")]
+    # no static for the page: neither above-static column
+    assert rows[("flask", "rwsgi-embedded")].endswith("| 900.0k | - | - | - |")

@@ -19,7 +19,7 @@ from .server import http_request
 UPLOAD_BOUNDARY = "----rwsgibenchboundary7MA4YWxk"
 
 
-def _request_for(w):
+def request_for(w):
     """(method, body, headers, expected response body) of the verification request of a
     body-reading workload; None for the GET workloads."""
     if w in ("echo-lines", "echo-iter"):
@@ -43,7 +43,7 @@ def _request_for(w):
 def verify(server, w, payloads):
     """Check one route once (status, exact body, echo equality); raise Failure if wrong."""
     path = server.path(w)
-    post = _request_for(w)
+    post = request_for(w)
     try:
         if post:
             method, body, headers, expect = post
