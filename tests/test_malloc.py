@@ -1,4 +1,5 @@
-"""glibc malloc arenas in the processes that run Python: two per core (2 to 8) unless the admin
+"""glibc malloc in the processes that run Python: request bodies up to 2 MiB come from the arenas
+(unless the admin sets MALLOC_MMAP_THRESHOLD_), two arenas per core (2 to 8) unless the admin
 sets MALLOC_ARENA_MAX (glibc's default of up to 8 per core let each of Apache's or a daemon's
 many threads keep its own arena's worth of freed memory: embedded RSS kept growing in steps).
 A daemon process gives freed heap back once its load shrinks or it goes idle."""
@@ -16,6 +17,8 @@ WSGIScriptAlias /emb {apps}/arenas.wsgi
 WSGIDaemonProcess many threads=12
 WSGIScriptAlias /daemon {apps}/arenas.wsgi process-group=many application-group=%{GLOBAL}
 WSGIScriptAlias /churn {apps}/heap_churn.wsgi process-group=many application-group=%{GLOBAL}
+WSGIScriptAlias /body-emb {apps}/body_block.wsgi
+WSGIScriptAlias /body-daemon {apps}/body_block.wsgi process-group=many
 """
 
 
@@ -48,6 +51,40 @@ def test_malloc_arena_max_set_by_the_admin_wins(rwsgi_path, path):
     srv = start_server(rwsgi_path, CONFIG, name="arenas-admin", env={"MALLOC_ARENA_MAX": "1"})
     try:
         assert heaps_under_load(srv, path) == {1}
+    finally:
+        srv.stop()
+
+
+def body_blocks(srv, path):
+    """Where each of a few 1 MiB request bodies was allocated ("arena" or "mmap")."""
+    body = b"x" * (1 << 20)
+    seen = set()
+    for _ in range(4):
+        r = srv.request("POST", path, body=body)
+        assert r.status == 200, srv.error_log()[-2000:]
+        where, n = r.body.decode().split()
+        assert int(n) == len(body)
+        seen.add(where)
+    return seen
+
+
+@pytest.mark.rwsgi_specific("mod_wsgi leaves glibc's default: bodies above 128 KiB are mmapped")
+@pytest.mark.parametrize("path", ["/body-emb", "/body-daemon"])
+def test_request_bodies_come_from_the_arenas(rwsgi_path, path):
+    """A 1 MiB body mmapped and unmapped on every request faulted in 256 fresh pages."""
+    srv = start_server(rwsgi_path, CONFIG, name="body-blocks")
+    try:
+        assert body_blocks(srv, path) == {"arena"}
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("path", ["/body-emb", "/body-daemon"])
+def test_a_malloc_threshold_set_by_the_admin_wins(rwsgi_path, path):
+    srv = start_server(rwsgi_path, CONFIG, name="body-blocks-admin",
+                       env={"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)})
+    try:
+        assert body_blocks(srv, path) == {"mmap"}
     finally:
         srv.stop()
 

@@ -103,31 +103,6 @@ pub fn set_cpu_priority(n: i32) -> std::io::Result<()> {
     }
 }
 
-/// The malloc tuning of a daemon process (our own process: no other module shares it), unless
-/// the admin set glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_. With glibc's
-/// defaults each request thread's arena grew and was trimmed back around every request with a
-/// 1 MiB body (fresh pages faulted in each time: ~400 page faults and ~30 % of the CPU of a
-/// request reading its body in 8 KiB pieces); blocks up to 2 MiB now come from the arenas and
-/// up to 4 MiB of free space stays in each, and there are fewer arenas (unless the admin set
-/// MALLOC_ARENA_MAX).
-pub fn tune_malloc() {
-    let set_by_admin = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
-    if set_by_admin {
-        return;
-    }
-    // SAFETY: mallopt only changes allocator parameters; called before any thread but this
-    // one exists in the process.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 << 20);
-    }
-    // Two arenas per core kept the same CPU per request and ~15 % less memory (1 MiB bodies:
-    // 180 -> 156 MiB PSS; hello 50 -> 42).
-    rwsgi_core::malloc::cap_arenas();
-}
-
 /// Gives the free pages inside malloc's arenas back to the system (`worker::heap` says when).
 pub fn trim_heap() {
     // SAFETY: malloc_trim takes each arena's lock itself; any thread may call it at any time.

@@ -1,6 +1,6 @@
 //! Freed heap given back to the system while a daemon process runs.
 //!
-//! [`tune_malloc`](super::super::sys::tune_malloc) keeps blocks up to 2 MiB in malloc's arenas
+//! [`tune`](rwsgi_core::malloc::tune) keeps blocks up to 2 MiB in malloc's arenas
 //! (so a 1 MiB body does not fault in fresh pages on every request) and all request threads
 //! share a few arenas; glibc then only gives back free space at the top of an arena, and what
 //! is freed below a block still in use stays resident. Measured after Django's 1 MiB uploads

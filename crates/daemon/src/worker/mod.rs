@@ -75,7 +75,7 @@ fn read_spec() -> Result<WorkerSpec, String> {
 /// The daemon program's `main`.
 pub fn program_main() -> ! {
     let slot = status::take_slot();
-    super::sys::tune_malloc();
+    rwsgi_core::malloc::tune();
     rwsgi_core::guard::set_reporter(|m| log(Level::Crit, m));
     let spec = match read_spec() {
         Ok(s) => s,

@@ -138,6 +138,8 @@ pub fn python() -> Result<(), String> {
     if s.python_ready {
         return Ok(());
     }
+    // This child now reads request bodies into Python: their blocks stay in malloc's arenas.
+    rwsgi_core::malloc::tune();
     wsgi::transport::set_server_logger(log::server);
     if s.python.server_metrics == Some(true) {
         wsgi::set_scoreboard(rwsgi_apache::scoreboard::read);
