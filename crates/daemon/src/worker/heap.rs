@@ -17,7 +17,8 @@
 //! use once the collector had run. So a process trims when it went idle after serving, or when
 //! its free heap is more than twice what is in use and what is in use has halved since the
 //! last trim (memory given back counts as free until reused: without that, every look would
-//! trim again); a steady load keeps its pages.
+//! trim again); a steady load keeps its pages. The pymalloc arenas kept for reuse
+//! (`rwsgi_python::ffi::arenas`) go back when the process is idle.
 
 use super::super::sys::{HeapUsage, heap_usage, trim_heap};
 use std::time::{Duration, Instant};
@@ -59,6 +60,13 @@ impl HeapTrim {
             trim_heap();
             self.trimmed(served);
         }
+        if self.idle(now) {
+            rwsgi_python::ffi::arenas::release_kept();
+        }
+    }
+
+    fn idle(&self, now: Instant) -> bool {
+        now.duration_since(self.unchanged_since) >= IDLE
     }
 
     fn trimmed(&mut self, served: u64) {
@@ -81,7 +89,7 @@ impl HeapTrim {
         if u.free < WORTH_TRIMMING {
             return false;
         }
-        let idle = now.duration_since(self.unchanged_since) >= IDLE;
+        let idle = self.idle(now);
         let shrunk = u.free / 2 > u.in_use && self.peak / 2 >= u.in_use;
         idle || shrunk
     }

@@ -127,6 +127,7 @@ pub fn initialize(
 
 /// Py_InitializeFromConfig with the WSGIPython* settings.
 fn start_python(cfg: &InitConfig) -> Result<(), String> {
+    super::arenas::install();
     // SAFETY: PyConfig is initialised by PyConfig_InitPythonConfig before any field is used,
     // strings are copied by the PyConfig_Set* functions, and it is cleared afterwards.
     unsafe {
