@@ -46,8 +46,9 @@ pub fn release_kept() {
     }
 }
 
-/// How many arenas are kept now (for tests and the status page).
-pub fn kept() -> usize {
+/// How many arenas are kept now.
+#[cfg(test)]
+fn kept() -> usize {
     KEPT.iter()
         .filter(|s| !s.load(Ordering::Relaxed).is_null())
         .count()
