@@ -4,10 +4,11 @@
 //! Python unmaps an arena as soon as its last object is freed and maps a fresh one when it
 //! needs room again. A request that makes many small objects (a 1 MiB body read as 16,384
 //! lines: ~1.7 MiB of 104-byte blocks) filled two arenas, gave them back as it ended, and the
-//! next request faulted every page of two new ones in again: 149-187 page faults per request
-//! in a daemon process, 0.3 in mod_wsgi's (whose daemon threads, more of them in Python at
-//! once, seldom empty an arena). Kept arenas are resident memory: at most [`KEEP`] per
-//! process, given back by [`release_kept`] when the process goes idle.
+//! next request faulted every page of two new ones in again: 259-330 page faults per request
+//! embedded and 171-187 in a daemon process, against mod_wsgi's 84-115 and 0.3-52 (more of
+//! its threads are in Python at once, so an arena empties less often). Kept arenas are
+//! resident memory: at most [`KEEP`] per process, given back by [`release_kept`] when the
+//! process goes idle.
 
 use std::ffi::c_void;
 use std::ptr::null_mut;
