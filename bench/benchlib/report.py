@@ -1,18 +1,14 @@
 """The markdown report, built only from the run's records (so `--report-from` rebuilds the
 same text from a .jsonl): header with machine and configuration, skips and failures, the
-rwsgi ÷ mod_wsgi summary, throughput/latency and server-cost tables, startup, the distinct
+rwsgi ÷ mod_wsgi summary, issue 10's targets (targets.py), throughput/latency and server-cost tables, startup, the distinct
 error-log lines, and the footnotes on how the figures were obtained. One function per section."""
 
-import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 
 from .common import CONFIG_TEXT, CONNECTIONS, VARIANTS, WORKLOAD_TEXT, WORKLOADS, WRK_THREADS
 from .errlog import BENIGN_LOG
-
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
+from .results import Results, above_static, med
+from .targets import targets_table
 
 
 def fnum(x, kind):
@@ -52,33 +48,6 @@ def ratio_cell(num, den):
     if len(pairs) > 1:
         s += f" ({min(pairs):.2f}–{max(pairs):.2f})"
     return s
-
-
-class Results:
-    """The records of one run, indexed the way the tables read them."""
-
-    def __init__(self, records):
-        self.records = records
-        self.meta = next((r for r in records if r["kind"] == "meta"), {})
-        self.end = next((r for r in records if r["kind"] == "end"), {})
-        self.load = [r for r in records if r["kind"] == "load"]
-        self.data = defaultdict(dict)  # (variant, workload) -> {rep: record}
-        for r in self.load:
-            self.data[(r["variant"], r["workload"])][r["rep"]] = r
-        self.startup = defaultdict(dict)
-        for r in records:
-            if r["kind"] == "startup":
-                self.startup[r["variant"]][r["rep"]] = r["ms"]
-        variants = [v for v in self.meta.get("variants", VARIANTS) if v in VARIANTS]
-        self.workloads = self.meta.get("workloads", list(WORKLOADS))
-        self.present = [v for v in variants
-                        if any((v, w) in self.data for w in self.workloads) or v in self.startup]
-
-    def series(self, v, w, key):
-        return {rep: rec.get(key) for rep, rec in self.data.get((v, w), {}).items()}
-
-    def of_kind(self, kind):
-        return [r for r in self.records if r["kind"] == kind]
 
 
 def header(res, argv_text):
@@ -258,21 +227,6 @@ def budget_table(res):
     return out
 
 
-def above_static(res, v, w):
-    """Median task-clock µs/req of (v, w) minus static Apache's on the same bytes, or None."""
-    if v is None or (v, w) not in res.data:
-        return None
-    mine = [r.get("perf_task_us") for r in res.data[(v, w)].values()]
-    mine = [x for x in mine if x is not None]
-    if not mine:
-        return None
-    if ("static", w) not in res.data:
-        return None
-    base = [r.get("perf_task_us") for r in res.data[("static", w)].values()]
-    base = [x for x in base if x is not None]
-    return med(mine) - med(base) if base else None
-
-
 def startup_table(res):
     startup = res.startup
     if not startup:
@@ -326,7 +280,7 @@ def footnotes(res):
 
 def build_report(records, argv_text):
     res = Results(records)
-    out = header(res, argv_text) + skips_and_failures(res) + summary(res)
+    out = header(res, argv_text) + skips_and_failures(res) + summary(res) + targets_table(res)
     if not res.load:
         out += ["No load measurement completed.", ""]
     else:
