@@ -384,7 +384,11 @@ _STOPPERS: "list[threading.Thread]" = []
 
 def start_server(module_path, config: str = "", **kw) -> "ApacheServer":
     """Create and start a server; on failure nothing is left running."""
-    srv = ApacheServer(module_path, config=config, **kw)
+    return started(ApacheServer(module_path, config=config, **kw))
+
+
+def started(srv: "ApacheServer") -> "ApacheServer":
+    """Starts a server its caller made (and put files in); on failure nothing is left running."""
     try:
         srv.start()
     except BaseException:

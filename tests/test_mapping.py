@@ -51,7 +51,7 @@ WSGIScriptAlias / {apps}/environ.wsgi
 
 @pytest.fixture(scope="module", params=MODES)
 def srv(request, rwsgi_path):
-    from harness import ApacheServer
+    from harness import ApacheServer, started
 
     s = ApacheServer(rwsgi_path, config=in_mode(CONFIG, request.param), name=f"mapping-{request.param}")
     for d in ("cgi", "noexec", "sh"):
@@ -60,11 +60,7 @@ def srv(request, rwsgi_path):
             shutil.copy(s.apps / f, s.root / d / f)
             os.chmod(s.root / d / f, 0o644)
         os.chmod(s.root / d, 0o755)
-    try:
-        s.start()
-    except BaseException:
-        s.stop()
-        raise
+    started(s)
     s.mode = request.param
     yield s
     s.stop(wait=False)
@@ -214,3 +210,63 @@ def test_authorization_hidden_by_default(srv):
 def test_proxy_header_never_exposed(srv):
     env = srv.get("/env", headers={"Proxy": "http://evil.invalid/"}).json()
     assert "HTTP_PROXY" not in env
+
+
+# --------------------------------------------------------------------------
+# A WSGIScriptAlias to a file maps the rest of the URL to path info itself (Apache's walk
+# then stats the script once instead of every directory above it). What the walk decides
+# must not change: a script that goes away, becomes a directory, or sits behind a symbolic
+# link that Options forbid (the mapping happens in the Apache child whatever the mode).
+
+WALK = r"""
+WSGIScriptAlias /t {root}/t/app.wsgi
+WSGIScriptAlias /sym {root}/link/app.wsgi
+# the directory that holds the link decides
+<Directory {root}>
+    Options -FollowSymLinks
+</Directory>
+"""
+
+
+@pytest.fixture
+def walk_srv(rwsgi_path):
+    from harness import ApacheServer, started
+
+    s = ApacheServer(rwsgi_path, config=WALK, name="mapping-walk")
+    for d in ("t", "real"):
+        os.makedirs(s.root / d)
+        shutil.copy(s.apps / "environ.wsgi", s.root / d / "app.wsgi")
+        os.chmod(s.root / d / "app.wsgi", 0o644)
+        os.chmod(s.root / d, 0o755)
+    os.symlink(s.root / "real", s.root / "link")
+    yield started(s)
+    s.stop(wait=False)
+
+
+def test_a_file_target_keeps_its_path_info_when_it_goes_away_or_becomes_a_directory(walk_srv):
+    s = walk_srv
+    env = s.get("/t/p/q").json()
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/t", "/p/q")
+    assert env["SCRIPT_FILENAME"] == str(s.root / "t" / "app.wsgi")
+
+    os.unlink(s.root / "t" / "app.wsgi")
+    mark = s.log_mark()
+    assert s.get("/t/p/q").status == 404
+    s.wait_for_log(f"Target WSGI script not found or unable to stat: {s.root}/t/app.wsgi", since=mark)
+
+    # now a directory: the walk looks inside it, as for an alias to a directory
+    os.makedirs(s.root / "t" / "app.wsgi")
+    shutil.copy(s.apps / "environ.wsgi", s.root / "t" / "app.wsgi" / "p")
+    os.chmod(s.root / "t" / "app.wsgi", 0o755)
+    os.chmod(s.root / "t" / "app.wsgi" / "p", 0o644)
+    r = s.get("/t/p/q")
+    assert r.status == 200, (r, s.error_log()[-2000:])
+    env = r.json()
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/t/p", "/q")
+    assert env["SCRIPT_FILENAME"] == str(s.root / "t" / "app.wsgi" / "p")
+
+
+def test_a_file_target_behind_a_forbidden_symlink_is_still_refused(walk_srv):
+    mark = walk_srv.log_mark()
+    assert walk_srv.get("/sym/x").status == 403
+    walk_srv.wait_for_log("Symbolic link not allowed", since=mark)

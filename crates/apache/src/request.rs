@@ -218,6 +218,34 @@ impl<'r> Request<'r> {
         // SAFETY: the request is live and the string is pool-allocated.
         unsafe { (*self.raw()).filename = p.cast_mut() };
     }
+    /// Maps the request to the file `target` with `rest` (the URL after what mapped to it,
+    /// starting with a `/`) as path info, if `target` is a regular file now; false (nothing
+    /// changed) otherwise. The stat goes where Apache's directory walk looks first
+    /// (`r->finfo`), so the walk stats nothing more: with `rest` appended to the filename
+    /// instead, its first stat fails (ENOTDIR) and it looks up every directory from `/` down
+    /// to the target. Symbolic-link checks (`Options` without FollowSymLinks) still look at
+    /// every directory.
+    pub fn map_to_file(&self, target: &str, rest: &str) -> bool {
+        let r = self.raw();
+        let f = self.pjoin(&[target.as_bytes()]);
+        // SAFETY: the request is live and owned by this thread (translate_name); the filename
+        // and path info are pool-allocated; dirwalk_stat fills r->finfo from the request pool,
+        // as the walk's own stat would.
+        unsafe {
+            let old = (*r).filename;
+            (*r).filename = f.cast_mut();
+            let found = b::ap_run_dirwalk_stat(&raw mut (*r).finfo, r, b::APR_FINFO_MIN);
+            if found == b::APR_SUCCESS as b::apr_status_t
+                && (*r).finfo.filetype == b::apr_filetype_e_APR_REG
+            {
+                (*r).path_info = self.pjoin(&[rest.as_bytes()]).cast_mut();
+                return true;
+            }
+            (*r).finfo.filetype = b::apr_filetype_e_APR_NOFILE;
+            (*r).filename = old;
+        }
+        false
+    }
     pub fn set_handler(&self, h: &'static CStr) {
         // SAFETY: as above; a static string outlives the request.
         unsafe { (*self.raw()).handler = h.as_ptr() };

@@ -22,14 +22,12 @@ pub fn translate_name(req: Request<'_>) -> Handled {
     for (i, a) in conf.config.aliases.iter().enumerate() {
         match (&a.pattern, conf.regexes.get(i).and_then(|x| x.as_ref())) {
             (AliasPattern::Prefix(p), _) => match alias::prefix_match(&uri, p) {
-                Some(_) if p == "/" => req.set_filename_joined(&a.target, &uri),
-                Some(n) => req.set_filename_joined(&a.target, &uri[n..]),
+                Some(_) if p == "/" => map_to(&req, &a.target, &uri),
+                Some(n) => map_to(&req, &a.target, &uri[n..]),
                 None => continue,
             },
             (AliasPattern::Regex(_), Some(re)) => match re.matches(&uri) {
-                Some((end, groups)) => {
-                    req.set_filename_joined(&substitute(&a.target, &groups), &uri[end..])
-                }
+                Some((end, groups)) => map_to(&req, &substitute(&a.target, &groups), &uri[end..]),
                 None => continue,
             },
             (AliasPattern::Regex(_), None) => continue,
@@ -55,6 +53,18 @@ pub fn translate_name(req: Request<'_>) -> Handled {
 }
 
 /// `$0`..`$9` substitution as ap_pregsub does (`\$` escapes a dollar).
+/// Maps the request to `target` with `rest`, the URL after what matched. A target that is a
+/// file takes `rest` as path info and its stat is the directory walk's (one system call where
+/// the walk would make six for a script four directories deep); anything else gets `rest`
+/// appended to the filename (what mod_wsgi does) for Apache's walk to sort out: a directory
+/// of scripts, a target with more path after the script (`WSGIScriptAliasMatch ^/(a|b)
+/// /srv/app.wsgi/$1`), a missing script.
+fn map_to(req: &Request<'_>, target: &str, rest: &str) {
+    if !(rest.starts_with('/') && req.map_to_file(target, rest)) {
+        req.set_filename_joined(target, rest);
+    }
+}
+
 fn substitute(target: &str, groups: &[Option<String>]) -> String {
     let mut out = String::new();
     let mut it = target.chars().peekable();
