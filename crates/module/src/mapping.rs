@@ -52,7 +52,6 @@ pub fn translate_name(req: Request<'_>) -> Handled {
     Handled::Declined
 }
 
-/// `$0`..`$9` substitution as ap_pregsub does (`\$` escapes a dollar).
 /// Maps the request to `target` with `rest`, the URL after what matched. A target that is a
 /// file takes `rest` as path info and its stat is the directory walk's (one system call where
 /// the walk would make six for a script four directories deep); anything else gets `rest`
@@ -65,6 +64,7 @@ fn map_to(req: &Request<'_>, target: &str, rest: &str) {
     }
 }
 
+/// `$0`..`$9` substitution as ap_pregsub does (`\$` escapes a dollar).
 fn substitute(target: &str, groups: &[Option<String>]) -> String {
     let mut out = String::new();
     let mut it = target.chars().peekable();
