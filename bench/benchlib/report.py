@@ -1,11 +1,12 @@
 """The markdown report, built only from the run's records (so `--report-from` rebuilds the
 same text from a .jsonl): header with machine and configuration, skips and failures, the
-rwsgi ÷ mod_wsgi summary, issue 10's targets (targets.py), throughput/latency and server-cost tables, startup, the distinct
-error-log lines, and the footnotes on how the figures were obtained. One function per section."""
+rwsgi ÷ mod_wsgi summary, issue 10's targets (targets.py), throughput/latency and server-cost
+tables, startup, the distinct error-log lines, and the footnotes on how the figures were
+obtained. One function per section."""
 
 from collections import Counter
 
-from .common import CONFIG_TEXT, CONNECTIONS, VARIANTS, WORKLOAD_TEXT, WORKLOADS, WRK_THREADS
+from .common import CONFIG_TEXT, CONNECTIONS, VARIANTS, WORKLOAD_TEXT, WRK_THREADS
 from .errlog import BENIGN_LOG
 from .results import Results, above_static, med
 from .targets import targets_table
