@@ -21,6 +21,18 @@ RWSGI = REPO_DIR / "target" / "release" / "rwsgi"
 pytestmark = pytest.mark.skipif(harness.testing_modwsgi(), reason="the rwsgi command is rwsgi's own")
 
 
+@pytest.fixture(autouse=True)
+def no_server_root_left():
+    """`rwsgi serve` keeps its server root, /tmp/rwsgi-<port>-<uid>, after it stops (its logs
+    are there, as mod_wsgi-express keeps its own); a test's random port must not leave one."""
+    def roots():
+        return set(Path("/tmp").glob(f"rwsgi-*-{os.getuid()}"))
+    before = roots()
+    yield
+    for d in roots() - before:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def appdir():
     d = Path(tempfile.mkdtemp(prefix="rwsgi-cli-"))
