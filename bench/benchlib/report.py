@@ -8,7 +8,7 @@ from collections import Counter
 
 from .common import CONFIG_TEXT, CONNECTIONS, VARIANTS, WORKLOAD_TEXT, WRK_THREADS
 from .errlog import BENIGN_LOG
-from .results import Results, above_static, med
+from .results import Results, above_static, med, paired
 from .targets import targets_table
 
 
@@ -41,11 +41,11 @@ def cell(xs, kind):
 
 def ratio_cell(num, den):
     """num, den: {rep: value}. median/median, with the range of the per-rep paired ratios."""
-    mn, md = med(num.values()), med(den.values())
-    if mn is None or not md:
+    r = paired(num, den)
+    if r is None:
         return "-"
-    pairs = [num[r] / den[r] for r in num if r in den and den[r] and num[r] is not None]
-    s = f"**{mn / md:.2f}**"
+    mid, pairs = r
+    s = f"**{mid:.2f}**"
     if len(pairs) > 1:
         s += f" ({min(pairs):.2f}–{max(pairs):.2f})"
     return s

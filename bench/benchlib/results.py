@@ -12,6 +12,15 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def paired(num, den, mid=None):
+    """num, den: {rep: value}. (median ratio, [per-rep ratios]) or None; `mid` overrides the
+    median's numerator and denominator (a caller that derives them differently)."""
+    mn, md = mid if mid else (med(num.values()), med(den.values()))
+    if mn is None or not md:
+        return None
+    return mn / md, [num[r] / den[r] for r in num if den.get(r) and num[r] is not None]
+
+
 class Results:
     """The records of one run, indexed the way the tables read them."""
 

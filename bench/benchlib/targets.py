@@ -4,7 +4,7 @@ perf task-clock above static Apache ÷ mod_wsgi's), shown with the range of the 
 ratios, and held or missed by the median ratio. A target whose variants or workloads the run
 did not measure is left out; the memory-growth target is bench/soak's."""
 
-from .results import above_static, med
+from .results import above_static, paired
 
 BODY = ("echo-read", "echo-8k", "echo-64k", "echo-256k", "echo-1m", "echo-lines", "echo-iter",
         "upload-werkzeug", "upload-django")
@@ -54,15 +54,14 @@ def ratio(res, v, den, w, metric):
     """(median ratio, lowest and highest per-repetition ratio) of v over den on w, or None."""
     if metric == ABOVE_STATIC:
         # as the budget table computes it: median minus static's median, each side
-        num, ref = _above(res, v, w), _above(res, den, w)
-        mn, md = above_static(res, v, w), above_static(res, den, w)
+        mid = above_static(res, v, w), above_static(res, den, w)
+        r = paired(_above(res, v, w), _above(res, den, w), mid)
     else:
-        num, ref = res.series(v, w, metric), res.series(den, w, metric)
-        mn, md = med(num.values()), med(ref.values())
-    if mn is None or not md:
+        r = paired(res.series(v, w, metric), res.series(den, w, metric))
+    if r is None:
         return None
-    pairs = [num[r] / ref[r] for r in num if ref.get(r) and num[r] is not None]
-    return mn / md, min(pairs, default=mn / md), max(pairs, default=mn / md)
+    m, pairs = r
+    return m, min(pairs, default=m), max(pairs, default=m)
 
 
 def judge(res, target):
